@@ -1,7 +1,7 @@
 """Locate the control-plane binaries.
 
-Why: developers may already have envtest assets (setup-envtest) or their own builds, and CI has the
-cache produced by ``tools/controlplane/build.sh``.  Resolution order for each binary, first hit wins:
+Why: developers may already have envtest assets (setup-envtest) or their own builds, and CI has
+the cache produced by ``tools/controlplane/build.sh``.  Resolution order per binary (first wins):
 
 1. ``ITL_<NAME>_BIN`` (e.g. ``ITL_KUBE_APISERVER_BIN``) — explicit per-binary override;
 2. ``TEST_ASSET_<NAME>`` — the controller-runtime envtest convention;
@@ -109,7 +109,7 @@ class Binaries:
 
 
 def discover(names: tuple[str, ...] = (*FULL, "helm")) -> Binaries:
-    """Resolve every name in *names*; missing ones are recorded, not raised (see Binaries.require)."""
+    """Resolve every name in *names*; missing ones are recorded, not raised (see ``require``)."""
     found = Binaries(cache_dir=cache_bin_dir())
     assets = os.environ.get("KUBEBUILDER_ASSETS")
     for name in names:

@@ -25,7 +25,7 @@ def _exports(cluster: Cluster) -> str:
     lines = [f"export KUBECONFIG={shlex.quote(str(cluster.kubeconfig))}"]
     if cluster.bin_dir:
         lines.append(f"export ITL_K8S_BIN_DIR={shlex.quote(str(cluster.bin_dir))}")
-        lines.append(f"export PATH={shlex.quote(str(cluster.bin_dir))}:\"$PATH\"")
+        lines.append(f'export PATH={shlex.quote(str(cluster.bin_dir))}:"$PATH"')
     return "\n".join(lines)
 
 
@@ -101,9 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("env", help="print shell exports for the running cluster").set_defaults(
         func=cmd_env
     )
-    sub.add_parser("status", help="show components and their memory").set_defaults(
-        func=cmd_status
-    )
+    sub.add_parser("status", help="show components and their memory").set_defaults(func=cmd_status)
     args = parser.parse_args(argv)
     code: int = args.func(args)
     return code

@@ -29,8 +29,9 @@ class Cluster:
     Attributes:
         kubeconfig: admin kubeconfig path (JSON, credentials inlined).
         server: API server URL, e.g. ``https://127.0.0.1:41234``.
-        bin_dir: directory of the control-plane binaries (None for an existing cluster without them).
-        mode: ``full`` (controllers + kwok node), ``apiserver`` (etcd + apiserver only) or ``existing``.
+        bin_dir: directory of the control-plane binaries (None if unknown, e.g. existing cluster).
+        mode: ``full`` (controllers + kwok node), ``apiserver`` (etcd + apiserver only) or
+            ``existing``.
         run_dir: scratch directory of this run (token kubeconfigs, helm state, logs).
     """
 
@@ -135,7 +136,9 @@ class Cluster:
         meta: dict[str, Any] = {"name": name}
         if labels:
             meta["labels"] = dict(labels)
-        self.api.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": meta})
+        self.api.post(
+            "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
+        )
         if self.has_controllers:
             wait_until(
                 lambda: self.api.get_or_none(f"/api/v1/namespaces/{name}/serviceaccounts/default"),
@@ -147,7 +150,9 @@ class Cluster:
     def create_service_account(self, namespace: str, name: str) -> dict[str, Any]:
         """Create a ServiceAccount and return the object."""
         body = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}}
-        result: dict[str, Any] = self.api.post(f"/api/v1/namespaces/{namespace}/serviceaccounts", body)
+        result: dict[str, Any] = self.api.post(
+            f"/api/v1/namespaces/{namespace}/serviceaccounts", body
+        )
         return result
 
     def create_token(

@@ -70,8 +70,9 @@ def etcd(binary: Path, lay: Layout) -> list[str]:
 def kube_apiserver(binary: Path, lay: Layout, *, with_controllers: bool) -> list[str]:
     """API server with RBAC, client-cert auth, SA token signing and default admission plugins.
 
-    Without kube-controller-manager nothing creates the ``default`` ServiceAccount, so (like envtest)
-    the ServiceAccount admission plugin is disabled in apiserver-only mode; PodSecurity stays on.
+    Without kube-controller-manager nothing creates the ``default`` ServiceAccount, so (like
+    envtest) the ServiceAccount admission plugin is disabled in apiserver-only mode; PodSecurity
+    stays on.
     """
     p = lay.pki
     argv = [
@@ -90,7 +91,7 @@ def kube_apiserver(binary: Path, lay: Layout, *, with_controllers: bool) -> list
         f"--service-account-issuer={SA_ISSUER}",
         f"--service-account-key-file={p.sa_pub}",
         f"--service-account-signing-key-file={p.sa_key}",
-        # Loopback endpoints for the `kubernetes` Service are rejected; nothing in-cluster needs them.
+        # Loopback endpoints for the `kubernetes` Service are rejected; nothing here needs them.
         "--endpoint-reconciler-type=none",
         "--profiling=false",
         "--v=1",
@@ -149,7 +150,7 @@ def kwok(binary: Path, lay: Layout, stages: Path) -> list[str]:
 
 
 def fake_node(name: str) -> dict[str, object]:
-    """A Node kwok will manage.  No kwok taint: workloads under test must schedule without tolerations."""
+    """A Node kwok will manage; no kwok taint, so workloads schedule without tolerations."""
     return {
         "apiVersion": "v1",
         "kind": "Node",

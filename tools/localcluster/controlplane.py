@@ -152,11 +152,17 @@ class LocalCluster:
             sched = self._spawn(
                 "kube-scheduler", components.kube_scheduler(b.get("kube-scheduler"), lay)
             )
-            self._wait(kcm, lambda: _healthz_ok(lay.kcm_port), timeout, "controller-manager /healthz")
-            self._wait(sched, lambda: _healthz_ok(lay.scheduler_port), timeout, "scheduler /healthz")
+            self._wait(
+                kcm, lambda: _healthz_ok(lay.kcm_port), timeout, "controller-manager /healthz"
+            )
+            self._wait(
+                sched, lambda: _healthz_ok(lay.scheduler_port), timeout, "scheduler /healthz"
+            )
             api.post("/api/v1/nodes", components.fake_node(NODE_NAME))
             kwok = self._spawn("kwok", components.kwok(b.get("kwok"), lay, stages))
-            self._wait(kwok, lambda: _node_ready(api, NODE_NAME), timeout, f"node {NODE_NAME} Ready")
+            self._wait(
+                kwok, lambda: _node_ready(api, NODE_NAME), timeout, f"node {NODE_NAME} Ready"
+            )
             # KCM's serviceaccount controller must have run before Pods can be admitted.
             self._wait(
                 kcm,
@@ -176,7 +182,7 @@ class LocalCluster:
         )
 
     def stop(self, remove: bool | None = None) -> None:
-        """Stop components in reverse start order (kwok first, etcd last); optionally remove files."""
+        """Stop components in reverse start order (kwok first, etcd last); maybe remove files."""
         for comp in reversed(self.components):
             process.stop(comp, marker=str(self.run_dir))
         self.components.clear()
@@ -193,9 +199,7 @@ class LocalCluster:
         self.components.append(comp)
         return comp
 
-    def _wait(
-        self, comp: process.Component, check: object, timeout: float, what: str
-    ) -> None:
+    def _wait(self, comp: process.Component, check: object, timeout: float, what: str) -> None:
         """Poll *check* while making sure *comp* (and everything before it) is still running."""
         assert callable(check)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 
 class ClusterUnavailable(RuntimeError):
-    """The control plane cannot be provided: binaries missing, a component failed, a guard refused."""
+    """No control plane: binaries missing, a component failed, or a guard refused."""
 
 
 class ComponentFailed(ClusterUnavailable):

@@ -2,13 +2,13 @@
 
 Two sources, both opt-in by design:
 
-* ``USE_EXISTING_CLUSTER=true`` (the envtest convention): the current kubeconfig context.  Tests
-  create and delete objects, so the context name must look like a disposable test cluster
-  (``kind-*``, ``kwok-*``, ``k3d-*``, ``*-test*``, ``test-*``, ``envtest*``, ``itl-localcluster*``) or
-  be listed in ``ITL_ALLOW_CONTEXT`` (comma-separated exact names).  Anything else is refused: a typo
-  in KUBECONFIG must never let a test suite loose on a production context.
-* the cluster started by ``python -m localcluster up`` (``make cluster-up``), found through its state
-  file; reused only while all its processes run and ``/readyz`` answers.
+* ``USE_EXISTING_CLUSTER=true`` (the envtest convention): the current kubeconfig context.
+  Tests create and delete objects, so the context name must look like a disposable test cluster
+  (``kind-*``, ``kwok-*``, ``k3d-*``, ``*-test*``, ``test-*``, ``envtest*``,
+  ``itl-localcluster*``) or be listed in ``ITL_ALLOW_CONTEXT`` (comma-separated exact names).
+  Anything else is refused: a typo in KUBECONFIG must never let tests loose on production.
+* the cluster started by ``python -m localcluster up`` (``make cluster-up``), found through its
+  state file; reused only while all its processes run and ``/readyz`` answers.
 """
 
 from __future__ import annotations
@@ -75,13 +75,16 @@ def existing_cluster(binaries: Binaries | None = None) -> Cluster:
             timeout=30,
         ).stdout
     except subprocess.CalledProcessError as exc:
-        raise ClusterUnavailable(f"cannot read the current kubeconfig context: {exc.stderr}") from exc
+        raise ClusterUnavailable(
+            f"cannot read the current kubeconfig context: {exc.stderr}"
+        ) from exc
     doc = json.loads(out)
     context = doc.get("current-context") or ""
     if not context_allowed(context):
         raise ClusterUnavailable(
             f"USE_EXISTING_CLUSTER=true refuses context {context!r}: it does not look like a test "
-            f"cluster (patterns {', '.join(TEST_CONTEXT_PATTERNS)}); set ITL_ALLOW_CONTEXT={context} "
+            f"cluster (patterns {', '.join(TEST_CONTEXT_PATTERNS)}); "
+            f"set ITL_ALLOW_CONTEXT={context} "
             "to allow it explicitly"
         )
     run_dir = Path(tempfile.mkdtemp(prefix="itl-existing-"))
@@ -97,7 +100,9 @@ def existing_cluster(binaries: Binaries | None = None) -> Cluster:
     )
 
 
-def recorded_cluster(run_dir: Path | None = None, binaries: Binaries | None = None) -> Cluster | None:
+def recorded_cluster(
+    run_dir: Path | None = None, binaries: Binaries | None = None
+) -> Cluster | None:
     """The healthy CLI-started cluster recorded in *run_dir*, or None."""
     run_dir = run_dir or state.default_run_dir()
     data = state.read(run_dir)

@@ -1,8 +1,8 @@
 """Write and read kubeconfig files without a YAML library.
 
-Why JSON: JSON is valid YAML, so kubectl, helm, client-go and Kopf's ``login_with_kubeconfig`` (which
-uses ``yaml.safe_load``) all read these files, and the harness stays stdlib-only.  Credentials are
-inlined (``*-data``) so the file stays valid if the PKI directory moves.
+Why JSON: JSON is valid YAML, so kubectl, helm, client-go and Kopf's ``login_with_kubeconfig``
+(which uses ``yaml.safe_load``) all read these files, and the harness stays stdlib-only.
+Credentials are inlined (``*-data``) so the file stays valid if the PKI directory moves.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ def build(
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": name, "cluster": {"server": server, "certificate-authority-data": ca_data}}],
+        "clusters": [
+            {"name": name, "cluster": {"server": server, "certificate-authority-data": ca_data}}
+        ],
         "users": [{"name": name, "user": user}],
         "contexts": [{"name": name, "context": context}],
         "current-context": name,
@@ -92,7 +94,10 @@ def credentials(doc: dict[str, Any], base: Path = Path()) -> Credentials:
     auth-provider plugins are not supported (use ``kubectl`` for such clusters).
     """
     ctx_name = doc.get("current-context") or ""
-    by_name = {k: {e["name"]: e.get(k[:-1], {}) for e in doc.get(k) or []} for k in ("contexts", "clusters", "users")}
+    by_name = {
+        k: {e["name"]: e.get(k[:-1], {}) for e in doc.get(k) or []}
+        for k in ("contexts", "clusters", "users")
+    }
     ctx = by_name["contexts"].get(ctx_name)
     if ctx is None:
         raise ValueError(f"kubeconfig has no context {ctx_name!r}")

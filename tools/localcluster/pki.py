@@ -41,7 +41,9 @@ def _openssl(*args: str, cwd: Path) -> None:
 
 
 def _ec_key(path: Path) -> None:
-    _openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", path.name, cwd=path.parent)
+    _openssl(
+        "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", path.name, cwd=path.parent
+    )
     path.chmod(0o600)
 
 
@@ -84,7 +86,7 @@ class Pki:
         return self.dir / "sa.pub"
 
     def issue(self, name: str, subject: str, extensions: list[str]) -> tuple[Path, Path]:
-        """Sign a new cert/key pair ``<name>.crt/.key`` with the CA (used for extra client users)."""
+        """Sign a new cert/key pair ``<name>.crt/.key`` with the CA (e.g. for extra users)."""
         key, csr, crt = (self.dir / f"{name}.{ext}" for ext in ("key", "csr", "crt"))
         ext_file = self.dir / f"{name}.ext"
         _ec_key(key)
