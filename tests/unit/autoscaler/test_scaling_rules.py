@@ -1,0 +1,490 @@
+"""One test (or table) per rule of ``workerpool_operator.scaling.decide``."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from scaling_sim import hb, pods, policy, pool, step
+
+from workerpool_operator import scaling
+
+# --- the load formula ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ready", "busy", "expected"),
+    [
+        (40, {}, 10),  # KEDA docs' example shape: 40 / 4
+        (41, {}, 10),  # tolerance: 41/40 = 1.025, within 10 %
+        (45, {}, 12),  # ceil(45 / 4)
+        (0, {"a": 4, "b": 4, "c": 4}, 3),  # nothing ready, all busy: keep them
+        (8, {"a": 4, "b": 4}, 4),  # ready and in flight add up
+    ],
+)
+def test_desired_is_ceil_of_ready_plus_in_flight_over_target(
+    ready: int, busy: dict[str, int], expected: int
+) -> None:
+    obs = pool(busy, idle=10 - len(busy), ready=ready)
+    decision = step(policy(max_replicas=20), obs)
+    assert decision.recommended == expected
+
+
+def test_in_flight_comes_from_heartbeats() -> None:
+    decision = step(policy(), pool({"a": 3, "b": 1}))
+    assert decision.in_flight == 4
+    assert decision.in_flight_source == "heartbeats"
+
+
+def test_consumers_without_heartbeat_count_as_full() -> None:
+    """The AMQP prefetch bounds what a silent consumer holds: assume the worst."""
+    obs = scaling.Observation(current_replicas=3, ready_messages=0, consumers=3)
+    decision = step(policy(worker_capacity=4), obs)
+    assert decision.in_flight == 12
+    assert decision.in_flight_source == "consumers"
+    assert decision.replicas == 3
+
+
+def test_silent_consumers_and_heartbeats_mix() -> None:
+    decision = step(policy(), pool({"a": 1}, extra_consumers=2))
+    assert decision.in_flight == 1 + 2 * 4
+    assert decision.in_flight_source == "mixed"
+
+
+def test_stale_heartbeat_is_ignored() -> None:
+    p = policy(heartbeat_stale_seconds=30)
+    obs = scaling.Observation(
+        current_replicas=1, consumers=0, heartbeats=(hb("a", 4, at=0.0),), pods=pods("a")
+    )
+    assert step(p, obs, now=10).in_flight == 4
+    assert step(p, obs, now=31).in_flight == 0
+
+
+def test_draining_worker_adds_no_demand_but_is_not_removable() -> None:
+    obs = scaling.Observation(
+        current_replicas=1, consumers=0, heartbeats=(hb("a", 4, draining=True),), pods=pods("a")
+    )
+    decision = step(policy(), obs)
+    assert decision.in_flight == 0
+    assert decision.busy_pods == ("a",)
+    assert decision.replicas == 1
+
+
+def test_draining_worker_does_not_hide_a_silent_consumer() -> None:
+    """A draining worker has cancelled its consumer, so it does not explain one."""
+    obs = scaling.Observation(
+        current_replicas=2,
+        consumers=1,
+        heartbeats=(hb("a", 2, draining=True),),
+        pods=pods("a", "b"),
+    )
+    assert step(policy(), obs).in_flight == 4
+
+
+@pytest.mark.parametrize(("ready", "expected"), [(0, 2), (100, 5)])
+def test_desired_is_clamped_to_min_and_max(ready: int, expected: int) -> None:
+    decision = step(policy(min_replicas=2, max_replicas=5), pool(idle=3, ready=ready))
+    assert decision.replicas == expected
+    assert decision.scaling_limited.reason in {"TooFewReplicas", "TooManyReplicas"}
+
+
+def test_current_above_max_comes_down_to_max() -> None:
+    decision = step(policy(max_replicas=3), pool(idle=5, ready=20))
+    assert decision.replicas == 3
+
+
+# --- tolerance -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ready", "expected"),
+    [
+        (36, 5),  # 36/40 = 0.90: on the edge, hold
+        (44, 5),  # 44/40 = 1.10: on the edge, hold
+        (35, 9),  # 0.875: act (stabilization disabled here)
+        (45, 12),  # 1.125: act
+    ],
+)
+def test_tolerance_holds_small_deviations(ready: int, expected: int) -> None:
+    obs = pool(busy={}, idle=10, ready=ready)
+    obs = dataclasses.replace(obs, current_replicas=10)
+    decision = step(policy(max_replicas=20, tolerance=0.1, target_jobs_per_replica=4), obs)
+    assert decision.recommended == (10 if expected == 5 else expected)
+
+
+# --- activation and cooldown -----------------------------------------------------------
+
+
+def test_pool_at_zero_wakes_only_above_the_activation_threshold() -> None:
+    p = policy(activation_threshold=5)
+    empty = scaling.Observation(current_replicas=0, ready_messages=5)
+    assert step(p, empty).replicas == 0
+    woken = step(p, dataclasses.replace(empty, ready_messages=6))
+    assert woken.replicas == 2
+    assert woken.direction == "up"
+
+
+def test_activation_threshold_does_not_apply_once_awake() -> None:
+    p = policy(activation_threshold=5)
+    assert step(p, pool(idle=1, ready=3)).replicas == 1
+
+
+def test_scale_to_zero_waits_for_the_cooldown() -> None:
+    p = policy(cooldown_seconds=300)
+    history = step(p, pool({"a": 1}), now=0).history  # last activity at t=0
+    at_299 = step(p, pool(idle=1, at=299), history, now=299)
+    assert at_299.replicas == 1
+    assert "cooldown (1s left)" in at_299.reason
+    assert step(p, pool(idle=1, at=300), history, now=300).replicas == 0
+
+
+def test_in_flight_work_blocks_scale_to_zero_forever() -> None:
+    """KEDA's cooldown ignores unacked messages (keda #638 + #7204); ours cannot."""
+    p = policy(cooldown_seconds=10)
+    history = scaling.ScalingHistory()
+    for now in range(0, 1000, 5):
+        decision = step(p, pool({"a": 1}), history, now=now)
+        history = decision.history
+        assert decision.replicas == 1
+
+
+def test_cooldown_governs_only_the_last_step_to_zero() -> None:
+    p = policy(cooldown_seconds=300)
+    history = step(p, pool({"a": 1}), now=0).history
+    assert step(p, pool(idle=5), history, now=10).replicas == 1
+
+
+def test_first_decision_starts_the_cooldown() -> None:
+    """After an operator restart the cooldown starts again rather than being skipped."""
+    decision = step(policy(cooldown_seconds=60), pool(idle=2, at=1000), now=1000)
+    assert decision.replicas == 1
+
+
+# --- stabilization ---------------------------------------------------------------------
+
+
+def _with_windows(up: int = 0, down: int = 0) -> scaling.ScalingPolicy:
+    fast = scaling.RatePolicy(type="Pods", value=100, period_seconds=1)
+    return policy(
+        max_replicas=100,
+        scale_up=scaling.ScalingRule(stabilization_window_seconds=up, policies=(fast,)),
+        scale_down=scaling.ScalingRule(stabilization_window_seconds=down, policies=(fast,)),
+    )
+
+
+def _history(*recs: tuple[float, int], started_at: float = -10_000) -> scaling.ScalingHistory:
+    return scaling.ScalingHistory(
+        started_at=started_at,
+        last_active_at=started_at,
+        recommendations=tuple(scaling.Recommendation(at, r) for at, r in recs),
+    )
+
+
+def test_scale_down_takes_the_highest_recommendation_in_its_window() -> None:
+    p = _with_windows(down=300)
+    history = _history((-400, 20), (-200, 8), (-100, 6))
+    decision = step(p, pool(idle=10, ready=8), history, now=0)
+    assert decision.recommended == 2
+    assert decision.replicas == 8  # the 20 fell out of the window, the 8 did not
+
+
+def test_scale_up_takes_the_lowest_recommendation_in_its_window() -> None:
+    p = _with_windows(up=60)
+    history = _history((-30, 4), (-10, 9))
+    decision = step(p, pool(idle=2, ready=40), history, now=0)
+    assert decision.recommended == 10
+    assert decision.replicas == 4
+
+
+def test_scale_up_window_never_forces_a_scale_down() -> None:
+    p = _with_windows(up=60)
+    history = _history((-30, 1))
+    assert step(p, pool(idle=3, ready=40), history, now=0).replicas == 3
+
+
+def test_fresh_history_holds_the_current_count_for_one_down_window() -> None:
+    """An operator restart forgets the window; it must not read as permission to shrink."""
+    p = _with_windows(down=300)
+    first = step(p, pool(idle=6), now=0)
+    assert first.replicas == 6
+    almost = step(p, pool(idle=6, at=299), first.history, now=299)
+    assert almost.replicas == 6
+    later = step(p, pool(idle=6, at=300), almost.history, now=300)
+    assert later.replicas == 0
+
+
+def test_history_is_pruned_to_the_longest_window() -> None:
+    p = _with_windows(up=10, down=100)
+    history = scaling.ScalingHistory()
+    for now in range(0, 10_000, 5):
+        history = step(p, pool(idle=1, ready=1), history, now=now).history
+    assert len(history.recommendations) <= 100 // 5 + 1
+
+
+# --- rate policies ---------------------------------------------------------------------
+
+
+def _rates(*rates: scaling.RatePolicy, select: scaling.SelectPolicy = "Max") -> scaling.ScalingRule:
+    return scaling.ScalingRule(stabilization_window_seconds=0, select_policy=select, policies=rates)
+
+
+PODS_4 = scaling.RatePolicy(type="Pods", value=4, period_seconds=15)
+PERCENT_100 = scaling.RatePolicy(type="Percent", value=100, period_seconds=15)
+PERCENT_50 = scaling.RatePolicy(type="Percent", value=50, period_seconds=60)
+
+
+@pytest.mark.parametrize(
+    ("rule", "current", "expected"),
+    [
+        (_rates(PODS_4, PERCENT_100), 2, 6),  # Max: +4 beats +100 % of 2
+        (_rates(PODS_4, PERCENT_100), 10, 20),  # Max: +100 % beats +4
+        (_rates(PODS_4, PERCENT_100, select="Min"), 10, 14),
+        (_rates(select="Disabled"), 3, 3),
+        (_rates(PERCENT_100), 0, 1),  # any percentage of zero is zero: wake to one anyway
+        (_rates(PODS_4), 0, 4),
+    ],
+)
+def test_scale_up_rate_policies(rule: scaling.ScalingRule, current: int, expected: int) -> None:
+    p = policy(max_replicas=100, scale_up=rule)
+    obs = dataclasses.replace(pool(idle=current, ready=400), current_replicas=current)
+    assert step(p, obs).replicas == expected
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        (_rates(scaling.RatePolicy(type="Pods", value=2, period_seconds=60)), 8),
+        (_rates(PERCENT_50), 5),
+        (
+            _rates(
+                scaling.RatePolicy(type="Pods", value=2, period_seconds=60),
+                PERCENT_50,
+                select="Min",
+            ),
+            8,
+        ),
+        (_rates(select="Disabled"), 10),
+    ],
+)
+def test_scale_down_rate_policies(rule: scaling.ScalingRule, expected: int) -> None:
+    p = policy(scale_down=rule)
+    decision = step(p, pool(idle=10), _history(), now=0)
+    assert decision.replicas == expected
+
+
+def test_rate_policies_count_changes_already_made_in_the_period() -> None:
+    """HPA getReplicasChangePerPeriod: the limit is relative to the period's start."""
+    p = policy(max_replicas=100, scale_up=_rates(PODS_4))
+    history = step(p, dataclasses.replace(pool(idle=2, ready=400)), now=0).history
+    assert history.scale_events == (scaling.ScaleEvent(0, 4),)
+    at_six = dataclasses.replace(pool(idle=6, ready=400))
+    assert step(p, at_six, history, now=10).replicas == 6  # +4 already used
+    assert step(p, at_six, history, now=15).replicas == 10  # period over
+
+
+# --- drain-aware scale-down ------------------------------------------------------------
+
+
+def test_scale_down_never_removes_more_than_the_idle_workers() -> None:
+    obs = pool({"busy-a": 4, "busy-b": 1}, idle=3)
+    decision = step(policy(), obs)
+    assert decision.recommended == 2
+    assert decision.replicas == 2
+    assert set(decision.victims) == {"idle-0", "idle-1", "idle-2"}
+
+
+def test_busy_workers_are_kept_even_above_the_recommendation() -> None:
+    obs = pool({"a": 1, "b": 1, "c": 1}, idle=2)
+    decision = step(policy(target_jobs_per_replica=10), obs)
+    assert decision.recommended == 1
+    assert decision.replicas == 3
+    assert decision.scaling_limited.reason == "BusyWorkers"
+    assert set(decision.victims) == {"idle-0", "idle-1"}
+
+
+def test_deletion_costs_mark_victims_cheap_and_everything_else_expensive() -> None:
+    decision = step(policy(target_jobs_per_replica=10), pool({"a": 1, "b": 1}, idle=2))
+    costs = {c.pod: c.cost for c in decision.deletion_costs}
+    assert costs == {
+        "idle-0": scaling.IDLE_DELETION_COST,
+        "idle-1": scaling.IDLE_DELETION_COST,
+        "a": scaling.BUSY_DELETION_COST,
+        "b": scaling.BUSY_DELETION_COST,
+    }
+    assert [c.cost for c in decision.deletion_costs[:2]] == [scaling.IDLE_DELETION_COST] * 2
+
+
+def test_deletion_costs_already_in_place_are_not_patched_again() -> None:
+    obs = pool({"a": 1}, idle=1)
+    obs = dataclasses.replace(
+        obs,
+        pods=(
+            scaling.PodView("a", ready=True, deletion_cost=scaling.BUSY_DELETION_COST),
+            scaling.PodView("idle-0", ready=True, deletion_cost=scaling.BUSY_DELETION_COST),
+        ),
+    )
+    decision = step(policy(target_jobs_per_replica=10), obs)
+    assert decision.deletion_costs == (scaling.DeletionCost("idle-0", scaling.IDLE_DELETION_COST),)
+
+
+def test_no_deletion_costs_without_a_scale_down() -> None:
+    assert step(policy(), pool({"a": 4}, ready=100)).deletion_costs == ()
+
+
+def test_ready_pod_without_heartbeat_counts_as_busy() -> None:
+    obs = scaling.Observation(current_replicas=2, consumers=0, pods=pods("a", "b"))
+    decision = step(policy(), obs)
+    assert decision.replicas == 2
+    assert decision.busy_pods == ("a", "b")
+
+
+def test_unready_pod_that_never_reported_is_removed_first() -> None:
+    obs = scaling.Observation(
+        current_replicas=3,
+        consumers=2,
+        heartbeats=(hb("a"), hb("b")),
+        pods=(
+            scaling.PodView("a", ready=True, created_at=1),
+            scaling.PodView("b", ready=True, created_at=2),
+            scaling.PodView("starting", ready=False, created_at=0),
+        ),
+    )
+    decision = step(policy(), obs)
+    assert decision.idle_pods == ("starting", "b", "a")  # unready, then youngest first
+    assert decision.replicas == 0
+
+
+def test_replicas_without_pods_are_removed_before_any_pod() -> None:
+    obs = dataclasses.replace(pool({"a": 4}), current_replicas=3)
+    decision = step(policy(), obs)
+    assert decision.replicas == 1
+    assert decision.victims == ()
+    assert decision.deletion_costs == ()
+
+
+def test_terminating_pods_are_neither_replicas_nor_victims() -> None:
+    obs = scaling.Observation(
+        current_replicas=1,
+        consumers=1,
+        heartbeats=(hb("a"),),
+        pods=(scaling.PodView("a", ready=True), scaling.PodView("old", True, terminating=True)),
+    )
+    decision = step(policy(), obs)
+    assert decision.victims == ("a",)
+    assert all(c.pod != "old" for c in decision.deletion_costs)
+
+
+# --- missing data ----------------------------------------------------------------------
+
+BROKER_DOWN = scaling.ObservationFailure("BrokerUnreachable", "connection refused")
+
+
+def _failed(replicas: int) -> scaling.Observation:
+    return scaling.Observation(current_replicas=replicas, failure=BROKER_DOWN)
+
+
+def test_missing_data_holds_and_reports_why() -> None:
+    decision = step(policy(), _failed(4))
+    assert decision.replicas == 4
+    assert decision.mode == "hold"
+    assert decision.scaling_active == scaling.ConditionInfo(
+        "ScalingActive", "False", "BrokerUnreachable", "connection refused"
+    )
+    assert decision.ready_messages is None
+    assert decision.in_flight is None
+
+
+def test_missing_data_never_scales_down_even_with_a_lower_fallback() -> None:
+    p = policy(fallback_failure_threshold=1, fallback_replicas=1)
+    assert step(p, _failed(4)).replicas == 4
+
+
+def test_fallback_raises_after_consecutive_failures_and_recovery_resets() -> None:
+    p = policy(fallback_failure_threshold=3, fallback_replicas=5)
+    history = scaling.ScalingHistory()
+    for now, expected in [(0, 1), (5, 1), (10, 5)]:
+        decision = step(p, _failed(1), history, now=now)
+        history = decision.history
+        assert decision.replicas == expected
+    assert history.consecutive_failures == 3
+    recovered = step(p, pool({"a": 4}, idle=4), history, now=15)
+    assert recovered.history.consecutive_failures == 0
+    assert recovered.scaling_active.status == "True"
+
+
+def test_fallback_respects_max_replicas() -> None:
+    p = policy(max_replicas=3, fallback_failure_threshold=1, fallback_replicas=8)
+    assert step(p, _failed(1)).replicas == 3
+
+
+def test_outage_restarts_the_cooldown() -> None:
+    p = policy(cooldown_seconds=60)
+    history = step(p, pool(idle=1), now=0).history
+    history = step(p, _failed(1), history, now=100).history
+    assert step(p, pool(idle=1, at=120), history, now=120).replicas == 1
+    assert step(p, pool(idle=1, at=160), history, now=160).replicas == 0
+
+
+def test_failed_polls_record_no_recommendation() -> None:
+    history = step(policy(), _failed(2)).history
+    assert history.recommendations == ()
+
+
+# --- pause -----------------------------------------------------------------------------
+
+
+def test_pause_holds_whatever_the_queue_says() -> None:
+    decision = step(policy(paused=True), pool(idle=2, ready=1000))
+    assert decision.replicas == 2
+    assert decision.mode == "paused"
+    assert decision.scaling_active.reason == "ScalingPaused"
+
+
+def test_pause_ignores_missing_data() -> None:
+    assert step(policy(paused=True), _failed(2)).mode == "paused"
+
+
+def test_pinned_replicas_are_reached_without_removing_busy_workers() -> None:
+    p = policy(paused_replicas=1)
+    decision = step(p, pool({"a": 1, "b": 1}, idle=2))
+    assert decision.replicas == 2
+    assert decision.mode == "pinned"
+    assert set(decision.victims) == {"idle-0", "idle-1"}
+    assert step(policy(paused_replicas=7), pool(idle=2)).replicas == 7
+
+
+# --- validation ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"min_replicas": -1},
+        {"min_replicas": 5, "max_replicas": 4},
+        {"max_replicas": 0},
+        {"target_jobs_per_replica": 0},
+        {"tolerance": 1.0},
+        {"fallback_failure_threshold": 0},
+        {"paused_replicas": -1},
+    ],
+)
+def test_invalid_policies_are_refused(overrides: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        policy(**overrides)
+
+
+def test_invalid_rules_are_refused() -> None:
+    with pytest.raises(ValueError, match="at least one rate policy"):
+        scaling.ScalingRule(stabilization_window_seconds=0, policies=())
+    with pytest.raises(ValueError, match="Pods or Percent"):
+        scaling.RatePolicy(type="Replicas", value=1, period_seconds=1)  # type: ignore[arg-type]
+
+
+def test_hpa_defaults() -> None:
+    p = scaling.ScalingPolicy()
+    assert p.scale_up.stabilization_window_seconds == 0
+    assert p.scale_down.stabilization_window_seconds == 300
+    assert {(r.type, r.value, r.period_seconds) for r in p.scale_up.policies} == {
+        ("Percent", 100, 15),
+        ("Pods", 4, 15),
+    }
