@@ -1,0 +1,590 @@
+"""The WorkerPool API (``controlplane.itlusions.com/v1alpha1``) as pydantic models.
+
+These models are the single source of truth for the custom resource: ``crd.py`` turns them
+into the CRD's OpenAPI schema (descriptions become ``kubectl explain`` text, ``ge``/``le``
+become bounds, ``x-kubernetes-validations`` carry the CEL rules), ``builders/`` read them to
+render the children, and ``docs/workerpool.md`` lists their fields. Python attributes are
+snake_case; the wire format is camelCase (``alias_generator=to_camel``), exactly what the API
+server stores.
+
+Pure module: no kopf, no Kubernetes client, no broker client.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema
+from pydantic.alias_generators import to_camel
+
+from itl_controlplane_sdk.workers.settings import WorkerSettings
+from itl_controlplane_sdk.workers.topology import DEFAULT_JOB_QUEUE
+
+GROUP = "controlplane.itlusions.com"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "WorkerPool"
+PLURAL = "workerpools"
+SINGULAR = "workerpool"
+SHORT_NAMES = ("wp",)
+CRD_NAME = f"{PLURAL}.{GROUP}"
+
+MAX_DECISIONS = 10
+"""Length of the decision log kept in status; older entries are dropped by the autoscaler."""
+
+MANAGED_ENV_FIELDS = (
+    "worker_id",
+    "rabbitmq_url",
+    "log_level",
+    "health_check_port",
+    "max_concurrent_jobs",
+    "job_timeout",
+    "pool_name",
+    "job_queue",
+    "job_bindings",
+    "drain_timeout",
+)
+"""WorkerSettings fields the operator always sets; ``spec.env`` may not override them."""
+
+MANAGED_ENV_NAMES = tuple(WorkerSettings.env_name(field) for field in MANAGED_ENV_FIELDS)
+
+RESERVED_POD_LABELS = ("app.kubernetes.io/name", f"{GROUP}/workerpool")
+"""Pod labels the selector depends on; ``spec.podLabels`` may not set them."""
+
+_FREE_FORM = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+
+FreeForm = Annotated[dict[str, Any], WithJsonSchema(_FREE_FORM)]
+"""A Kubernetes object passed through untouched (affinity, a toleration, valueFrom)."""
+
+Quantity = Annotated[
+    int | str,
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+            r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$",
+            "x-kubernetes-int-or-string": True,
+        }
+    ),
+]
+"""A resource quantity such as ``500m`` or ``1Gi``, with the API server's own pattern."""
+
+
+class _Model(BaseModel):
+    """Base of every API model: camelCase on the wire, snake_case in Python."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="ignore",
+    )
+
+
+def _rules(*rules: tuple[str, str]) -> dict[str, Any]:
+    """CEL rules for ``json_schema_extra``: (rule, message) pairs."""
+    return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]}
+
+
+# --- spec: broker -------------------------------------------------------------------------
+
+
+class SecretKeyRef(_Model):
+    """A key in a Secret in the pool's namespace."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=253,
+        description="Name of the Secret, in the WorkerPool's namespace.",
+    )
+    key: str = Field(
+        default="url",
+        min_length=1,
+        max_length=253,
+        description="Key in the Secret whose value is the AMQP URL.",
+    )
+
+
+class RabbitMQ(_Model):
+    """How the workers reach RabbitMQ. Only a Secret reference: the URL carries a password."""
+
+    secret_ref: SecretKeyRef = Field(
+        description=(
+            "Secret key holding the broker URL (amqp://user:password@host:5672/vhost). "
+            "Mounted into the workers as RABBITMQ_URL; the operator never copies its value."
+        ),
+    )
+
+
+# --- spec: autoscaling --------------------------------------------------------------------
+
+
+class ScalingPolicy(_Model):
+    """One rate limit on replica changes, as in the HPA's behavior policies."""
+
+    type: Literal["Pods", "Percent"] = Field(
+        description="Pods: an absolute number of pods; Percent: a share of the current replicas.",
+    )
+    value: int = Field(ge=1, le=10000, description="Pods or percent allowed per period.")
+    period_seconds: int = Field(
+        ge=1, le=1800, description="Window the change is measured over, in seconds."
+    )
+
+
+_STABILIZATION_DOC = (
+    "Recommendations over this many past seconds are considered: scale-up takes the lowest, "
+    "scale-down the highest, so short spikes or dips do not move replicas."
+)
+_SELECT_POLICY_DOC = (
+    "Max: the policy allowing the most change wins; Min: the least; "
+    "Disabled: never scale in this direction."
+)
+
+
+def _default_up_policies() -> list[ScalingPolicy]:
+    return [
+        ScalingPolicy(type="Percent", value=100, period_seconds=15),
+        ScalingPolicy(type="Pods", value=4, period_seconds=15),
+    ]
+
+
+def _default_down_policies() -> list[ScalingPolicy]:
+    return [ScalingPolicy(type="Percent", value=100, period_seconds=15)]
+
+
+def _dumped(policies: list[ScalingPolicy]) -> list[JsonValue]:
+    return [policy.model_dump(mode="json") for policy in policies]
+
+
+class ScaleUpRules(_Model):
+    """Stabilization and rate limits for scaling up (HPA defaults)."""
+
+    stabilization_window_seconds: int = Field(
+        default=0, ge=0, le=3600, description=_STABILIZATION_DOC
+    )
+    select_policy: Literal["Max", "Min", "Disabled"] = Field(
+        default="Max", description=_SELECT_POLICY_DOC
+    )
+    policies: list[ScalingPolicy] = Field(
+        default_factory=_default_up_policies,
+        max_length=10,
+        description="Rate limits (default: 100% or 4 pods per 15 s, whichever is more).",
+        json_schema_extra={"default": _dumped(_default_up_policies())},
+    )
+
+
+class ScaleDownRules(_Model):
+    """Stabilization and rate limits for scaling down (HPA defaults)."""
+
+    stabilization_window_seconds: int = Field(
+        default=300, ge=0, le=3600, description=_STABILIZATION_DOC
+    )
+    select_policy: Literal["Max", "Min", "Disabled"] = Field(
+        default="Max", description=_SELECT_POLICY_DOC
+    )
+    policies: list[ScalingPolicy] = Field(
+        default_factory=_default_down_policies,
+        max_length=10,
+        description="Rate limits (default: 100% per 15 s).",
+        json_schema_extra={"default": _dumped(_default_down_policies())},
+    )
+
+
+class Fallback(_Model):
+    """What to do when queue statistics cannot be read several times in a row."""
+
+    failure_threshold: int = Field(
+        default=3, ge=1, le=100, description="Consecutive failed polls before the fallback."
+    )
+    replicas: int | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description="Replicas to scale up to (never down) after the threshold; "
+        "unset means hold the current replicas.",
+    )
+
+
+class Autoscaling(_Model):
+    """Queue-depth autoscaling. Off by default: the pool then runs replicaCount replicas,
+    which kubectl scale or an external HPA/KEDA may drive through the scale subresource."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            (
+                "self.minReplicas <= self.maxReplicas",
+                "spec.autoscaling.minReplicas must be less than or equal to maxReplicas",
+            ),
+        )
+    )
+
+    enabled: bool = Field(default=False, description="Turn the built-in autoscaler on.")
+    min_replicas: int = Field(
+        default=0, ge=0, le=1000, description="Lowest replica count; 0 allows scale to zero."
+    )
+    max_replicas: int = Field(default=10, ge=1, le=1000, description="Highest replica count.")
+    target_jobs_per_replica: int | None = Field(
+        default=None,
+        ge=1,
+        le=100000,
+        description="Ready plus in-flight jobs one replica should carry; "
+        "defaults to maxConcurrentJobs.",
+    )
+    poll_interval_seconds: int = Field(
+        default=5, ge=1, le=3600, description="Seconds between queue-depth polls."
+    )
+    activation_threshold: int = Field(
+        default=0,
+        ge=0,
+        le=1000000,
+        description="Scale up from zero only when more than this many jobs are waiting.",
+    )
+    cooldown_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        description="Seconds with nothing ready and nothing in flight before scaling to zero.",
+    )
+    tolerance: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Relative change in load ignored to avoid flapping (0.1 = 10%).",
+    )
+    scale_up: ScaleUpRules = Field(
+        default_factory=ScaleUpRules,
+        description="Scale-up behaviour (HPA defaults: no window, 100% or 4 pods per 15 s).",
+        json_schema_extra={"default": {}},
+    )
+    scale_down: ScaleDownRules = Field(
+        default_factory=ScaleDownRules,
+        description="Scale-down behaviour (HPA defaults: 300 s window, 100% per 15 s).",
+        json_schema_extra={"default": {}},
+    )
+    fallback: Fallback = Field(
+        default_factory=Fallback,
+        description="Behaviour when queue statistics are missing.",
+        json_schema_extra={"default": {}},
+    )
+
+
+# --- spec: pod-level settings -------------------------------------------------------------
+
+
+class ResourceRequirements(_Model):
+    """Compute resources of the worker container (corev1 ResourceRequirements)."""
+
+    requests: dict[str, Quantity] = Field(
+        default_factory=dict, description="Minimum resources the scheduler reserves."
+    )
+    limits: dict[str, Quantity] = Field(
+        default_factory=dict, description="Maximum resources the container may use."
+    )
+
+
+def _default_resources() -> ResourceRequirements:
+    return ResourceRequirements(
+        requests={"cpu": "100m", "memory": "128Mi"}, limits={"memory": "512Mi"}
+    )
+
+
+class EnvVar(_Model):
+    """An extra environment variable for the worker container (corev1 EnvVar)."""
+
+    name: str = Field(min_length=1, max_length=253, description="Variable name.")
+    value: str | None = Field(default=None, description="Literal value.")
+    value_from: FreeForm | None = Field(
+        default=None,
+        description="Source for the value (secretKeyRef, configMapKeyRef, fieldRef, ...).",
+    )
+
+
+class LocalObjectReference(_Model):
+    """A reference to an object in the same namespace, by name."""
+
+    name: str = Field(min_length=1, max_length=253, description="Name of the object.")
+
+
+# --- spec ---------------------------------------------------------------------------------
+
+_MANAGED_ENV_LIST = ", ".join(f"'{name}'" for name in MANAGED_ENV_NAMES)
+_RESERVED_LABEL_RULE = " && ".join(f"!('{label}' in self)" for label in RESERVED_POD_LABELS)
+
+ProviderName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z][A-Za-z0-9_.-]*(/[A-Za-z][A-Za-z0-9_.-]*)?$",
+    ),
+]
+
+
+class WorkerPoolSpec(_Model):
+    """Desired state of a pool of SDK workers consuming jobs from RabbitMQ."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            (
+                "!has(self.providers) || size(self.providers) == 0 || !has(self.queue) "
+                f"|| self.queue != '{DEFAULT_JOB_QUEUE}'",
+                f"spec.queue: a pool that serves a subset of providers needs its own queue, "
+                f"not the default '{DEFAULT_JOB_QUEUE}'",
+            ),
+        )
+    )
+
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="Worker container image; defaults to the operator's default worker image.",
+    )
+    replica_count: int = Field(
+        default=1,
+        ge=0,
+        le=1000,
+        description="Replicas when autoscaling is off. Target of the scale subresource, so "
+        "`kubectl scale wp` and an external HPA can set it.",
+    )
+    max_concurrent_jobs: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Jobs one worker runs at once (MAX_CONCURRENT_JOBS, also the prefetch).",
+    )
+    job_timeout: int = Field(
+        default=300,
+        ge=1,
+        le=86400,
+        description="Seconds a job may run (JOB_TIMEOUT). The pods' termination grace period "
+        "is derived from it so a draining worker can finish its jobs.",
+    )
+    rabbitmq: RabbitMQ = Field(description="Broker connection (a Secret reference).")
+    queue: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description=f"Queue the workers consume. Default: '{DEFAULT_JOB_QUEUE}', or a "
+        "dedicated queue 'provider.jobs.<namespace>.<name>' when providers is set.",
+        json_schema_extra=_rules(
+            ("!self.startsWith('amq.')", "spec.queue must not start with 'amq.' (reserved)")
+        ),
+    )
+    providers: list[ProviderName] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Providers this pool serves, as 'Namespace/Type' or 'Namespace' "
+        "(e.g. 'ITL.Compute/VirtualMachine'). Jobs for them are bound to the pool's queue. "
+        "Empty: the pool serves every job no other pool claims.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Worker log level (LOG_LEVEL)."
+    )
+    autoscaling: Autoscaling = Field(
+        default_factory=Autoscaling,
+        description="Queue-depth autoscaling.",
+        json_schema_extra={"default": {}},
+    )
+    resources: ResourceRequirements = Field(
+        default_factory=_default_resources,
+        description="Worker container resources.",
+        json_schema_extra={"default": _default_resources().model_dump(mode="json")},
+    )
+    env: list[EnvVar] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Extra environment variables. Variables the operator manages "
+        f"({', '.join(MANAGED_ENV_NAMES)}) are rejected.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+            **_rules(
+                (
+                    f"self.all(e, !(e.name in [{_MANAGED_ENV_LIST}]))",
+                    "spec.env must not set variables the operator manages",
+                )
+            ),
+        },
+    )
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Node labels the worker pods must match."
+    )
+    tolerations: list[FreeForm] = Field(
+        default_factory=list, max_length=50, description="Tolerations of the worker pods."
+    )
+    affinity: FreeForm | None = Field(default=None, description="Affinity of the worker pods.")
+    service_account_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        description="ServiceAccount of the worker pods. Unset: the namespace default, "
+        "with no API token mounted.",
+    )
+    image_pull_secrets: list[LocalObjectReference] = Field(
+        default_factory=list, max_length=20, description="Secrets for pulling the image."
+    )
+    priority_class_name: str | None = Field(
+        default=None, min_length=1, max_length=253, description="PriorityClass of the pods."
+    )
+    pod_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra labels on the worker pods (the selector labels are reserved).",
+        json_schema_extra=_rules(
+            (_RESERVED_LABEL_RULE, "spec.podLabels must not set the pool's selector labels")
+        ),
+    )
+    pod_annotations: dict[str, str] = Field(
+        default_factory=dict, description="Extra annotations on the worker pods."
+    )
+
+
+# --- status -------------------------------------------------------------------------------
+
+
+class Condition(_Model):
+    """A metav1.Condition: one aspect of the pool's state."""
+
+    type: str = Field(
+        min_length=1,
+        max_length=316,
+        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+        r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
+        description="Ready, Progressing, Degraded, ScalingActive.",
+    )
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    observed_generation: int = Field(
+        default=0, ge=0, description="metadata.generation the condition was computed for."
+    )
+    last_transition_time: str = Field(
+        description="When status last changed.", json_schema_extra={"format": "date-time"}
+    )
+    reason: str = Field(
+        min_length=1,
+        max_length=1024,
+        pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+        description="CamelCase reason for the last transition.",
+    )
+    message: str = Field(default="", max_length=32768, description="Human-readable details.")
+
+
+class QueueStatus(_Model):
+    """Last queue observation (filled by the autoscaler)."""
+
+    ready: int = Field(default=0, ge=0, description="Messages waiting in the queue.")
+    in_flight: int = Field(default=0, ge=0, description="Jobs the workers are running.")
+    consumers: int = Field(default=0, ge=0, description="Consumers attached to the queue.")
+    dlq: int = Field(default=0, ge=0, description="Messages in the dead-letter queue.")
+
+
+class ScalingDecision(_Model):
+    """One replica change the autoscaler made, for the decision log."""
+
+    time: str = Field(description="When it was made.", json_schema_extra={"format": "date-time"})
+    from_: int = Field(alias="from", ge=0, description="Replicas before.")
+    to: int = Field(ge=0, description="Replicas after.")
+    reason: str = Field(max_length=1024, description="Why, in words.")
+
+
+class WorkerPoolStatus(_Model):
+    """Observed state. The operator writes the rollout part, the autoscaler the queue part."""
+
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="metadata.generation the operator last acted on."
+    )
+    replicas: int | None = Field(
+        default=None, ge=0, description="Worker pods that exist (scale subresource)."
+    )
+    ready_replicas: int | None = Field(default=None, ge=0, description="Worker pods ready.")
+    desired_replicas: int | None = Field(
+        default=None, ge=0, description="Replicas the operator asks the Deployment for."
+    )
+    selector: str | None = Field(
+        default=None, description="Label selector of the pods, as a string (scale subresource)."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready, Progressing, Degraded (operator) and ScalingActive (autoscaler).",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        },
+    )
+    queue: QueueStatus | None = Field(default=None, description="Last queue observation.")
+    last_scale_time: str | None = Field(
+        default=None,
+        description="When the autoscaler last changed replicas.",
+        json_schema_extra={"format": "date-time"},
+    )
+    decisions: list[ScalingDecision] = Field(
+        default_factory=list,
+        max_length=MAX_DECISIONS,
+        description=f"The last {MAX_DECISIONS} scaling decisions, newest last.",
+    )
+
+
+# --- the resource -------------------------------------------------------------------------
+
+
+class ObjectMeta(_Model):
+    """The parts of metav1.ObjectMeta the operator reads."""
+
+    name: str
+    namespace: str = "default"
+    uid: str = ""
+    generation: int = 0
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class WorkerPool(_Model):
+    """A pool of SDK workers the operator runs as a Deployment and (optionally) autoscales."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            (
+                "self.metadata.name.size() <= 63",
+                "metadata.name must be at most 63 characters (it is a label value)",
+            ),
+            (
+                "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+                "metadata.name must be a DNS label starting with a letter (it names a Service)",
+            ),
+        )
+    )
+
+    api_version: str = API_VERSION
+    kind: str = KIND
+    metadata: ObjectMeta
+    spec: WorkerPoolSpec
+    status: WorkerPoolStatus = Field(default_factory=WorkerPoolStatus)
+
+
+def effective_queue(pool: WorkerPool) -> str:
+    """The queue a pool's workers consume (the autoscaler polls the same one)."""
+    if pool.spec.queue:
+        return pool.spec.queue
+    if pool.spec.providers:
+        return f"{DEFAULT_JOB_QUEUE}.{pool.metadata.namespace}.{pool.metadata.name}"
+    return DEFAULT_JOB_QUEUE
+
+
+def target_jobs_per_replica(spec: WorkerPoolSpec) -> int:
+    """Jobs one replica should carry: the explicit target, else ``maxConcurrentJobs``."""
+    return spec.autoscaling.target_jobs_per_replica or spec.max_concurrent_jobs
+
+
+def desired_replicas(spec: WorkerPoolSpec) -> int:
+    """Replicas the Deployment should run.
+
+    ``replicaCount`` is the one source: ``kubectl scale``, an external HPA and the built-in
+    autoscaler all write it through the scale subresource. With autoscaling on it is clamped
+    to [minReplicas, maxReplicas] so a stale value never escapes the bounds.
+    """
+    if not spec.autoscaling.enabled:
+        return spec.replica_count
+    bounds = spec.autoscaling
+    return max(bounds.min_replicas, min(bounds.max_replicas, spec.replica_count))

@@ -1,0 +1,88 @@
+"""The operator's RBAC needs, as data: the single source the chart and manifests render.
+
+Each rule says which behaviour needs it; a rule without a tested behaviour does not belong
+here. Secrets are only ever read one by one (``get``): the operator checks that the Secret a
+pool references exists and has its key, and never lists, watches or writes Secrets.
+
+Pure module.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workerpool_operator.api import GROUP, PLURAL
+
+CLUSTER_RULES: list[dict[str, Any]] = [
+    # Kopf discovers the WorkerPool resource at startup (scanning of later CRD changes is
+    # turned off in handlers.configure, so no watch is needed).
+    {
+        "apiGroups": ["apiextensions.k8s.io"],
+        "resources": ["customresourcedefinitions"],
+        "verbs": ["get", "list"],
+    },
+]
+"""Rules that are cluster-scoped by nature (always in a ClusterRole)."""
+
+RULES: list[dict[str, Any]] = [
+    # Watch pools (handlers, index of pools), record diff-base/progress annotations on them.
+    {
+        "apiGroups": [GROUP],
+        "resources": [PLURAL],
+        "verbs": ["get", "list", "watch", "patch"],
+    },
+    # Write observedGeneration, replicas, selector and conditions (status apply).
+    {
+        "apiGroups": [GROUP],
+        "resources": [f"{PLURAL}/status"],
+        "verbs": ["get", "patch", "update"],
+    },
+    # Children carry ownerReferences with blockOwnerDeletion: clusters running the
+    # OwnerReferencesPermissionEnforcement admission plugin require this on the owner.
+    {
+        "apiGroups": [GROUP],
+        "resources": [f"{PLURAL}/finalizers"],
+        "verbs": ["update"],
+    },
+    # The worker Deployment: server-side apply (create/patch), watch for status and drift,
+    # get to compare the live object with the desired one.
+    {
+        "apiGroups": ["apps"],
+        "resources": ["deployments"],
+        "verbs": ["get", "list", "watch", "create", "patch"],
+    },
+    # The health/metrics Service and the PodDisruptionBudget: server-side apply and drift check.
+    {
+        "apiGroups": [""],
+        "resources": ["services"],
+        "verbs": ["get", "create", "patch"],
+    },
+    {
+        "apiGroups": ["policy"],
+        "resources": ["poddisruptionbudgets"],
+        "verbs": ["get", "create", "patch"],
+    },
+    # Check that the referenced broker Secret exists and has its key (Degraded otherwise).
+    {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "verbs": ["get"],
+    },
+    # Events on WorkerPools (created, updated, drift repaired, failures).
+    {
+        "apiGroups": ["", "events.k8s.io"],
+        "resources": ["events"],
+        "verbs": ["create", "patch"],
+    },
+]
+"""Rules needed in every watched namespace (a ClusterRole, or a Role per namespace)."""
+
+PEERING_RULES: list[dict[str, Any]] = [
+    # Only with WORKERPOOL_OPERATOR_PEERING_NAME set (HA): Kopf's peering keep-alives.
+    {
+        "apiGroups": ["kopf.dev"],
+        "resources": ["kopfpeerings", "clusterkopfpeerings"],
+        "verbs": ["get", "list", "watch", "patch"],
+    },
+]
+"""Rules needed only when Kopf peering (HA) is enabled."""
