@@ -45,6 +45,8 @@ from typing import Literal
 
 __all__ = [
     "BUSY_DELETION_COST",
+    "DEFAULT_SCALE_DOWN_POLICIES",
+    "DEFAULT_SCALE_UP_POLICIES",
     "IDLE_DELETION_COST",
     "ConditionInfo",
     "Decision",
@@ -60,6 +62,8 @@ __all__ = [
     "ScalingRule",
     "WorkerHeartbeat",
     "decide",
+    "default_scale_down",
+    "default_scale_up",
 ]
 
 IDLE_DELETION_COST = -1000
