@@ -1,0 +1,71 @@
+# ITL ControlPlane worker fleets. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+RUN := PATH=$(abspath $(VENV))/bin:$$PATH PYTHONPATH=tools
+RABBITMQ := bash tools/rabbitmq/rabbitmq.sh
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(PYTHON):
+	python3 -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip
+
+.PHONY: python-deps
+python-deps: $(PYTHON) ## Install the project and its dev tools into .venv
+	$(PYTHON) -m pip install -q -e '.[operator,api,dev]'
+
+.PHONY: install
+install: python-deps ## Install everything: Python deps, RabbitMQ, the Kubernetes test binaries
+	$(RABBITMQ) install
+	bash tools/controlplane/build.sh
+
+.PHONY: demo
+demo: install rabbitmq-up ## Install, then run the demo (a worker fleet processing a burst of jobs)
+	$(RUN) python tools/demo.py
+
+.PHONY: rabbitmq-up
+rabbitmq-up: ## Start the local RabbitMQ on 127.0.0.1:5672 (idempotent)
+	$(RABBITMQ) up
+
+.PHONY: rabbitmq-down
+rabbitmq-down: ## Stop the local RabbitMQ
+	$(RABBITMQ) down
+
+.PHONY: k8s-binaries
+k8s-binaries: ## Build (or reuse) kube-apiserver, etcd, kwok, helm... in the cache
+	bash tools/controlplane/build.sh
+
+.PHONY: cluster-up
+cluster-up: k8s-binaries ## Start the local Kubernetes control plane (prints KUBECONFIG)
+	$(RUN) python -m localcluster up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local Kubernetes control plane
+	$(RUN) python -m localcluster down
+
+.PHONY: generate
+generate: ## Regenerate the CRD (crds/ and the chart copy) from the WorkerPool model
+	$(RUN) python tools/generate.py
+
+.PHONY: lint
+lint: ## ruff (lint + format check) and mypy --strict
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
+
+.PHONY: test-unit
+test-unit: ## Unit tests only (pure logic, milliseconds, no services)
+	$(RUN) pytest tests/unit -q
+
+.PHONY: test
+test: python-deps rabbitmq-up k8s-binaries lint ## The whole suite: lint, unit, integration (real RabbitMQ + control plane), e2e
+	$(RUN) pytest -q -p no:cacheprovider
+
+.PHONY: bench
+bench: rabbitmq-up ## Throughput/latency: raw aio-pika vs JobQueue+ProviderWorker vs Celery
+	$(RUN) python bench/throughput.py

@@ -1,0 +1,43 @@
+"""The Worker Role system: job queue, workers, registries and offloading.
+
+See ``docs/`` and the API reference for the contract; every name below is part of it.
+"""
+
+from itl_controlplane_sdk.workers.base import WorkerRole
+from itl_controlplane_sdk.workers.errors import (
+    BrokerUnavailableError,
+    JobSubmissionError,
+    JobTimeoutError,
+    PermanentJobError,
+    RetryableJobError,
+)
+from itl_controlplane_sdk.workers.heartbeats import Heartbeat
+from itl_controlplane_sdk.workers.offloading import (
+    JobFailedError,
+    OffloadingProviderRegistry,
+    SyncOffloadingProviderRegistry,
+)
+from itl_controlplane_sdk.workers.provider_worker import ProviderWorker
+from itl_controlplane_sdk.workers.queue import JobQueue
+from itl_controlplane_sdk.workers.registry import WorkerRegistry
+from itl_controlplane_sdk.workers.results import JobResult, JobStatus
+from itl_controlplane_sdk.workers.settings import WorkerSettings
+
+__all__ = [
+    "BrokerUnavailableError",
+    "Heartbeat",
+    "JobFailedError",
+    "JobQueue",
+    "JobResult",
+    "JobStatus",
+    "JobSubmissionError",
+    "JobTimeoutError",
+    "OffloadingProviderRegistry",
+    "PermanentJobError",
+    "ProviderWorker",
+    "RetryableJobError",
+    "SyncOffloadingProviderRegistry",
+    "WorkerRegistry",
+    "WorkerRole",
+    "WorkerSettings",
+]

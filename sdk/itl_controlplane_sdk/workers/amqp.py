@@ -1,0 +1,129 @@
+"""Declaring the broker objects of the job system, and publishing with confirms.
+
+Every declaration is idempotent, so producers, workers and redrive tools can all call them:
+whoever starts first creates the topology and nobody's messages are dropped for lack of a
+queue. ``docs/queue-topology.md`` describes the result.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractMessage
+from aio_pika.exceptions import ChannelPreconditionFailed, DeliveryError
+from pamqp.commands import Basic
+
+from itl_controlplane_sdk.workers import topology
+from itl_controlplane_sdk.workers.errors import JobSubmissionError
+
+log = logging.getLogger(__name__)
+
+RESULTS_MAX_BYTES = 1_000_000_000
+RESULTS_SEGMENT_BYTES = 8_000_000
+
+
+def job_queue_arguments() -> dict[str, Any]:
+    return {
+        "x-max-priority": topology.MAX_PRIORITY,
+        "x-dead-letter-exchange": topology.DEAD_LETTER_EXCHANGE,
+        "x-dead-letter-routing-key": topology.DEAD_LETTER_ROUTING_KEY,
+    }
+
+
+async def declare_job_topology(
+    connection: AbstractConnection, job_queue: str, bindings: Sequence[str] = ()
+) -> None:
+    """Exchanges, the dead-letter queue and one job queue with its bindings.
+
+    A queue without bindings is the catch-all: it is bound to the job exchange's alternate
+    exchange and receives every job that no dedicated (bound) queue claims.
+    """
+    async with connection.channel() as channel:
+        unrouted = await channel.declare_exchange(
+            topology.UNROUTED_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True
+        )
+        jobs = await channel.declare_exchange(
+            topology.JOB_EXCHANGE,
+            aio_pika.ExchangeType.TOPIC,
+            durable=True,
+            arguments={"alternate-exchange": topology.UNROUTED_EXCHANGE},
+        )
+        dlx = await channel.declare_exchange(
+            topology.DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        dlq = await channel.declare_queue(topology.DEAD_LETTER_QUEUE, durable=True)
+        await dlq.bind(dlx, routing_key=topology.DEAD_LETTER_ROUTING_KEY)
+        await channel.declare_exchange(
+            topology.HEARTBEAT_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True
+        )
+        queue = await channel.declare_queue(
+            job_queue, durable=True, arguments=job_queue_arguments()
+        )
+        if bindings:
+            for pattern in bindings:
+                await queue.bind(jobs, routing_key=pattern)
+        else:
+            await queue.bind(unrouted, routing_key="")
+
+
+async def declare_results_stream(connection: AbstractConnection, retention_seconds: float) -> None:
+    """The results stream; an existing stream keeps its own retention settings."""
+    arguments: dict[str, Any] = {
+        "x-queue-type": "stream",
+        "x-max-age": f"{max(1, int(retention_seconds))}s",
+        "x-max-length-bytes": RESULTS_MAX_BYTES,
+        "x-stream-max-segment-size-bytes": RESULTS_SEGMENT_BYTES,
+    }
+    try:
+        async with connection.channel() as channel:
+            await channel.declare_queue(topology.RESULTS_STREAM, durable=True, arguments=arguments)
+    except ChannelPreconditionFailed:
+        log.warning(
+            "results stream %s exists with other settings; keeping them", topology.RESULTS_STREAM
+        )
+
+
+async def declare_retry_queue(channel: AbstractChannel, job_queue: str, delay_ms: int) -> str:
+    """A delay queue whose messages expire back into ``job_queue`` after ``delay_ms``."""
+    name = topology.retry_queue_name(job_queue, delay_ms)
+    await channel.declare_queue(
+        name,
+        durable=True,
+        arguments={
+            "x-message-ttl": delay_ms,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": job_queue,
+        },
+    )
+    return name
+
+
+async def publish_confirmed(
+    exchange: AbstractExchange,
+    message: AbstractMessage,
+    routing_key: str,
+    *,
+    timeout: float,
+    what: str,
+) -> None:
+    """Publishes with ``mandatory`` and waits for the broker's confirm.
+
+    The channel must have publisher confirms and ``on_return_raises``: a message no queue
+    accepts, or one the broker nacks, raises ``JobSubmissionError`` instead of vanishing.
+    """
+    try:
+        confirmation = await exchange.publish(
+            message, routing_key=routing_key, mandatory=True, timeout=timeout
+        )
+    except DeliveryError as exc:
+        raise JobSubmissionError(
+            f"{what} was returned by the broker: no queue is bound for routing key "
+            f"{routing_key!r} on exchange {exchange.name!r}"
+            if exc.message is not None
+            else f"{what} was not confirmed by the broker"
+        ) from None
+    if not isinstance(confirmation, Basic.Ack):
+        raise JobSubmissionError(f"{what} was not confirmed by the broker ({confirmation!r})")

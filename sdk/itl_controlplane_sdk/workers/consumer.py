@@ -1,0 +1,313 @@
+"""The worker side of a job queue: deliveries, retries, dead-lettering and draining.
+
+A delivery is acknowledged only after its outcome is safely recorded: the result confirmed in
+the results stream, a retry confirmed in a delay queue, or the message confirmed in the DLQ.
+A worker that dies before that point leaves the message unacknowledged, and the broker hands
+it to another worker (at-least-once delivery).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractConnection,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+)
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+
+from itl_controlplane_sdk.workers import amqp, topology
+from itl_controlplane_sdk.workers.envelope import JobEnvelope, UndecodableJobError, decode_job
+from itl_controlplane_sdk.workers.errors import JobSubmissionError, RetryableJobError
+from itl_controlplane_sdk.workers.results import JobResult, JobStatus
+
+log = logging.getLogger(__name__)
+
+WorkerCallback = Callable[[str, dict[str, Any]], Awaitable[JobResult]]
+
+MAX_RETRY_DELAY_SECONDS = 300.0
+RECORD_DEADLINE_SECONDS = 300.0
+TRANSIENT_ERRORS = (AMQPError, ConnectionError, ChannelInvalidStateError, TimeoutError)
+
+HEADER_REASON = "x-itl-dead-letter-reason"
+HEADER_QUEUE = "x-itl-original-queue"
+HEADER_ROUTING_KEY = "x-itl-original-routing-key"
+HEADER_ATTEMPTS = "x-itl-attempts"
+HEADER_FAILED_AT = "x-itl-failed-at"
+
+
+def retry_delay_ms(attempt: int, base_delay: float) -> int:
+    """Exponential backoff: base, 2*base, 4*base ... capped at five minutes.
+
+    Delays are deterministic (no jitter) so each attempt number maps to one delay queue and
+    the number of queues stays bounded.
+    """
+    delay = min(base_delay * 2.0 ** (attempt - 1), MAX_RETRY_DELAY_SECONDS)
+    return max(1, round(delay * 1000))
+
+
+def coerce_result(job_id: str, outcome: object) -> JobResult:
+    """Accepts a JobResult or a ``WorkerRole.process_job``-style dict from a callback."""
+    if isinstance(outcome, JobResult):
+        return outcome
+    if isinstance(outcome, Mapping):
+        return JobResult.from_dict({"job_id": job_id, **outcome})
+    raise TypeError(f"worker callback returned {type(outcome).__name__}, expected JobResult")
+
+
+async def publish_until_recorded(
+    publish: Callable[[], Awaitable[None]], *, what: str, deadline: float
+) -> None:
+    """Retries a confirmed publish across broker restarts until ``deadline`` (monotonic)."""
+    delay = 0.2
+    while True:
+        try:
+            await publish()
+            return
+        except TRANSIENT_ERRORS as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning(
+                "could not record %s (%s); retrying in %.1fs", what, type(exc).__name__, delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+class JobConsumer:
+    """Consumes one job queue with bounded concurrency and drains on request."""
+
+    def __init__(
+        self,
+        connection: AbstractConnection,
+        *,
+        queue_name: str,
+        callback: WorkerCallback,
+        prefetch: int,
+        max_attempts: int,
+        retry_base_delay: float,
+        publish_timeout: float,
+        results: Callable[[JobResult], Awaitable[None]],
+    ) -> None:
+        self._connection = connection
+        self._queue_name = queue_name
+        self._callback = callback
+        self._prefetch = prefetch
+        self._max_attempts = max_attempts
+        self._retry_base_delay = retry_base_delay
+        self._publish_timeout = publish_timeout
+        self._publish_result = results
+        self._channel: AbstractChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self._consumer_tag: str | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._retry_queues: set[int] = set()
+        self.retries_scheduled = 0
+        self.dead_lettered = 0
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def start(self) -> None:
+        self._channel = await self._connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
+        await self._channel.set_qos(prefetch_count=self._prefetch)
+        self._queue = await self._channel.declare_queue(
+            self._queue_name, durable=True, arguments=amqp.job_queue_arguments()
+        )
+        self._consumer_tag = await self._queue.consume(self._on_message)
+
+    async def drain(self, timeout: float) -> int:
+        """Stops taking jobs, waits up to ``timeout`` for in-flight ones, requeues the rest."""
+        self._closing = True
+        if self._queue is not None and self._consumer_tag is not None:
+            try:
+                await self._queue.cancel(self._consumer_tag)
+            except TRANSIENT_ERRORS:
+                log.warning("could not cancel the consumer cleanly; closing the channel instead")
+        pending: set[asyncio.Task[None]] = set()
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._channel is not None and not self._channel.is_closed:
+            await self._channel.close()
+        return len(pending)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        if self._closing:
+            await message.nack(requeue=True)
+            return
+        task = asyncio.create_task(self._handle(message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        try:
+            envelope = decode_job(message.body)
+        except UndecodableJobError as exc:
+            log.error("dead-lettering undecodable message %s: %s", message.message_id, exc)
+            await self._settle(message, dead_letter_reason=str(exc))
+            return
+        try:
+            outcome = await self._callback(envelope.job_id, envelope.model_dump(mode="json"))
+            result = coerce_result(envelope.job_id, outcome)
+        except asyncio.CancelledError:
+            await self._requeue(message)
+            raise
+        except RetryableJobError as exc:
+            if envelope.attempt < self._max_attempts:
+                await self._retry(message, envelope, exc)
+                return
+            result = JobResult(
+                job_id=envelope.job_id,
+                status=JobStatus.FAILED,
+                error=f"gave up after {envelope.attempt} attempts: {exc}",
+            )
+        except Exception as exc:
+            log.exception("job %s failed", envelope.job_id)
+            result = JobResult(
+                job_id=envelope.job_id,
+                status=JobStatus.FAILED,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+        await self._record(message, envelope, result)
+
+    async def _record(
+        self, message: AbstractIncomingMessage, envelope: JobEnvelope, result: JobResult
+    ) -> None:
+        deadline = time.monotonic() + RECORD_DEADLINE_SECONDS
+        try:
+            await publish_until_recorded(
+                lambda: self._publish_result(result),
+                what=f"result of {envelope.job_id}",
+                deadline=deadline,
+            )
+        except (JobSubmissionError, *TRANSIENT_ERRORS):
+            log.exception("result of job %s not recorded; requeueing the job", envelope.job_id)
+            await self._requeue(message)
+            return
+        reason = result.error if result.status is JobStatus.FAILED else None
+        await self._settle(message, dead_letter_reason=reason, attempts=envelope.attempt)
+
+    async def _retry(
+        self, message: AbstractIncomingMessage, envelope: JobEnvelope, exc: Exception
+    ) -> None:
+        delay_ms = retry_delay_ms(envelope.attempt, self._retry_base_delay)
+        retried = envelope.model_copy(update={"attempt": envelope.attempt + 1})
+        log.warning(
+            "job %s attempt %d failed (%s); retrying in %d ms",
+            envelope.job_id,
+            envelope.attempt,
+            exc,
+            delay_ms,
+        )
+
+        async def publish() -> None:
+            assert self._channel is not None
+            if delay_ms not in self._retry_queues:
+                await amqp.declare_retry_queue(self._channel, self._queue_name, delay_ms)
+                self._retry_queues.add(delay_ms)
+            await amqp.publish_confirmed(
+                self._channel.default_exchange,
+                aio_pika.Message(
+                    retried.to_json(),
+                    content_type="application/json",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    priority=message.priority,
+                    message_id=envelope.job_id,
+                    headers=dict(message.headers or {}),
+                ),
+                topology.retry_queue_name(self._queue_name, delay_ms),
+                timeout=self._publish_timeout,
+                what=f"retry of job {envelope.job_id}",
+            )
+
+        try:
+            await publish_until_recorded(
+                publish,
+                what=f"retry of {envelope.job_id}",
+                deadline=time.monotonic() + RECORD_DEADLINE_SECONDS,
+            )
+        except (JobSubmissionError, *TRANSIENT_ERRORS):
+            log.exception("retry of job %s not recorded; requeueing the job", envelope.job_id)
+            await self._requeue(message)
+            return
+        self.retries_scheduled += 1
+        await self._ack(message)
+
+    async def _settle(
+        self, message: AbstractIncomingMessage, *, dead_letter_reason: str | None, attempts: int = 1
+    ) -> None:
+        """Acks the message, first copying it to the DLQ with the reason when it failed."""
+        if dead_letter_reason is not None:
+            headers = dict(message.headers or {})
+            headers.update(
+                {
+                    HEADER_REASON: dead_letter_reason[:1000],
+                    HEADER_QUEUE: self._queue_name,
+                    HEADER_ROUTING_KEY: message.routing_key or "",
+                    HEADER_ATTEMPTS: attempts,
+                    HEADER_FAILED_AT: datetime.now(UTC).isoformat(),
+                }
+            )
+
+            async def publish() -> None:
+                assert self._channel is not None
+                dlx: AbstractExchange = await self._channel.get_exchange(
+                    topology.DEAD_LETTER_EXCHANGE, ensure=False
+                )
+                await amqp.publish_confirmed(
+                    dlx,
+                    aio_pika.Message(
+                        message.body,
+                        content_type=message.content_type,
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        priority=message.priority,
+                        message_id=message.message_id,
+                        headers=headers,
+                    ),
+                    topology.DEAD_LETTER_ROUTING_KEY,
+                    timeout=self._publish_timeout,
+                    what=f"dead letter {message.message_id}",
+                )
+
+            try:
+                await publish_until_recorded(
+                    publish,
+                    what=f"dead letter {message.message_id}",
+                    deadline=time.monotonic() + RECORD_DEADLINE_SECONDS,
+                )
+            except (JobSubmissionError, *TRANSIENT_ERRORS):
+                log.exception("could not dead-letter %s; rejecting it instead", message.message_id)
+                await message.reject(requeue=False)
+                return
+            self.dead_lettered += 1
+        await self._ack(message)
+
+    async def _ack(self, message: AbstractIncomingMessage) -> None:
+        try:
+            await message.ack()
+        except TRANSIENT_ERRORS:
+            # The channel died with the broker; the broker redelivers the job (at-least-once).
+            log.warning("could not ack %s; it will be redelivered", message.message_id)
+
+    async def _requeue(self, message: AbstractIncomingMessage) -> None:
+        try:
+            await message.nack(requeue=True)
+        except TRANSIENT_ERRORS:
+            log.warning("could not requeue %s; the broker will redeliver it", message.message_id)

@@ -1,0 +1,93 @@
+"""The versioned JSON envelope of a job message.
+
+Fields match the upstream job schema (job_id, provider_namespace, resource_type, operation,
+request, submitted_at, priority) and add what reliable delivery needs: ``version`` to evolve the
+format, ``attempt`` for bounded retries and ``deadline`` so stale work can be refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from itl_controlplane_sdk.models import ResourceRequest
+
+ENVELOPE_VERSION = 1
+
+Operation = Literal["create", "get", "list", "delete", "action"]
+OPERATIONS: tuple[Operation, ...] = ("create", "get", "list", "delete", "action")
+
+
+class JobEnvelope(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    version: int = ENVELOPE_VERSION
+    job_id: str = Field(min_length=1, max_length=128)
+    provider_namespace: str = Field(min_length=1)
+    resource_type: str = Field(min_length=1)
+    operation: Operation
+    request: ResourceRequest
+    priority: int = Field(default=5, ge=0, le=10)
+    attempt: int = Field(default=1, ge=1)
+    submitted_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    deadline: datetime | None = None
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+class UndecodableJobError(ValueError):
+    """A message that is not a valid job envelope; its text says what is wrong."""
+
+
+def decode_job(body: bytes) -> JobEnvelope:
+    try:
+        data: Any = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UndecodableJobError(f"message body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise UndecodableJobError("message body is not a JSON object")
+    version = data.get("version", ENVELOPE_VERSION)
+    if version != ENVELOPE_VERSION:
+        raise UndecodableJobError(f"unsupported job envelope version {version!r}")
+    try:
+        return JobEnvelope.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise UndecodableJobError(f"invalid job envelope: {problems}") from None
+
+
+def new_job_id() -> str:
+    """A time-ordered UUID (version 7): its first 48 bits are the creation time in ms.
+
+    The time lets ``get_result`` in a process that started later know where in the results
+    stream to look for the job without scanning the whole retention window.
+    """
+    millis = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (millis & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= (rand >> 68) << 64  # 12 random bits
+    value |= 0b10 << 62
+    value |= rand & ((1 << 62) - 1)
+    return str(uuid.UUID(int=value))
+
+
+def job_id_time(job_id: str) -> float | None:
+    """Creation time (epoch seconds) of a version-7 job id, or None for other ids."""
+    try:
+        parsed = uuid.UUID(job_id)
+    except ValueError:
+        return None
+    if parsed.version != 7:
+        return None
+    return (parsed.int >> 80) / 1000.0

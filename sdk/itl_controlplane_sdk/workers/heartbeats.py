@@ -1,0 +1,97 @@
+"""Worker heartbeats: how the operator learns which pods are busy without reaching them.
+
+Each worker publishes a small non-persistent message to the ``provider.heartbeats`` fanout
+exchange every interval and at once when it starts draining or stops. A ``HeartbeatMonitor``
+keeps the newest heartbeat per worker and forgets workers that went silent for three
+intervals, so a crashed pod stops counting as busy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from itl_controlplane_sdk.workers import topology
+
+if TYPE_CHECKING:
+    from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractQueue
+
+log = logging.getLogger(__name__)
+
+MISSED_INTERVALS_BEFORE_EXPIRY = 3
+
+
+class Heartbeat(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    worker_id: str
+    pool: str
+    queue: str = topology.DEFAULT_JOB_QUEUE
+    in_flight: int = Field(ge=0)
+    capacity: int = Field(ge=0)
+    draining: bool = False
+    stopped: bool = False
+    jobs_processed: int = 0
+    jobs_failed: int = 0
+    interval: float = Field(default=2.0, gt=0)
+    timestamp: float = Field(default_factory=time.time)
+
+    @property
+    def expires_after(self) -> float:
+        return self.interval * MISSED_INTERVALS_BEFORE_EXPIRY
+
+
+class HeartbeatMonitor:
+    """The newest heartbeat of every live worker, fed by a private auto-deleted queue."""
+
+    def __init__(self, connection: AbstractConnection) -> None:
+        self._connection = connection
+        self._latest: dict[str, Heartbeat] = {}
+        self._queue: AbstractQueue | None = None
+        self.started_at = 0.0
+
+    async def start(self) -> None:
+        import aio_pika
+
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=100)
+        exchange = await channel.declare_exchange(
+            topology.HEARTBEAT_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True
+        )
+        self._queue = await channel.declare_queue(
+            exclusive=True, auto_delete=True, arguments={"x-max-length": 10_000}
+        )
+        await self._queue.bind(exchange)
+        await self._queue.consume(self._on_message, no_ack=True)
+        self.started_at = time.time()
+
+    async def stop(self) -> None:
+        if self._queue is not None:
+            await self._queue.channel.close()
+            self._queue = None
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        try:
+            heartbeat = Heartbeat.model_validate(json.loads(message.body))
+        except (ValueError, ValidationError):
+            log.warning("ignoring malformed heartbeat")
+            return
+        if heartbeat.stopped:
+            self._latest.pop(heartbeat.worker_id, None)
+            return
+        self._latest[heartbeat.worker_id] = heartbeat
+
+    def snapshot(self, pool: str | None = None, now: float | None = None) -> list[dict[str, Any]]:
+        now = time.time() if now is None else now
+        live = []
+        for worker_id, heartbeat in list(self._latest.items()):
+            if now - heartbeat.timestamp > heartbeat.expires_after:
+                del self._latest[worker_id]
+                continue
+            if pool is None or heartbeat.pool == pool:
+                live.append(heartbeat.model_dump())
+        return sorted(live, key=lambda h: str(h["worker_id"]))

@@ -1,0 +1,387 @@
+"""JobQueue: submitting jobs, consuming them, and reading results and queue statistics.
+
+aio-pika is imported when a JobQueue connects, so the rest of the SDK (models, providers,
+registries) works without it and ``connect()`` names the missing package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from itl_controlplane_sdk.models import ResourceRequest
+from itl_controlplane_sdk.redaction import redact_url, scrub
+from itl_controlplane_sdk.workers import topology
+from itl_controlplane_sdk.workers.envelope import OPERATIONS, JobEnvelope, new_job_id
+from itl_controlplane_sdk.workers.errors import BrokerUnavailableError, JobSubmissionError
+from itl_controlplane_sdk.workers.heartbeats import Heartbeat, HeartbeatMonitor
+from itl_controlplane_sdk.workers.result_store import ResultReader
+from itl_controlplane_sdk.workers.results import JobResult
+from itl_controlplane_sdk.workers.settings import DEFAULT_RABBITMQ_URL
+
+if TYPE_CHECKING:
+    from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+
+    from itl_controlplane_sdk.workers.consumer import JobConsumer
+
+log = logging.getLogger(__name__)
+
+AIO_PIKA_MISSING = "aio-pika is required for JobQueue. Install with: pip install aio-pika"
+
+
+class JobQueue:
+    """Manages job distribution via RabbitMQ.
+
+    One instance holds one robust connection: it reconnects by itself after a broker restart,
+    re-declaring its channels and consumers. Publishes wait for broker confirms.
+    """
+
+    def __init__(
+        self,
+        rabbitmq_url: str = DEFAULT_RABBITMQ_URL,
+        *,
+        queue_name: str = topology.DEFAULT_JOB_QUEUE,
+        bindings: Sequence[str] = (),
+        declare_topology: bool = True,
+        result_retention: float = 3600.0,
+        result_cache_size: int = 10_000,
+        result_lookback: float = 60.0,
+        publish_timeout: float = 10.0,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.rabbitmq_url = rabbitmq_url
+        self.queue_name = queue_name
+        self.bindings = tuple(bindings)
+        self._declare_topology = declare_topology
+        self._result_retention = result_retention
+        self._result_cache_size = result_cache_size
+        self._result_lookback = min(result_lookback, result_retention)
+        self._publish_timeout = publish_timeout
+        self._connect_timeout = connect_timeout
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._consumer: JobConsumer | None = None
+        self._reader: ResultReader | None = None
+        self._monitor: HeartbeatMonitor | None = None
+        self._lazy_lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"JobQueue({redact_url(self.rabbitmq_url)!r}, queue_name={self.queue_name!r})"
+
+    @property
+    def is_connected(self) -> bool:
+        return (
+            self._connection is not None
+            and not self._connection.is_closed
+            and (self._channel is not None and not self._channel.is_closed)
+        )
+
+    @property
+    def in_flight(self) -> int:
+        return self._consumer.in_flight if self._consumer is not None else 0
+
+    def _error(self, exc: BaseException) -> str:
+        return scrub(f"{type(exc).__name__}: {exc}", self.rabbitmq_url)
+
+    async def connect(self) -> None:
+        """Connects and declares the topology (idempotent). Raises on failure."""
+        try:
+            import aio_pika
+        except ImportError:
+            raise ImportError(AIO_PIKA_MISSING) from None
+        from itl_controlplane_sdk.workers import amqp
+
+        if self._connection is not None:
+            return
+        try:
+            connection = await aio_pika.connect_robust(
+                self.rabbitmq_url,
+                timeout=self._connect_timeout,
+                client_properties={"connection_name": f"itl-jobqueue {self.queue_name}"},
+            )
+        except Exception as exc:
+            raise BrokerUnavailableError(
+                f"cannot connect to RabbitMQ at {redact_url(self.rabbitmq_url)}: {self._error(exc)}"
+            ) from None
+        try:
+            if self._declare_topology:
+                await amqp.declare_job_topology(connection, self.queue_name, self.bindings)
+                await amqp.declare_results_stream(connection, self._result_retention)
+            self._channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        except BaseException:
+            await connection.close()
+            raise
+        self._connection = connection
+        log.info("connected to RabbitMQ at %s", redact_url(self.rabbitmq_url))
+
+    async def disconnect(self) -> None:
+        """Stops consumers and readers, then closes the connection."""
+        if self._consumer is not None:
+            await self._consumer.drain(timeout=0)
+            self._consumer = None
+        for helper in (self._reader, self._monitor):
+            if helper is not None:
+                await helper.stop()
+        self._reader = None
+        self._monitor = None
+        if self._connection is not None:
+            await self._connection.close()
+        self._connection = None
+        self._channel = None
+
+    def _require_connection(self) -> tuple[AbstractRobustConnection, AbstractChannel]:
+        if self._connection is None or self._channel is None:
+            raise BrokerUnavailableError("JobQueue is not connected; call connect() first")
+        return self._connection, self._channel
+
+    async def submit_job(
+        self,
+        provider_namespace: str,
+        resource_type: str,
+        operation: str,
+        request: ResourceRequest,
+        priority: int = 5,
+        *,
+        job_id: str | None = None,
+        deadline: datetime | None = None,
+    ) -> str:
+        """Publishes a job and returns its id once the broker has confirmed it."""
+        import aio_pika
+
+        from itl_controlplane_sdk.workers import amqp
+
+        if operation not in OPERATIONS:
+            raise ValueError(f"operation must be one of {', '.join(OPERATIONS)}, not {operation!r}")
+        if not 0 <= priority <= topology.MAX_PRIORITY:
+            raise ValueError(
+                f"priority must be between 0 and {topology.MAX_PRIORITY}, not {priority}"
+            )
+        _, channel = self._require_connection()
+        envelope = JobEnvelope(
+            job_id=job_id or new_job_id(),
+            provider_namespace=provider_namespace,
+            resource_type=resource_type,
+            operation=operation,
+            request=request,
+            priority=priority,
+            deadline=deadline,
+        )
+        routing_key = topology.job_routing_key(provider_namespace, resource_type, operation)
+        message = aio_pika.Message(
+            envelope.to_json(),
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            priority=priority,
+            message_id=envelope.job_id,
+            timestamp=envelope.submitted_at,
+        )
+        exchange = await channel.get_exchange(topology.JOB_EXCHANGE, ensure=False)
+        try:
+            await amqp.publish_confirmed(
+                exchange,
+                message,
+                routing_key,
+                timeout=self._publish_timeout,
+                what=f"job {envelope.job_id}",
+            )
+        except JobSubmissionError:
+            raise
+        except Exception as exc:
+            raise BrokerUnavailableError(
+                f"job {envelope.job_id} was not submitted: {self._error(exc)}"
+            ) from None
+        return envelope.job_id
+
+    async def consume_jobs(
+        self,
+        worker_callback: Callable[[str, dict[str, Any]], Awaitable[JobResult]],
+        *,
+        prefetch: int = 10,
+        max_attempts: int = 3,
+        retry_base_delay: float = 1.0,
+    ) -> None:
+        """Starts consuming this queue's jobs; returns once the consumer is registered.
+
+        ``worker_callback(job_id, payload)`` returns the JobResult; raising
+        ``RetryableJobError`` asks for another attempt after a backoff. Call
+        ``stop_consuming`` (or ``disconnect``) to stop.
+        """
+        from itl_controlplane_sdk.workers.consumer import JobConsumer
+
+        connection, _ = self._require_connection()
+        if self._consumer is not None:
+            raise RuntimeError("this JobQueue is already consuming")
+        consumer = JobConsumer(
+            connection,
+            queue_name=self.queue_name,
+            callback=worker_callback,
+            prefetch=prefetch,
+            max_attempts=max_attempts,
+            retry_base_delay=retry_base_delay,
+            publish_timeout=self._publish_timeout,
+            results=self.publish_result,
+        )
+        await consumer.start()
+        self._consumer = consumer
+
+    async def stop_consuming(self, timeout: float = 30.0) -> int:
+        """Drains: no new jobs; in-flight ones get ``timeout`` seconds. Returns the requeued."""
+        consumer, self._consumer = self._consumer, None
+        if consumer is None:
+            return 0
+        return await consumer.drain(timeout)
+
+    async def publish_result(self, result: JobResult) -> None:
+        """Appends a result to the results stream (confirmed)."""
+        import aio_pika
+
+        from itl_controlplane_sdk.workers import amqp
+
+        _, channel = self._require_connection()
+        await amqp.publish_confirmed(
+            channel.default_exchange,
+            aio_pika.Message(
+                json.dumps(result.to_dict()).encode(),
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=result.job_id,
+            ),
+            topology.RESULTS_STREAM,
+            timeout=self._publish_timeout,
+            what=f"result of job {result.job_id}",
+        )
+
+    async def get_result(self, job_id: str, timeout: float = 30.0) -> JobResult | None:
+        """Waits up to ``timeout`` seconds for the job's final result; None if none came.
+
+        Works from any process connected to the broker, for results published within the
+        retention window, including ones published before this process started.
+        """
+        reader = await self._result_reader()
+        return await reader.wait_for(job_id, timeout)
+
+    async def _result_reader(self) -> ResultReader:
+        async with self._lazy_lock:
+            if self._reader is None:
+                connection, _ = self._require_connection()
+                reader = ResultReader(
+                    connection,
+                    cache_size=self._result_cache_size,
+                    lookback_seconds=self._result_lookback,
+                )
+                await reader.start()
+                self._reader = reader
+            return self._reader
+
+    async def get_queue_stats(self, queues: Sequence[str] | None = None) -> dict[str, Any]:
+        """Depth and consumers of the job queue, the results stream and the DLQ.
+
+        Never raises for broker trouble: ``connected`` is False and ``error`` says why; a
+        missing queue has ``exists: False`` and an ``error`` instead of counts.
+        """
+        names = (
+            list(queues)
+            if queues is not None
+            else [
+                self.queue_name,
+                topology.RESULTS_STREAM,
+                topology.DEAD_LETTER_QUEUE,
+            ]
+        )
+        if self._connection is None or self._connection.is_closed:
+            return {"connected": False, "queues": {}, "error": "not connected to RabbitMQ"}
+        stats: dict[str, Any] = {}
+        try:
+            for name in names:
+                stats[name] = await self._passive_queue_stats(name)
+        except Exception as exc:
+            return {"connected": False, "queues": stats, "error": self._error(exc)}
+        return {"connected": True, "queues": stats}
+
+    async def _passive_queue_stats(self, name: str) -> dict[str, Any]:
+        from aio_pika.exceptions import ChannelNotFoundEntity
+
+        assert self._connection is not None
+        channel = await self._connection.channel(publisher_confirms=False)
+        try:
+            queue = await channel.declare_queue(name, passive=True, timeout=self._publish_timeout)
+        except ChannelNotFoundEntity:
+            return {
+                "exists": False,
+                "message_count": None,
+                "consumer_count": None,
+                "error": f"queue {name!r} not found",
+            }
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+        declared = queue.declaration_result
+        return {
+            "exists": True,
+            "message_count": declared.message_count,
+            "consumer_count": declared.consumer_count,
+        }
+
+    async def publish_heartbeat(self, heartbeat: Heartbeat) -> None:
+        import aio_pika
+
+        _, channel = self._require_connection()
+        exchange = await channel.get_exchange(topology.HEARTBEAT_EXCHANGE, ensure=False)
+        await exchange.publish(
+            aio_pika.Message(
+                heartbeat.model_dump_json().encode(),
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
+                expiration=max(1.0, heartbeat.expires_after),
+            ),
+            routing_key="",
+            mandatory=False,
+            timeout=self._publish_timeout,
+        )
+
+    async def get_worker_heartbeats(self, pool: str | None = None) -> list[dict[str, Any]]:
+        """Newest heartbeat of each live worker (optionally of one pool).
+
+        The first call subscribes; until one heartbeat interval has passed the list may
+        miss workers (``heartbeats_complete_since`` tells when the view became complete).
+        """
+        async with self._lazy_lock:
+            if self._monitor is None:
+                connection, _ = self._require_connection()
+                monitor = HeartbeatMonitor(connection)
+                await monitor.start()
+                self._monitor = monitor
+        return self._monitor.snapshot(pool)
+
+    @property
+    def heartbeats_since(self) -> float | None:
+        """When the heartbeat subscription started (epoch seconds), or None."""
+        return self._monitor.started_at if self._monitor is not None else None
+
+    async def get_dlq_messages(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Dead-lettered jobs with their reasons, oldest first; they stay in the DLQ."""
+        from itl_controlplane_sdk.workers import dead_letters
+
+        connection, _ = self._require_connection()
+        return await dead_letters.peek(connection, limit)
+
+    async def redrive_dlq(self, limit: int | None = None) -> int:
+        """Moves dead-lettered jobs back to their queues (attempt reset to 1); returns the count."""
+        from itl_controlplane_sdk.workers import dead_letters
+
+        connection, _ = self._require_connection()
+        return await dead_letters.redrive(connection, limit, timeout=self._publish_timeout)
+
+    async def wait_until_connected(self, timeout: float) -> bool:
+        """Polls until the robust connection is back (after a broker restart)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.is_connected:
+                return True
+            await asyncio.sleep(0.1)
+        return self.is_connected

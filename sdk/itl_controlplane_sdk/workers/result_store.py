@@ -1,0 +1,160 @@
+"""Reading job results from the ``provider.results`` stream, from any process.
+
+Results are appended to a RabbitMQ stream, which keeps them for the retention window no matter
+who reads them. A ``ResultReader`` tails the stream once per process and keeps the newest
+results in a bounded LRU cache, so waiting callers are woken without polling and memory stays
+bounded. A result the cache cannot vouch for (published before this process started tailing,
+or evicted since) is found by a short-lived scan that starts at the job's submission time,
+which the time-ordered job id encodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import OrderedDict
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from itl_controlplane_sdk.workers import topology
+from itl_controlplane_sdk.workers.envelope import job_id_time
+from itl_controlplane_sdk.workers.results import JobResult
+
+if TYPE_CHECKING:
+    from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractQueue
+
+log = logging.getLogger(__name__)
+
+STREAM_PREFETCH = 500
+CLOCK_SKEW_SECONDS = 5.0
+
+
+def _decode_result(message: AbstractIncomingMessage) -> JobResult | None:
+    try:
+        data: Any = json.loads(message.body)
+        return JobResult.from_dict(data)
+    except (ValueError, KeyError, TypeError):
+        log.warning("skipping undecodable message in %s", topology.RESULTS_STREAM)
+        return None
+
+
+def _stream_offset(epoch_seconds: float) -> datetime:
+    return datetime.fromtimestamp(max(0.0, epoch_seconds), UTC)
+
+
+class ResultReader:
+    """One tail of the results stream plus an LRU cache of terminal results."""
+
+    def __init__(
+        self, connection: AbstractConnection, *, cache_size: int, lookback_seconds: float
+    ) -> None:
+        self._connection = connection
+        self._cache_size = cache_size
+        self._lookback = lookback_seconds
+        self._cache: OrderedDict[str, JobResult] = OrderedDict()
+        self._waiters: dict[str, list[asyncio.Future[JobResult]]] = {}
+        self._complete_since = 0.0
+        self._queue: AbstractQueue | None = None
+        self._consumer_tag: str | None = None
+
+    async def start(self) -> None:
+        start_at = time.time() - self._lookback
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=STREAM_PREFETCH)
+        self._queue = await channel.declare_queue(topology.RESULTS_STREAM, passive=True)
+        self._consumer_tag = await self._queue.consume(
+            self._on_tail_message, arguments={"x-stream-offset": _stream_offset(start_at)}
+        )
+        self._complete_since = start_at
+
+    async def stop(self) -> None:
+        for futures in self._waiters.values():
+            for future in futures:
+                future.cancel()
+        self._waiters.clear()
+        if self._queue is not None:
+            await self._queue.channel.close()
+            self._queue = None
+
+    @property
+    def cached(self) -> int:
+        return len(self._cache)
+
+    def peek(self, job_id: str) -> JobResult | None:
+        return self._cache.get(job_id)
+
+    async def wait_for(self, job_id: str, timeout: float) -> JobResult | None:
+        cached = self._cache.get(job_id)
+        if cached is not None:
+            return cached
+        submitted = job_id_time(job_id)
+        needs_scan = submitted is None or submitted - CLOCK_SKEW_SECONDS < self._complete_since
+        if timeout <= 0 and not needs_scan:
+            return None
+        future: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(job_id, []).append(future)
+        scan: asyncio.Task[None] | None = None
+        if needs_scan:
+            since = (submitted or time.time() - 86400 * 365) - CLOCK_SKEW_SECONDS
+            scan = asyncio.create_task(self._scan(job_id, since, future))
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout=max(timeout, 0.5))
+        except TimeoutError:
+            return None
+        finally:
+            if scan is not None:
+                scan.cancel()
+            waiters = self._waiters.get(job_id, [])
+            if future in waiters:
+                waiters.remove(future)
+            if not waiters:
+                self._waiters.pop(job_id, None)
+
+    async def _on_tail_message(self, message: AbstractIncomingMessage) -> None:
+        await message.ack()
+        result = _decode_result(message)
+        if result is None or not result.status.is_terminal:
+            return
+        self._remember(result)
+        for future in self._waiters.pop(result.job_id, []):
+            if not future.done():
+                future.set_result(result)
+
+    def _remember(self, result: JobResult) -> None:
+        self._cache[result.job_id] = result
+        self._cache.move_to_end(result.job_id)
+        while len(self._cache) > self._cache_size:
+            _, evicted = self._cache.popitem(last=False)
+            # Results older than the evicted one may be gone from the cache too: later
+            # look-ups for jobs submitted before it must scan the stream.
+            self._complete_since = max(self._complete_since, evicted.timestamp.timestamp())
+
+    async def _scan(self, job_id: str, since: float, future: asyncio.Future[JobResult]) -> None:
+        """Reads the stream from ``since`` until ``job_id``'s result shows up."""
+        found: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            await message.ack()
+            if message.message_id not in (None, job_id):
+                return
+            result = _decode_result(message)
+            if (
+                result is not None
+                and result.job_id == job_id
+                and result.status.is_terminal
+                and not found.done()
+            ):
+                found.set_result(result)
+
+        channel = await self._connection.channel()
+        try:
+            await channel.set_qos(prefetch_count=STREAM_PREFETCH)
+            queue = await channel.declare_queue(topology.RESULTS_STREAM, passive=True)
+            await queue.consume(on_message, arguments={"x-stream-offset": _stream_offset(since)})
+            result = await found
+            if not future.done():
+                future.set_result(result)
+        finally:
+            await channel.close()

@@ -1,0 +1,150 @@
+"""The worker process's environment contract.
+
+This model is the single source of truth for the variables a worker reads. The operator's
+Deployment builder asks it for variable names (``WorkerSettings.env_name(...)``) instead of
+spelling them out, so the two sides cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from itl_controlplane_sdk.workers.topology import DEFAULT_JOB_QUEUE
+
+DEFAULT_RABBITMQ_URL = "amqp://guest:guest@localhost/"
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+def _generated_worker_id() -> str:
+    return f"worker-{secrets.token_hex(4)}"
+
+
+class WorkerSettings(BaseSettings):
+    """Configuration of one worker process, read from the environment."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    worker_id: str = Field(
+        default_factory=_generated_worker_id,
+        validation_alias="WORKER_ID",
+        description="Unique worker id; the pod name in Kubernetes. Auto-generated if unset.",
+        min_length=1,
+    )
+    rabbitmq_url: SecretStr = Field(
+        default=SecretStr(DEFAULT_RABBITMQ_URL),
+        validation_alias="RABBITMQ_URL",
+        description="AMQP URL of the broker. Secret: it usually carries a password.",
+    )
+    log_level: LogLevel = Field(default="INFO", validation_alias="LOG_LEVEL")
+    health_check_host: str = Field(
+        default="0.0.0.0",
+        validation_alias="HEALTH_CHECK_HOST",
+        description="Address the health server binds; 0.0.0.0 so kubelet probes reach it.",
+    )
+    health_check_port: int = Field(
+        default=8001,
+        ge=0,
+        le=65535,
+        validation_alias="HEALTH_CHECK_PORT",
+        description="Port of /health, /status and /metrics (0 picks a free port).",
+    )
+    max_concurrent_jobs: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        validation_alias="MAX_CONCURRENT_JOBS",
+        description="Jobs one worker runs at once; also the AMQP prefetch.",
+    )
+    job_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        le=86400,
+        validation_alias="JOB_TIMEOUT",
+        description="Seconds a job may run before it fails with a timeout error.",
+    )
+    pool_name: str = Field(
+        default="default",
+        validation_alias="WORKER_POOL",
+        description="Name of the WorkerPool this worker belongs to (reported in heartbeats).",
+    )
+    job_queue: str = Field(
+        default=DEFAULT_JOB_QUEUE,
+        validation_alias="JOB_QUEUE",
+        description="Queue this worker consumes.",
+    )
+    job_bindings: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias="JOB_BINDINGS",
+        description=(
+            "Routing-key patterns bound to a dedicated queue, e.g. provider.ITL.Compute.#. "
+            "Empty for the default queue, which receives every job no other queue claims."
+        ),
+    )
+    providers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias="WORKER_PROVIDERS",
+        description=(
+            "module:factory entries whose factory(registry) registers providers. "
+            "Empty means: load the 'itl_controlplane_sdk.providers' entry points."
+        ),
+    )
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        validation_alias="JOB_MAX_ATTEMPTS",
+        description="Attempts for a retryably failing job before it is dead-lettered.",
+    )
+    retry_base_delay: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        validation_alias="JOB_RETRY_BASE_DELAY",
+        description="Delay before the first retry; each further retry doubles it.",
+    )
+    heartbeat_interval: float = Field(
+        default=2.0,
+        gt=0,
+        le=300,
+        validation_alias="HEARTBEAT_INTERVAL",
+        description="Seconds between heartbeats to the operator.",
+    )
+    drain_timeout: float | None = Field(
+        default=None,
+        gt=0,
+        validation_alias="DRAIN_TIMEOUT",
+        description="Seconds SIGTERM waits for in-flight jobs; defaults to JOB_TIMEOUT.",
+    )
+    result_retention: float = Field(
+        default=3600.0,
+        gt=0,
+        validation_alias="RESULT_RETENTION_SECONDS",
+        description="How long results stay readable by get_result from any process.",
+    )
+
+    @field_validator("job_bindings", "providers", mode="before")
+    @classmethod
+    def _split_comma_list(cls, value: object) -> object:
+        """Lists come from the environment as comma-separated text, not JSON."""
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @classmethod
+    def env_name(cls, field_name: str) -> str:
+        """The environment variable that sets ``field_name`` (for manifest builders)."""
+        alias = cls.model_fields[field_name].validation_alias
+        if isinstance(alias, str):
+            return alias
+        if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+            return alias.choices[0]
+        raise KeyError(f"{field_name} has no environment variable")
+
+    @property
+    def effective_drain_timeout(self) -> float:
+        return self.drain_timeout if self.drain_timeout is not None else self.job_timeout

@@ -1,0 +1,142 @@
+"""Submit -> worker -> result, and reading results from other processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+import pytest
+
+from itl_controlplane_sdk.workers import JobQueue, JobStatus, JobSubmissionError
+from tests.integration.sdk.conftest import ALL_JOBS, StartWorker, demo_request
+
+pytestmark = pytest.mark.integration
+
+
+async def test_submitted_job_is_processed_and_its_result_returned(
+    producer: JobQueue, start_worker: StartWorker
+) -> None:
+    await start_worker()
+    job_id = await producer.submit_job("ITL.Demo", "Job", "create", demo_request(x=1))
+
+    result = await producer.get_result(job_id, timeout=10)
+
+    assert result is not None
+    assert result.status is JobStatus.COMPLETED
+    assert result.result is not None
+    assert result.result["properties"]["echo"] == {"x": 1}
+    assert result.result["id"].endswith("/providers/ITL.Demo/Job/job")
+
+
+async def test_result_is_readable_from_a_queue_connected_after_it_was_published(
+    rabbitmq_url: str, queue_name: str, producer: JobQueue, start_worker: StartWorker
+) -> None:
+    await start_worker()
+    job_id = await producer.submit_job("ITL.Demo", "Job", "create", demo_request())
+    assert await producer.get_result(job_id, timeout=10) is not None
+
+    late = JobQueue(rabbitmq_url, queue_name=queue_name, bindings=ALL_JOBS, result_lookback=0)
+    await late.connect()
+    try:
+        result = await late.get_result(job_id, timeout=10)
+    finally:
+        await late.disconnect()
+
+    assert result is not None
+    assert result.job_id == job_id
+    assert result.status is JobStatus.COMPLETED
+
+
+async def test_result_is_readable_from_another_process(
+    rabbitmq_url: str, producer: JobQueue, start_worker: StartWorker
+) -> None:
+    await start_worker()
+    job_id = await producer.submit_job("ITL.Demo", "Job", "create", demo_request())
+    assert await producer.get_result(job_id, timeout=10) is not None
+    script = (
+        "import asyncio, json, sys\n"
+        "from itl_controlplane_sdk.workers import JobQueue\n"
+        "async def main():\n"
+        "    q = JobQueue(sys.argv[1], declare_topology=False)\n"
+        "    await q.connect()\n"
+        "    r = await q.get_result(sys.argv[2], timeout=10)\n"
+        "    await q.disconnect()\n"
+        "    print(json.dumps(r.to_dict() if r else None))\n"
+        "asyncio.run(main())\n"
+    )
+
+    done = subprocess.run(
+        [sys.executable, "-c", script, rabbitmq_url, job_id],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+
+    printed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert printed["job_id"] == job_id
+    assert printed["status"] == "completed"
+
+
+async def test_result_cache_is_bounded_and_evicted_results_are_still_found(
+    rabbitmq_url: str, queue_name: str, start_worker: StartWorker
+) -> None:
+    await start_worker(max_concurrent_jobs=10)
+    queue = JobQueue(rabbitmq_url, queue_name=queue_name, bindings=ALL_JOBS, result_cache_size=5)
+    await queue.connect()
+    try:
+        job_ids = [
+            await queue.submit_job("ITL.Demo", "Job", "create", demo_request(f"j{i}"))
+            for i in range(20)
+        ]
+        results = await asyncio.gather(*(queue.get_result(j, timeout=15) for j in job_ids))
+        assert all(r is not None and r.status is JobStatus.COMPLETED for r in results)
+        reader = await queue._result_reader()
+        assert reader.cached <= 5
+
+        first = await queue.get_result(job_ids[0], timeout=10)
+    finally:
+        await queue.disconnect()
+
+    assert first is not None and first.job_id == job_ids[0]
+
+
+async def test_get_result_returns_none_when_no_result_comes(producer: JobQueue) -> None:
+    job_id = await producer.submit_job("ITL.Demo", "Job", "create", demo_request())
+
+    assert await producer.get_result(job_id, timeout=0.5) is None
+
+
+async def test_job_that_no_queue_accepts_raises_instead_of_vanishing(
+    rabbitmq_url: str, queue_name: str
+) -> None:
+    # A dedicated queue that claims only ITL.Only jobs, and no catch-all queue bound to the
+    # alternate exchange in this vhost: a job for another provider has nowhere to go.
+    import aio_pika
+
+    default = JobQueue(rabbitmq_url)  # make sure the catch-all exists, then detach it
+    await default.connect()
+    await default.disconnect()
+    connection = await aio_pika.connect(rabbitmq_url)
+    async with connection:
+        channel = await connection.channel()
+        catch_all = await channel.get_queue("provider.jobs")
+        await catch_all.unbind("provider.unrouted", "")
+    queue = JobQueue(rabbitmq_url, queue_name=queue_name, bindings=("provider.ITL.Only.#",))
+    await queue.connect()
+    try:
+        with pytest.raises(JobSubmissionError, match="no queue is bound"):
+            await queue.submit_job("ITL.Nowhere", "Thing", "create", demo_request())
+        accepted = await queue.submit_job("ITL.Only", "Thing", "create", demo_request())
+        assert accepted
+    finally:
+        await queue.disconnect()
+        restore = JobQueue(rabbitmq_url)
+        await restore.connect()
+        await restore.disconnect()
+
+
+async def test_invalid_priority_and_operation_are_rejected(producer: JobQueue) -> None:
+    with pytest.raises(ValueError, match="priority must be between 0 and 10"):
+        await producer.submit_job("ITL.Demo", "Job", "create", demo_request(), priority=11)
+    with pytest.raises(ValueError, match="operation must be one of"):
+        await producer.submit_job("ITL.Demo", "Job", "explode", demo_request())
