@@ -13,13 +13,13 @@ from typing import Any
 
 import aio_pika
 import pytest
+from tests.support.workers import WorkerProcess
 
 from itl_controlplane_sdk import ResourceProviderRegistry, ResourceRequest
 from itl_controlplane_sdk.providers.base import ResourceProvider
 from itl_controlplane_sdk.providers.examples import register_example_providers
 from itl_controlplane_sdk.workers import JobQueue, ProviderWorker
 from itl_controlplane_sdk.workers.topology import DEAD_LETTER_QUEUE
-from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -105,7 +105,9 @@ def worker_process(
 
     def make(worker_id: str, **env: str) -> WorkerProcess:
         process = WorkerProcess(
-            worker_id, rabbitmq_url, tmp_path,
+            worker_id,
+            rabbitmq_url,
+            tmp_path,
             env={"JOB_QUEUE": queue_name, "JOB_BINDINGS": ",".join(ALL_JOBS), **env},
         )
         processes.append(process)

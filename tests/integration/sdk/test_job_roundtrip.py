@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 
 import pytest
+from tests.integration.sdk.conftest import ALL_JOBS, StartWorker, demo_request
 
 from itl_controlplane_sdk.workers import JobQueue, JobStatus, JobSubmissionError
-from tests.integration.sdk.conftest import ALL_JOBS, StartWorker, demo_request
 
 pytestmark = pytest.mark.integration
 
@@ -67,12 +66,13 @@ async def test_result_is_readable_from_another_process(
         "asyncio.run(main())\n"
     )
 
-    done = subprocess.run(
-        [sys.executable, "-c", script, rabbitmq_url, job_id],
-        capture_output=True, text=True, timeout=60, check=True,
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, rabbitmq_url, job_id, stdout=asyncio.subprocess.PIPE
     )
+    stdout, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0
 
-    printed = json.loads(done.stdout.strip().splitlines()[-1])
+    printed = json.loads(stdout.decode().strip().splitlines()[-1])
     assert printed["job_id"] == job_id
     assert printed["status"] == "completed"
 
