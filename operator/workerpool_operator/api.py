@@ -12,9 +12,10 @@ Pure module: no kopf, no Kubernetes client, no broker client.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 from itl_controlplane_sdk.workers.settings import WorkerSettings
@@ -561,6 +562,35 @@ class WorkerPool(_Model):
     metadata: ObjectMeta
     spec: WorkerPoolSpec
     status: WorkerPoolStatus = Field(default_factory=WorkerPoolStatus)
+
+
+def parse_status(raw: Mapping[str, Any] | None) -> WorkerPoolStatus:
+    """Status as far as it is readable: a malformed entry from another writer is dropped.
+
+    Status is observation, not intent; a bad condition written by someone else must never
+    stop the operator from reconciling the spec.
+    """
+    try:
+        return WorkerPoolStatus.model_validate(raw or {})
+    except ValidationError:
+        pass
+    usable: list[Condition] = []
+    for item in (raw or {}).get("conditions") or []:
+        try:
+            usable.append(Condition.model_validate(item))
+        except ValidationError:
+            continue
+    return WorkerPoolStatus(conditions=usable)
+
+
+def parse_pool(body: Mapping[str, Any]) -> WorkerPool:
+    """A WorkerPool from an API body: metadata and spec strictly, status leniently.
+
+    Raises ``ValidationError`` only for an unusable spec or metadata.
+    """
+    pool = WorkerPool.model_validate({k: v for k, v in body.items() if k != "status"})
+    pool.status = parse_status(body.get("status"))
+    return pool
 
 
 def effective_queue(pool: WorkerPool) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from workerpool_operator import conditions
+from workerpool_operator import conditions, diff
 from workerpool_operator.api import WorkerPool, desired_replicas
 from workerpool_operator.builders import meta
 from workerpool_operator.conditions import DEGRADED, PROGRESSING, READY, Desired
@@ -185,3 +185,19 @@ def operator_status(
         "selector": meta.selector_string(pool.metadata.name),
         "conditions": [c.model_dump(mode="json") for c in settled],
     }
+
+
+def status_is_current(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """True when ``current`` status already shows every operator-owned field of ``wanted``.
+
+    Conditions are matched by type, so conditions other writers own (ScalingActive) do not
+    make an up-to-date status look stale.
+    """
+    for key, value in wanted.items():
+        if key == "conditions":
+            have = {c.get("type"): c for c in current.get("conditions") or []}
+            if not all(diff.contains(have.get(c["type"]), c) for c in value):
+                return False
+        elif current.get(key) != value:
+            return False
+    return True

@@ -1,0 +1,43 @@
+"""``python -m workerpool_operator``: run the operator with settings from the environment.
+
+Equivalent to ``kopf run -m workerpool_operator.handlers`` with the namespaces, peering,
+liveness endpoint and logging taken from ``OperatorSettings`` instead of CLI flags.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import kopf
+
+from workerpool_operator.settings import OperatorSettings
+
+
+def main() -> int:
+    settings = OperatorSettings()
+    kopf.configure(
+        debug=settings.log_level == "DEBUG",
+        log_format=kopf.LogFormat[settings.log_format.upper()],
+        log_prefix=settings.log_format != "json",
+    )
+    logging.getLogger().setLevel(settings.log_level)
+
+    from workerpool_operator import handlers  # noqa: F401  (registers the handlers)
+
+    liveness = None
+    if settings.health_port:
+        liveness = f"http://{settings.bind_address}:{settings.health_port}/healthz"
+    kopf.run(
+        clusterwide=settings.clusterwide,
+        namespaces=settings.namespaces,
+        standalone=settings.peering_name is None,
+        peering_name=settings.peering_name,
+        priority=settings.priority,
+        liveness_endpoint=liveness,
+        memo=kopf.Memo(operator_settings=settings),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

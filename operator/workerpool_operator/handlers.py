@@ -1,0 +1,134 @@
+"""The thin Kopf layer: decorators that hand every trigger to ``Runtime``.
+
+``kopf run -m workerpool_operator.handlers`` or ``python -m workerpool_operator`` loads this
+module. Handlers translate between Kopf and the operator and nothing else: the startup
+handler configures Kopf and builds the ``Runtime``; pool create/update/resume reconcile and
+turn failures into Kopf retries with exponential backoff; watching the managed Deployments
+repairs drift and refreshes status; the cleanup handler closes the client.
+
+Kopf persistence is kept in annotations and handlers return None, because the strict,
+generated status schema would prune anything Kopf wrote to ``status``. No handler requires a
+finalizer, so pools can be deleted even while the operator is not running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from workerpool_operator import api
+from workerpool_operator.builders.meta import LABEL_MANAGED_BY, MANAGED_BY, MANAGED_SELECTOR
+from workerpool_operator.kube import Kube, KubeError
+from workerpool_operator.metrics import OperatorMetrics, serve
+from workerpool_operator.runtime import Runtime
+from workerpool_operator.settings import OperatorSettings
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 300.0
+
+
+def backoff(retry: int) -> float:
+    """Delay before retry number ``retry``: 5 s doubling, capped at five minutes."""
+    return float(min(5.0 * 2 ** min(retry, 10), MAX_BACKOFF_SECONDS))
+
+
+def _post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    """Record an Event on the pool through Kopf's event poster (batched, retried)."""
+    try:
+        kopf.event(dict(body), type=type_, reason=reason, message=message)  # type: ignore[arg-type]
+    except LookupError:  # outside an operator context (e.g. tests calling handlers directly)
+        logger.info("event %s %s: %s", type_, reason, message)
+
+
+def _runtime(memo: Any) -> Runtime:
+    runtime: Runtime = memo.runtime
+    return runtime
+
+
+def configure_kopf(settings: kopf.OperatorSettings) -> None:
+    """Kopf settings this operator depends on (see the module docstring for why)."""
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=api.GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=api.GROUP, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{api.GROUP}/finalizer"
+    settings.posting.loggers = False
+    settings.posting.level = logging.INFO
+    # Only the Deployments this operator manages, filtered by the API server.
+    settings.watching.label_selectors["apps", "deployments"] = MANAGED_SELECTOR
+    # The WorkerPool CRD is installed before the operator: no need to watch CRDs at runtime.
+    settings.scanning.disabled = True
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    configure_kopf(settings)
+    operator_settings = memo.get("operator_settings") or OperatorSettings()
+    metrics = memo.get("metrics") or OperatorMetrics()
+    if operator_settings.metrics_port and not memo.get("metrics"):
+        serve(operator_settings.metrics_port, operator_settings.bind_address)
+    runtime = Runtime(
+        settings=operator_settings,
+        kube=await Kube.connect(),
+        metrics=metrics,
+        post_event=_post_event,
+    )
+    memo.runtime = runtime
+    memo.resync_task = asyncio.create_task(runtime.resync_forever(), name="workerpool-resync")
+    logger.info(
+        "WorkerPool operator started (default image %s, resync every %ss)",
+        operator_settings.default_worker_image,
+        operator_settings.resync_seconds,
+    )
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    task: asyncio.Task[None] | None = memo.get("resync_task")
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    runtime: Runtime | None = memo.get("runtime")
+    if runtime is not None:
+        await runtime.kube.close()
+
+
+@kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
+def track_pool(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Keep the latest body of every pool for Deployment events and the resync."""
+    _runtime(memo).track(type, body)
+
+
+@kopf.on.resume(api.GROUP, api.VERSION, api.PLURAL)
+@kopf.on.create(api.GROUP, api.VERSION, api.PLURAL)
+@kopf.on.update(api.GROUP, api.VERSION, api.PLURAL)
+async def reconcile_pool(body: kopf.Body, retry: int, memo: kopf.Memo, **_: Any) -> None:
+    """Make the pool's children match its spec; retry failures with backoff."""
+    try:
+        outcome = await _runtime(memo).reconcile(body)
+    except KubeError as exc:
+        raise kopf.TemporaryError(str(exc), delay=backoff(retry)) from exc
+    if outcome.failure is None:
+        return
+    if outcome.failure.permanent:
+        raise kopf.PermanentError(f"{outcome.failure.reason}: {outcome.failure.message}")
+    raise kopf.TemporaryError(
+        f"{outcome.failure.reason}: {outcome.failure.message}", delay=backoff(retry)
+    )
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={LABEL_MANAGED_BY: MANAGED_BY})
+async def deployment_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A managed Deployment changed or vanished: repair drift or refresh the pool's status."""
+    try:
+        await _runtime(memo).on_deployment(type, body)
+    except KubeError as exc:
+        # Event handlers are not retried by Kopf; the resync or the next event will be.
+        logger.warning("handling Deployment %s failed: %s", body.get("metadata", {}), exc)

@@ -1,0 +1,236 @@
+"""Bring one WorkerPool's children and status in line with its spec (level-based).
+
+Called by every trigger alike (create, update, resume, a changed or deleted Deployment, the
+periodic resync): read the pool, check its Secret, build the children, apply only those whose
+live version lacks what we want, then write the operator's part of status. Running it twice
+changes nothing the second time, which is what makes restarts and duplicate events harmless.
+
+Orchestration only: decisions live in ``builders``, ``status`` and ``diff`` (pure), I/O in
+``kube``. No kopf here; ``handlers`` turns an ``Outcome`` into events and retries.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from workerpool_operator import conditions, diff
+from workerpool_operator.api import Condition, WorkerPool, parse_pool, parse_status
+from workerpool_operator.builders import build_children, build_deployment
+from workerpool_operator.conditions import DEGRADED
+from workerpool_operator.kube import KubeAPI, KubeError, Unavailable
+from workerpool_operator.status import (
+    API_UNAVAILABLE,
+    APPLY_FAILED,
+    INVALID_SPEC,
+    RECONCILE_FAILURES,
+    SECRET_KEY_NOT_FOUND,
+    SECRET_NOT_FOUND,
+    Failure,
+    carried_failure,
+    operator_status,
+    status_is_current,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one reconcile did, for events, metrics and retries."""
+
+    created: tuple[str, ...] = ()
+    """Kinds of the children created (e.g. ``("Service", "Deployment")``)."""
+    updated: tuple[str, ...] = ()
+    """Kinds of the children whose live object lacked what the spec says."""
+    failure: Failure | None = None
+    previous_degraded: Condition | None = None
+    status: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failure_is_new(self) -> bool:
+        """The failure started, or its reason changed, in this reconcile (one event each)."""
+        if self.failure is None:
+            return False
+        previous = self.previous_degraded
+        return not (
+            previous is not None
+            and previous.status == "True"
+            and previous.reason == self.failure.reason
+        )
+
+    @property
+    def recovered(self) -> bool:
+        """A reconcile failure recorded earlier has cleared."""
+        previous = self.previous_degraded
+        return (
+            self.failure is None
+            and previous is not None
+            and previous.status == "True"
+            and previous.reason in RECONCILE_FAILURES
+        )
+
+
+async def _check_secret(pool: WorkerPool, kube: KubeAPI) -> Failure | None:
+    """The referenced broker Secret must exist and hold its key before pods can start."""
+    ref = pool.spec.rabbitmq.secret_ref
+    keys = await kube.secret_keys(pool.metadata.namespace, ref.name)
+    if keys is None:
+        return Failure(
+            SECRET_NOT_FOUND,
+            f"Secret {ref.name!r} (spec.rabbitmq.secretRef.name) not found in namespace "
+            f"{pool.metadata.namespace!r}",
+        )
+    if ref.key not in keys:
+        return Failure(
+            SECRET_KEY_NOT_FOUND,
+            f"Secret {ref.name!r} has no key {ref.key!r} (spec.rabbitmq.secretRef.key)",
+        )
+    return None
+
+
+def _kube_failure(exc: KubeError, what: str) -> Failure:
+    if isinstance(exc, Unavailable):
+        return Failure(API_UNAVAILABLE, f"{what}: {exc.message}")
+    return Failure(APPLY_FAILED, f"{what}: {exc.status} {exc.reason}: {exc.message}")
+
+
+def _label(obj: Mapping[str, Any]) -> str:
+    return f"{obj['kind']}/{obj['metadata']['name']}"
+
+
+async def _write_status(
+    kube: KubeAPI, pool: WorkerPool, current: Mapping[str, Any], status: dict[str, Any]
+) -> None:
+    """Apply the operator's status fields unless the pool already shows exactly them."""
+    if status_is_current(current, status):
+        return
+    await kube.apply_status(pool.metadata.namespace, pool.metadata.name, status)
+
+
+def _invalid_spec_status(
+    body: Mapping[str, Any], exc: ValidationError, now: datetime
+) -> tuple[dict[str, Any], Failure, Condition | None]:
+    """Status for a pool whose spec the models reject (it slipped past the schema)."""
+    failure = Failure(INVALID_SPEC, str(exc).replace("\n", " ")[:1000], permanent=True)
+    existing = parse_status(body.get("status")).conditions
+    generation = int(body.get("metadata", {}).get("generation") or 0)
+    wanted = [
+        conditions.Desired(conditions.READY, "False", failure.reason, failure.message),
+        conditions.Desired(conditions.PROGRESSING, "False", failure.reason, failure.message),
+        conditions.Desired(DEGRADED, "True", failure.reason, failure.message),
+    ]
+    settled = conditions.set_conditions(
+        [c for c in existing if c.type in conditions.OPERATOR_CONDITIONS],
+        wanted,
+        observed_generation=generation,
+        now=now,
+    )
+    status = {
+        "observedGeneration": generation,
+        "conditions": [c.model_dump(mode="json") for c in settled],
+    }
+    return status, failure, conditions.find(existing, DEGRADED)
+
+
+async def reconcile(
+    body: Mapping[str, Any],
+    *,
+    kube: KubeAPI,
+    default_image: str,
+    now: datetime | None = None,  # None for the wall clock; tests pass a fixed time
+) -> Outcome:
+    """Reconcile one pool; never raises for expected failures (they are in the Outcome)."""
+    now = now or datetime.now(UTC)
+    current_status = body.get("status") or {}
+    try:
+        pool = parse_pool(body)
+    except ValidationError as exc:
+        status, invalid, previous = _invalid_spec_status(body, exc, now)
+        meta = body["metadata"]
+        await kube.apply_status(meta["namespace"], meta["name"], status)
+        return Outcome(failure=invalid, previous_degraded=previous, status=status)
+
+    previous = conditions.find(pool.status.conditions, DEGRADED)
+    created: list[str] = []
+    updated: list[str] = []
+    deployment: dict[str, Any] | None = None
+    failure: Failure | None = None
+    try:
+        failure = await _check_secret(pool, kube)
+    except KubeError as exc:
+        failure = _kube_failure(exc, "reading the broker Secret")
+
+    if failure is None:
+        for child in build_children(pool, default_image=default_image):
+            try:
+                live = await kube.get_like(child)
+                if live is None:
+                    live = await kube.apply(child)
+                    created.append(child["kind"])
+                elif not diff.contains(live, child):
+                    before = live["metadata"].get("resourceVersion")
+                    live = await kube.apply(child)
+                    if live["metadata"].get("resourceVersion") != before:
+                        updated.append(child["kind"])
+            except KubeError as exc:
+                failure = _kube_failure(exc, f"applying {_label(child)}")
+                break
+            if child["kind"] == "Deployment":
+                deployment = live
+
+    if failure is not None and deployment is None:
+        try:
+            deployment = await kube.get(
+                "apps/v1", "Deployment", pool.metadata.namespace, pool.metadata.name
+            )
+        except KubeError:
+            deployment = None
+
+    status = operator_status(pool, deployment, failure, now=now)
+    await _write_status(kube, pool, current_status, status)
+    return Outcome(
+        created=tuple(created),
+        updated=tuple(updated),
+        failure=failure,
+        previous_degraded=previous,
+        status=status,
+    )
+
+
+def needs_reconcile(
+    pool_body: Mapping[str, Any], deployment: Mapping[str, Any] | None, *, default_image: str
+) -> bool:
+    """Whether a Deployment event shows drift (deleted, or a field we own was changed)."""
+    if deployment is None:
+        return True
+    try:
+        pool = parse_pool(pool_body)
+    except ValidationError:
+        return False
+    return not diff.contains(deployment, build_deployment(pool, default_image=default_image))
+
+
+async def refresh_status(
+    pool_body: Mapping[str, Any],
+    deployment: Mapping[str, Any],
+    *,
+    kube: KubeAPI,
+    now: datetime | None = None,
+) -> dict[str, Any] | None:
+    """Recompute status from a Deployment event without touching the children.
+
+    A failure recorded for the current generation stays: only a reconcile clears it.
+    """
+    try:
+        pool = parse_pool(pool_body)
+    except ValidationError:
+        return None
+    status = operator_status(pool, deployment, carried_failure(pool), now=now or datetime.now(UTC))
+    await _write_status(kube, pool, pool_body.get("status") or {}, status)
+    return status

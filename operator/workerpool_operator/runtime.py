@@ -1,0 +1,163 @@
+"""Operator-wide state and the loops around ``reconcile``: one object in the Kopf memo.
+
+Holds the settings, the Kubernetes adapter, the metrics, the last seen body of every pool
+(fed by the pool watch), and a lock per pool so a create handler, a Deployment event and the
+resync never reconcile the same pool at once. Events are posted through an injected function,
+so this module needs no kopf and tests can collect events in a list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from workerpool_operator import reconcile as reconciling
+from workerpool_operator.builders.meta import LABEL_POOL
+from workerpool_operator.kube import KubeAPI
+from workerpool_operator.metrics import OperatorMetrics
+from workerpool_operator.reconcile import Outcome
+from workerpool_operator.settings import OperatorSettings
+
+logger = logging.getLogger(__name__)
+
+PoolKey = tuple[str, str]
+EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
+"""post(pool_body, type, reason, message): records a Kubernetes Event on the pool."""
+
+TRIGGER_SPEC = "spec"
+TRIGGER_DRIFT = "drift"
+TRIGGER_RESYNC = "resync"
+
+
+def pool_key(body: Mapping[str, Any]) -> PoolKey:
+    meta = body["metadata"]
+    return (str(meta.get("namespace")), str(meta["name"]))
+
+
+def _kinds(kinds: tuple[str, ...]) -> str:
+    return ", ".join(kinds)
+
+
+@dataclass
+class Runtime:
+    """Everything the handlers share; created in the startup handler, closed at cleanup."""
+
+    settings: OperatorSettings
+    kube: KubeAPI
+    metrics: OperatorMetrics
+    post_event: EventPoster
+    pools: dict[PoolKey, dict[str, Any]] = field(default_factory=dict)
+    _locks: dict[PoolKey, asyncio.Lock] = field(default_factory=dict)
+
+    # -- pool tracking ---------------------------------------------------------------------
+
+    def track(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """Remember the latest body of each pool (None/ADDED/MODIFIED) or forget it."""
+        key = pool_key(body)
+        if event_type == "DELETED":
+            self.pools.pop(key, None)
+            self._locks.pop(key, None)
+        else:
+            self.pools[key] = dict(body)
+        self.metrics.pools.set(len(self.pools))
+
+    def _lock(self, key: PoolKey) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    # -- reconcile -------------------------------------------------------------------------
+
+    async def reconcile(self, body: Mapping[str, Any], *, trigger: str = TRIGGER_SPEC) -> Outcome:
+        """Reconcile one pool under its lock, then record metrics and post events."""
+        started = time.perf_counter()
+        async with self._lock(pool_key(body)):
+            outcome = await reconciling.reconcile(
+                body, kube=self.kube, default_image=self.settings.default_worker_image
+            )
+        self.metrics.duration.observe(time.perf_counter() - started)
+        self._record(body, outcome, trigger)
+        return outcome
+
+    def _record(self, body: Mapping[str, Any], outcome: Outcome, trigger: str) -> None:
+        metrics = self.metrics
+        metrics.reconciles.labels("failure" if outcome.failure else "success").inc()
+        for kind in outcome.created:
+            metrics.applies.labels(kind, "created").inc()
+        for kind in outcome.updated:
+            metrics.applies.labels(kind, "updated").inc()
+        name = body["metadata"]["name"]
+        changed = outcome.created + outcome.updated
+        if trigger != TRIGGER_SPEC and changed:
+            for kind in changed:
+                metrics.drift_repairs.labels(kind).inc()
+            self.post_event(
+                body,
+                "Normal",
+                "DriftRepaired",
+                f"Restored {_kinds(changed)} {name!r} changed outside the operator",
+            )
+        else:
+            if outcome.created:
+                self.post_event(
+                    body, "Normal", "Created", f"Created {_kinds(outcome.created)} {name!r}"
+                )
+            if outcome.updated:
+                self.post_event(
+                    body, "Normal", "Updated", f"Updated {_kinds(outcome.updated)} {name!r}"
+                )
+        if outcome.failure is not None:
+            metrics.errors.labels(outcome.failure.reason).inc()
+            if outcome.failure_is_new:
+                self.post_event(body, "Warning", outcome.failure.reason, outcome.failure.message)
+        elif outcome.recovered:
+            self.post_event(body, "Normal", "Recovered", "The pool reconciles again")
+
+    # -- Deployment events -----------------------------------------------------------------
+
+    async def on_deployment(self, event_type: str | None, deployment: Mapping[str, Any]) -> None:
+        """A managed Deployment changed: repair drift, else refresh the pool's status."""
+        meta = deployment.get("metadata") or {}
+        pool_name = (meta.get("labels") or {}).get(LABEL_POOL)
+        if not pool_name:
+            return
+        body = self.pools.get((str(meta.get("namespace")), pool_name))
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return  # the pool is gone or going: garbage collection removes the children
+        live = None if event_type == "DELETED" else deployment
+        if reconciling.needs_reconcile(
+            body, live, default_image=self.settings.default_worker_image
+        ):
+            await self.reconcile(body, trigger=TRIGGER_DRIFT)
+            return
+        async with self._lock(pool_key(body)):
+            await reconciling.refresh_status(body, deployment, kube=self.kube)
+
+    # -- periodic resync -------------------------------------------------------------------
+
+    async def resync_forever(self) -> None:
+        """Reconcile every known pool every ``resync_seconds``, spread over the period.
+
+        A safety net for missed watch events (and the only repair path for a Service or PDB
+        edited by hand, whose kinds the operator does not watch). Not a Kopf timer: timers put
+        a finalizer on every pool, which would block deleting pools while the operator is down.
+        """
+        period = self.settings.resync_seconds
+        if period <= 0:
+            return
+        while True:
+            keys = list(self.pools)
+            pause = period / max(len(keys), 1)
+            if not keys:
+                await asyncio.sleep(period)
+            for key in keys:
+                await asyncio.sleep(pause)
+                body = self.pools.get(key)
+                if body is None:
+                    continue
+                try:
+                    await self.reconcile(body, trigger=TRIGGER_RESYNC)
+                except Exception:
+                    logger.exception("resync of WorkerPool %s/%s failed", *key)
