@@ -344,6 +344,7 @@ class Decision:
     consumers: int | None
     recommended: int | None
     """The raw recommendation before stabilization, bounds and limits."""
+    dead_letters: int | None = None
     busy_pods: tuple[str, ...] = ()
     idle_pods: tuple[str, ...] = ()
     """Pods safe to remove, in the order they would be removed."""
@@ -794,6 +795,7 @@ def _decision(
         in_flight_source=workers.source if data else "unknown",
         consumers=observation.consumers if data else None,
         recommended=recommended,
+        dead_letters=observation.dead_letters if data else None,
         busy_pods=workers.busy,
         idle_pods=workers.removable,
         victims=victims,

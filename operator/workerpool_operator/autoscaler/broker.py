@@ -1,0 +1,196 @@
+"""Queue depth and worker heartbeats from RabbitMQ, one connection per broker URL.
+
+Every pool polls through a ``BrokerHub``. The hub keeps one SDK ``JobQueue`` per distinct
+RabbitMQ URL, shared by all pools that use that URL: 100 pools on one broker make one
+AMQP connection, not 100. Each ``JobQueue`` is robust (aio-pika reconnects by itself
+after a broker restart). The hub only has to:
+
+- connect lazily, at most one attempt per URL at a time, and not more often than
+  ``retry_seconds`` after a failure, so 100 pools do not stampede a broker that is down;
+- bound every read by ``read_timeout``, because a hung read must look like missing data
+  (``StatsTimeout``), not stall the poll loop;
+- read the dead-letter queue, which all pools of a broker share, at most once per
+  ``dlq_refresh_seconds`` per URL;
+- close connections no pool has used for ``idle_seconds``.
+
+A heartbeat read that fails does not fail the observation. The decision then sees no
+heartbeats, treats Ready pods as busy and silent consumers as full, and so errs towards
+keeping workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from itl_controlplane_sdk.workers import topology
+from itl_controlplane_sdk.workers.queue import JobQueue
+from workerpool_operator import scaling
+from workerpool_operator.autoscaler import observe
+
+logger = logging.getLogger(__name__)
+
+
+class QueueClient(Protocol):
+    """The part of the SDK's ``JobQueue`` the hub uses (a fake in unit tests)."""
+
+    async def connect(self) -> None: ...
+
+    async def disconnect(self) -> None: ...
+
+    async def get_queue_stats(self, queues: list[str] | None = None) -> dict[str, Any]: ...
+
+    async def get_worker_heartbeats(self, pool: str | None = None) -> list[dict[str, Any]]: ...
+
+
+def _job_queue(url: str) -> QueueClient:
+    # declare_topology=False: the operator observes queues, it never creates them.
+    queue: QueueClient = JobQueue(url, declare_topology=False, connect_timeout=5.0)
+    return queue
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BrokerRead:
+    """One pool's view of its broker at one poll."""
+
+    reading: observe.QueueReading | scaling.ObservationFailure
+    heartbeats: tuple[scaling.WorkerHeartbeat, ...] = ()
+
+
+@dataclasses.dataclass
+class _Connection:
+    client: QueueClient
+    connected: bool = False
+    failed_at: float | None = None
+    last_error: str = ""
+    used_at: float = 0.0
+    dlq: tuple[float, int | None] | None = None
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+
+
+class BrokerHub:
+    """Shared broker connections and the reads a poll needs."""
+
+    def __init__(
+        self,
+        *,
+        client_factory: Callable[[str], QueueClient] = _job_queue,
+        read_timeout: float = 5.0,
+        retry_seconds: float = 2.0,
+        dlq_refresh_seconds: float = 15.0,
+        idle_seconds: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._factory = client_factory
+        self._read_timeout = read_timeout
+        self._retry_seconds = retry_seconds
+        self._dlq_refresh = dlq_refresh_seconds
+        self._idle_seconds = idle_seconds
+        self._clock = clock
+        self._connections: dict[str, _Connection] = {}
+
+    @property
+    def connection_count(self) -> int:
+        """Distinct broker URLs with a connection (or an attempt) right now."""
+        return len(self._connections)
+
+    async def read(self, url: str, *, queue: str, pool: str) -> BrokerRead:
+        """Queue statistics and heartbeats for one pool, or why they are missing."""
+        await self._close_idle()
+        conn = self._connections.get(url)
+        if conn is None:
+            conn = self._connections[url] = _Connection(client=self._factory(url))
+        conn.used_at = self._clock()
+        failure = await self._ensure_connected(conn)
+        if failure is not None:
+            return BrokerRead(failure)
+        try:
+            stats = await asyncio.wait_for(
+                conn.client.get_queue_stats([queue]), timeout=self._read_timeout
+            )
+        except TimeoutError:
+            return BrokerRead(
+                scaling.ObservationFailure(
+                    observe.STATS_TIMEOUT, f"no queue statistics within {self._read_timeout}s"
+                )
+            )
+        except Exception as exc:  # the SDK promises not to raise; never trust a promise here
+            message = str(exc) or type(exc).__name__
+            return BrokerRead(scaling.ObservationFailure(observe.BROKER_UNREACHABLE, message))
+        reading = observe.queue_reading(stats, queue=queue, dead_letter_queue=None)
+        if isinstance(reading, scaling.ObservationFailure):
+            return BrokerRead(reading)
+        reading = dataclasses.replace(reading, dead_letters=await self._dead_letters(conn))
+        return BrokerRead(reading, await self._heartbeats(conn, queue=queue, pool=pool))
+
+    async def _ensure_connected(self, conn: _Connection) -> scaling.ObservationFailure | None:
+        if conn.connected:
+            return None
+        async with conn.lock:
+            if conn.connected:
+                return None
+            now = self._clock()
+            if conn.failed_at is not None and now - conn.failed_at < self._retry_seconds:
+                return scaling.ObservationFailure(observe.BROKER_UNREACHABLE, conn.last_error)
+            try:
+                await asyncio.wait_for(conn.client.connect(), timeout=self._read_timeout + 5)
+            except Exception as exc:
+                conn.failed_at = self._clock()
+                conn.last_error = str(exc) or type(exc).__name__
+                logger.warning("cannot connect to the broker: %s", conn.last_error)
+                return scaling.ObservationFailure(observe.BROKER_UNREACHABLE, conn.last_error)
+            conn.connected, conn.failed_at, conn.last_error = True, None, ""
+            return None
+
+    async def _dead_letters(self, conn: _Connection) -> int | None:
+        now = self._clock()
+        if conn.dlq is not None and now - conn.dlq[0] < self._dlq_refresh:
+            return conn.dlq[1]
+        count: int | None = None
+        try:
+            dlq = topology.DEAD_LETTER_QUEUE
+            stats = await asyncio.wait_for(
+                conn.client.get_queue_stats([dlq]), timeout=self._read_timeout
+            )
+            entry = observe.queue_reading(stats, queue=dlq, dead_letter_queue=None)
+            if isinstance(entry, observe.QueueReading):
+                count = entry.ready
+        except Exception as exc:
+            logger.debug("dead-letter queue unreadable: %s", exc)
+        conn.dlq = (now, count)
+        return count
+
+    async def _heartbeats(
+        self, conn: _Connection, *, queue: str, pool: str
+    ) -> tuple[scaling.WorkerHeartbeat, ...]:
+        try:
+            raw = await asyncio.wait_for(
+                conn.client.get_worker_heartbeats(pool), timeout=self._read_timeout
+            )
+        except Exception as exc:
+            logger.warning("no heartbeats for pool %s: %s", pool, exc)
+            return ()
+        return observe.heartbeats(raw, queue=queue)
+
+    async def _close_idle(self) -> None:
+        now = self._clock()
+        for url, conn in list(self._connections.items()):
+            if now - conn.used_at > self._idle_seconds and not conn.lock.locked():
+                del self._connections[url]
+                await self._disconnect(conn)
+
+    async def _disconnect(self, conn: _Connection) -> None:
+        if conn.connected:
+            with contextlib.suppress(Exception):
+                await conn.client.disconnect()
+
+    async def close(self) -> None:
+        """Close every connection (operator shutdown)."""
+        connections, self._connections = list(self._connections.values()), {}
+        for conn in connections:
+            await self._disconnect(conn)

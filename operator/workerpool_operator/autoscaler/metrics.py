@@ -1,0 +1,122 @@
+"""Prometheus metrics of the autoscaler, one series per pool (namespace, pool labels).
+
+Registered on an injectable registry like ``workerpool_operator.metrics`` (tests get
+isolated series); the operator's metrics endpoint serves the default registry, so these
+appear next to the reconcile metrics. ``forget`` drops a deleted pool's series so the
+endpoint does not grow with every pool ever seen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+from workerpool_operator import scaling
+
+POOL_LABELS = ("namespace", "pool")
+
+
+class AutoscalerMetrics:
+    """The autoscaler's metric families."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        registry = registry if registry is not None else REGISTRY
+        self.queue_ready = Gauge(
+            "workerpool_queue_ready_messages",
+            "Messages waiting in the pool's queue at the last poll.",
+            POOL_LABELS,
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "workerpool_in_flight_jobs",
+            "Jobs the pool's workers run (heartbeats; silent consumers counted as full).",
+            POOL_LABELS,
+            registry=registry,
+        )
+        self.consumers = Gauge(
+            "workerpool_queue_consumers",
+            "Consumers attached to the pool's queue.",
+            POOL_LABELS,
+            registry=registry,
+        )
+        self.dead_letters = Gauge(
+            "workerpool_dead_letter_messages",
+            "Messages in the dead-letter queue (shared by pools on the same broker).",
+            POOL_LABELS,
+            registry=registry,
+        )
+        self.desired = Gauge(
+            "workerpool_desired_replicas",
+            "Replicas the autoscaler decided at the last poll.",
+            POOL_LABELS,
+            registry=registry,
+        )
+        self.busy_workers = Gauge(
+            "workerpool_busy_workers",
+            "Pods running jobs (or silent while Ready), never removed by a scale-down.",
+            POOL_LABELS,
+            registry=registry,
+        )
+        self.scale_events = Counter(
+            "workerpool_scale_events",
+            "Replica changes made by the autoscaler, by direction (up, down).",
+            (*POOL_LABELS, "direction"),
+            registry=registry,
+        )
+        self.poll_errors = Counter(
+            "workerpool_autoscaler_poll_errors",
+            "Polls without usable queue statistics, by reason.",
+            (*POOL_LABELS, "reason"),
+            registry=registry,
+        )
+        self.poll_duration = Histogram(
+            "workerpool_autoscaler_poll_duration_seconds",
+            "Time of one poll: broker read, decision and writes.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=registry,
+        )
+        self._seen: set[tuple[str, str]] = set()
+        self._reasons: dict[tuple[str, str], set[str]] = {}
+
+    def record(self, namespace: str, pool: str, decision: scaling.Decision) -> None:
+        """Update the pool's series from one decision."""
+        labels = (namespace, pool)
+        self._seen.add(labels)
+        self.desired.labels(*labels).set(decision.replicas)
+        self.busy_workers.labels(*labels).set(len(decision.busy_pods))
+        if decision.ready_messages is not None:
+            self.queue_ready.labels(*labels).set(decision.ready_messages)
+            self.in_flight.labels(*labels).set(decision.in_flight or 0)
+            self.consumers.labels(*labels).set(decision.consumers or 0)
+        if decision.dead_letters is not None:
+            self.dead_letters.labels(*labels).set(decision.dead_letters)
+        if decision.direction != "none":
+            self.scale_events.labels(*labels, decision.direction).inc()
+        if decision.mode in ("hold", "fallback"):
+            reason = decision.scaling_active.reason
+            self._reasons.setdefault(labels, set()).add(reason)
+            self.poll_errors.labels(*labels, reason).inc()
+
+    def forget(self, namespace: str, pool: str) -> None:
+        """Remove every series of a pool that is gone or no longer autoscaled."""
+        labels = (namespace, pool)
+        if labels not in self._seen:
+            return
+        self._seen.discard(labels)
+        for gauge in (
+            self.queue_ready,
+            self.in_flight,
+            self.consumers,
+            self.dead_letters,
+            self.desired,
+            self.busy_workers,
+        ):
+            with contextlib.suppress(KeyError):
+                gauge.remove(*labels)
+        for direction in ("up", "down"):
+            with contextlib.suppress(KeyError):
+                self.scale_events.remove(*labels, direction)
+        for reason in self._reasons.pop(labels, set()):
+            with contextlib.suppress(KeyError):
+                self.poll_errors.remove(*labels, reason)

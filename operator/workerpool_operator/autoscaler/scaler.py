@@ -1,0 +1,192 @@
+"""One pool's poll: gather inputs, ``scaling.decide``, apply the decision, report it.
+
+``PoolScaler.poll`` is the whole runtime path of one poll for one pool, in the order that
+keeps busy workers safe:
+
+1. Read the latest WorkerPool body. It is live: spec and annotation changes take effect
+   at the next poll. Turn it into a policy (``policy.policy_from_spec``).
+2. Read the broker URL from the pool's Secret, then queue depth and heartbeats through
+   the shared ``BrokerHub``.
+3. ``scaling.decide``.
+4. Patch ``pod-deletion-cost`` on the pods the decision names, **then** lower (or raise)
+   ``spec.replicaCount`` through the scale subresource. If either write fails, the new
+   history is dropped and the next poll decides again from the old one.
+5. Apply the autoscaler's status fields (only when they changed), post Events on
+   transitions, and update the metrics.
+
+Collaborators are injected (``Cluster``, ``Broker``, an event poster, a clock), so unit
+tests run this module against fakes. ``autoscaler.handlers`` wires in the real ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from workerpool_operator import api, conditions, kube, scaling
+from workerpool_operator.autoscaler import observe, report
+from workerpool_operator.autoscaler.broker import BrokerRead
+from workerpool_operator.autoscaler.metrics import AutoscalerMetrics
+from workerpool_operator.autoscaler.policy import policy_from_spec
+
+logger = logging.getLogger(__name__)
+
+EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
+"""post(pool_body, type, reason, message), as in ``workerpool_operator.runtime``."""
+
+
+class Cluster(Protocol):
+    """The Kubernetes side (``cluster.AutoscalerKube`` in production)."""
+
+    async def broker_url(self, namespace: str, ref: api.SecretKeyRef) -> str | None: ...
+
+    async def set_deletion_costs(
+        self, namespace: str, costs: Sequence[scaling.DeletionCost]
+    ) -> None: ...
+
+    async def scale(self, namespace: str, name: str, replicas: int) -> None: ...
+
+    async def apply_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any]: ...
+
+
+class Broker(Protocol):
+    """The broker side (``broker.BrokerHub`` in production)."""
+
+    async def read(self, url: str, *, queue: str, pool: str) -> BrokerRead: ...
+
+
+@dataclasses.dataclass
+class PoolState:
+    """What one pool's poller remembers between polls (in memory only)."""
+
+    history: scaling.ScalingHistory = dataclasses.field(default_factory=scaling.ScalingHistory)
+    previous: scaling.Decision | None = None
+    log: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    last_queue: dict[str, int] | None = None
+    last_scale_time: str | None = None
+    applied_status: dict[str, Any] | None = None
+
+
+def _status_log(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The decision log already in status, so a restarted operator continues it."""
+    entries = (body.get("status") or {}).get("decisions") or []
+    return [dict(e) for e in entries if isinstance(e, Mapping)]
+
+
+class PoolScaler:
+    """Polls and scales one WorkerPool."""
+
+    def __init__(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        cluster: Cluster,
+        broker: Broker,
+        metrics: AutoscalerMetrics,
+        post_event: EventPoster,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.namespace = namespace
+        self.name = name
+        self._cluster = cluster
+        self._broker = broker
+        self._metrics = metrics
+        self._post_event = post_event
+        self._clock = clock
+        self.state = PoolState()
+        self._started = False
+
+    async def poll(
+        self, body: Mapping[str, Any], pods: Iterable[scaling.PodView]
+    ) -> scaling.Decision | None:
+        """One poll. Returns the decision, or None when the body is unusable."""
+        started = time.perf_counter()
+        try:
+            pool = api.WorkerPool.model_validate(dict(body))
+        except ValidationError as exc:
+            logger.warning("WorkerPool %s/%s unreadable: %s", self.namespace, self.name, exc)
+            return None
+        if not self._started:
+            self.state.log = _status_log(body)
+            status = body.get("status") or {}
+            self.state.last_scale_time = status.get("lastScaleTime")
+            self._started = True
+
+        decision = await self._decide(pool, list(pods))
+        try:
+            await self._apply(decision)
+        except kube.KubeError as exc:
+            logger.warning("scaling %s/%s failed: %s", self.namespace, self.name, exc)
+            return decision
+        await self._report(body, pool, decision)
+        self._metrics.poll_duration.observe(time.perf_counter() - started)
+        return decision
+
+    async def _decide(self, pool: api.WorkerPool, pods: list[scaling.PodView]) -> scaling.Decision:
+        policy = policy_from_spec(pool.spec, pool.metadata.annotations)
+        current = api.desired_replicas(pool.spec)
+        read = await self._read_broker(pool)
+        observation = observe.observation(
+            current_replicas=current, reading=read.reading, beats=read.heartbeats, pods=pods
+        )
+        return scaling.decide(policy, observation, self.state.history, self._clock())
+
+    async def _read_broker(self, pool: api.WorkerPool) -> BrokerRead:
+        try:
+            url = await self._cluster.broker_url(self.namespace, pool.spec.rabbitmq.secret_ref)
+        except kube.KubeError as exc:
+            return BrokerRead(
+                scaling.ObservationFailure(observe.BROKER_SECRET_MISSING, exc.message)
+            )
+        if url is None:
+            ref = pool.spec.rabbitmq.secret_ref
+            message = f"Secret {ref.name!r} has no key {ref.key!r} (or does not exist)"
+            return BrokerRead(scaling.ObservationFailure(observe.BROKER_SECRET_MISSING, message))
+        return await self._broker.read(url, queue=api.effective_queue(pool), pool=self.name)
+
+    async def _apply(self, decision: scaling.Decision) -> None:
+        """Deletion costs first, replicas second; commit the history only after both."""
+        if decision.deletion_costs:
+            await self._cluster.set_deletion_costs(self.namespace, decision.deletion_costs)
+        if decision.replicas != decision.current_replicas:
+            await self._cluster.scale(self.namespace, self.name, decision.replicas)
+            now = datetime.fromtimestamp(self._clock(), UTC)
+            self.state.last_scale_time = conditions.format_time(now)
+
+    async def _report(
+        self, body: Mapping[str, Any], pool: api.WorkerPool, decision: scaling.Decision
+    ) -> None:
+        state = self.state
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        state.log = report.updated_log(state.log, decision, state.previous, now)
+        state.last_queue = report.queue_status(decision) or state.last_queue
+        fields = report.status_fields(
+            decision=decision,
+            existing_conditions=pool.status.conditions,
+            log=state.log,
+            last_queue=state.last_queue,
+            last_scale_time=state.last_scale_time,
+            generation=pool.metadata.generation,
+            now=now,
+        )
+        for event in report.events(decision, state.previous):
+            self._post_event(body, event.type, event.reason, event.message)
+        self._metrics.record(self.namespace, self.name, decision)
+        state.history = decision.history
+        state.previous = decision
+        if fields != state.applied_status:
+            try:
+                await self._cluster.apply_status(self.namespace, self.name, fields)
+            except kube.KubeError as exc:
+                logger.warning("status of %s/%s not written: %s", self.namespace, self.name, exc)
+                return
+            state.applied_status = fields
