@@ -1,0 +1,401 @@
+"""The autoscaler runtime against fakes: reading inputs, applying decisions, reporting.
+
+No broker, no API server: ``FakeCluster`` records writes, ``FakeQueue`` stands in for the
+SDK's ``JobQueue``. The real thing is covered by ``tests/integration/autoscaler``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from workerpool_operator import api, scaling
+from workerpool_operator.autoscaler import observe, report
+from workerpool_operator.autoscaler.broker import BrokerHub, BrokerRead
+from workerpool_operator.autoscaler.metrics import AutoscalerMetrics
+from workerpool_operator.autoscaler.scaler import PoolScaler
+
+# --- observe ---------------------------------------------------------------------------
+
+
+def _pod(name: str, *, ready: bool = True, cost: str | None = None, **meta: Any) -> dict:
+    annotations = {observe.DELETION_COST_ANNOTATION: cost} if cost is not None else {}
+    return {
+        "metadata": {
+            "name": name,
+            "annotations": annotations,
+            "creationTimestamp": "2026-01-01T00:00:10Z",
+            **meta,
+        },
+        "status": {
+            "phase": "Running" if ready else "Pending",
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        },
+    }
+
+
+def test_pod_view_reads_readiness_termination_and_cost() -> None:
+    view = observe.pod_view(_pod("a", cost="-1000"))
+    assert view == scaling.PodView("a", ready=True, created_at=1767225610.0, deletion_cost=-1000)
+    assert not observe.pod_view(_pod("b", ready=False)).ready
+    assert observe.pod_view(_pod("c", deletionTimestamp="2026-01-01T00:00:00Z")).terminating
+    assert observe.pod_view(_pod("d", cost="cheap")).deletion_cost is None
+
+
+def test_heartbeats_keep_only_the_pools_queue_and_skip_garbage() -> None:
+    raw = [
+        {"worker_id": "a", "queue": "q", "in_flight": 2, "capacity": 4, "timestamp": 5.0},
+        {"worker_id": "b", "queue": "other", "in_flight": 2, "capacity": 4, "timestamp": 5.0},
+        {"worker_id": "c", "queue": "q", "in_flight": "x", "capacity": 4, "timestamp": 5.0},
+        {
+            "worker_id": "d",
+            "queue": "q",
+            "in_flight": 0,
+            "capacity": 4,
+            "draining": True,
+            "timestamp": 6,
+        },
+    ]
+    beats = observe.heartbeats(raw, queue="q")
+    assert [b.worker_id for b in beats] == ["a", "d"]
+    assert beats[1].draining
+
+
+@pytest.mark.parametrize(
+    ("stats", "reason"),
+    [
+        ({"connected": False, "queues": {}, "error": "refused"}, observe.BROKER_UNREACHABLE),
+        ({"connected": True, "queues": {}}, observe.QUEUE_NOT_FOUND),
+        (
+            {"connected": True, "queues": {"q": {"exists": False, "error": "gone"}}},
+            observe.QUEUE_NOT_FOUND,
+        ),
+        (
+            {"connected": True, "queues": {"q": {"message_count": None, "consumer_count": 1}}},
+            observe.STATS_INVALID,
+        ),
+    ],
+)
+def test_unusable_stats_become_failures(stats: dict, reason: str) -> None:
+    reading = observe.queue_reading(stats, queue="q", dead_letter_queue=None)
+    assert isinstance(reading, scaling.ObservationFailure)
+    assert reading.reason == reason
+
+
+def test_usable_stats() -> None:
+    stats = {
+        "connected": True,
+        "queues": {
+            "q": {"exists": True, "message_count": 7, "consumer_count": 2},
+            "dlq": {"exists": True, "message_count": 3, "consumer_count": 0},
+        },
+    }
+    reading = observe.queue_reading(stats, queue="q", dead_letter_queue="dlq")
+    assert reading == observe.QueueReading(ready=7, consumers=2, dead_letters=3)
+
+
+# --- report ----------------------------------------------------------------------------
+
+
+def _decision(**overrides: Any) -> scaling.Decision:
+    obs = scaling.Observation(current_replicas=2, ready_messages=40, consumers=2)
+    base = scaling.decide(
+        scaling.ScalingPolicy(target_jobs_per_replica=4), obs, scaling.ScalingHistory(), 0
+    )
+    return _replace(base, **overrides)
+
+
+def _replace(decision: scaling.Decision, **overrides: Any) -> scaling.Decision:
+    import dataclasses
+
+    return dataclasses.replace(decision, **overrides)
+
+
+def test_events_on_scale_changes_and_transitions_only() -> None:
+    up = _decision()
+    assert [e.reason for e in report.events(up, None)] == ["ScaledUp"]
+    steady = _replace(up, current_replicas=up.replicas)
+    assert report.events(steady, steady) == []
+    failed = _replace(
+        steady,
+        mode="hold",
+        scaling_active=scaling.ConditionInfo("ScalingActive", "False", "BrokerUnreachable", "x"),
+    )
+    assert [(e.type, e.reason) for e in report.events(failed, steady)] == [
+        ("Warning", "BrokerUnreachable")
+    ]
+    assert report.events(failed, failed) == []  # one Warning per outage, not per poll
+    assert [e.reason for e in report.events(steady, failed)] == ["ScalingResumed"]
+
+
+def test_decision_log_is_bounded_and_records_changes_and_switches() -> None:
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    log: list[dict[str, Any]] = []
+    up = _decision()
+    for _ in range(25):
+        log = report.updated_log(log, up, up, now)
+    assert len(log) == api.MAX_DECISIONS
+    steady = _replace(up, current_replicas=up.replicas)
+    assert report.updated_log([], steady, steady, now) == []
+    entry = report.updated_log([], up, None, now)[0]
+    api.ScalingDecision.model_validate(entry)  # fits the CRD's schema
+    assert entry["from"] == 2
+
+
+# --- broker hub ------------------------------------------------------------------------
+
+
+class FakeQueue:
+    """A stand-in for the SDK's JobQueue."""
+
+    def __init__(self, url: str, *, fail_connect: bool = False) -> None:
+        self.url = url
+        self.fail_connect = fail_connect
+        self.connects = 0
+        self.stats_calls: list[list[str]] = []
+        self.ready = 9
+        self.beats: list[dict[str, Any]] = []
+
+    async def connect(self) -> None:
+        self.connects += 1
+        if self.fail_connect:
+            raise ConnectionError("connection refused")
+
+    async def disconnect(self) -> None:
+        pass
+
+    async def get_queue_stats(self, queues: list[str] | None = None) -> dict[str, Any]:
+        names = list(queues or [])
+        self.stats_calls.append(names)
+        return {
+            "connected": True,
+            "queues": {
+                n: {"exists": True, "message_count": self.ready, "consumer_count": 1} for n in names
+            },
+        }
+
+    async def get_worker_heartbeats(self, pool: str | None = None) -> list[dict[str, Any]]:
+        return self.beats
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_one_connection_per_broker_url_shared_by_pools() -> None:
+    made: dict[str, FakeQueue] = {}
+
+    def factory(url: str) -> FakeQueue:
+        made[url] = FakeQueue(url)
+        return made[url]
+
+    hub = BrokerHub(client_factory=factory)
+    for pool in range(20):
+        read = await hub.read("amqp://a", queue=f"q{pool}", pool=f"p{pool}")
+        assert read.reading == observe.QueueReading(ready=9, consumers=1, dead_letters=9)
+    await hub.read("amqp://b", queue="q", pool="p")
+    assert sorted(made) == ["amqp://a", "amqp://b"]
+    assert made["amqp://a"].connects == 1
+    # The shared dead-letter queue was read once for the 20 pools, not 20 times.
+    dlq_reads = [c for c in made["amqp://a"].stats_calls if c == ["provider.jobs.dlq"]]
+    assert len(dlq_reads) == 1
+    await hub.close()
+
+
+async def test_unreachable_broker_is_retried_with_a_pause_not_a_stampede() -> None:
+    clock = Clock()
+    fake = FakeQueue("amqp://down", fail_connect=True)
+    hub = BrokerHub(client_factory=lambda url: fake, retry_seconds=2.0, clock=clock)
+    results = [await hub.read("amqp://down", queue="q", pool="p") for _ in range(10)]
+    assert all(
+        isinstance(r.reading, scaling.ObservationFailure)
+        and r.reading.reason == observe.BROKER_UNREACHABLE
+        for r in results
+    )
+    assert fake.connects == 1
+    clock.now += 2.5
+    fake.fail_connect = False
+    read = await hub.read("amqp://down", queue="q", pool="p")
+    assert isinstance(read.reading, observe.QueueReading)
+    assert fake.connects == 2
+
+
+async def test_a_hung_read_is_a_timeout_failure() -> None:
+    class Hung(FakeQueue):
+        async def get_queue_stats(self, queues: list[str] | None = None) -> dict[str, Any]:
+            await asyncio.sleep(10)
+            return {}
+
+    hub = BrokerHub(client_factory=Hung, read_timeout=0.01)
+    read = await hub.read("amqp://slow", queue="q", pool="p")
+    assert isinstance(read.reading, scaling.ObservationFailure)
+    assert read.reading.reason == observe.STATS_TIMEOUT
+
+
+async def test_idle_connections_are_closed() -> None:
+    clock = Clock()
+    hub = BrokerHub(client_factory=FakeQueue, idle_seconds=60, clock=clock)
+    await hub.read("amqp://a", queue="q", pool="p")
+    clock.now += 61
+    await hub.read("amqp://b", queue="q", pool="p")
+    assert hub.connection_count == 1
+
+
+# --- the poller ------------------------------------------------------------------------
+
+
+class FakeCluster:
+    def __init__(self) -> None:
+        self.writes: list[tuple[str, Any]] = []
+        self.url: str | None = "amqp://broker"
+        self.fail_scale = False
+
+    async def broker_url(self, namespace: str, ref: api.SecretKeyRef) -> str | None:
+        return self.url
+
+    async def set_deletion_costs(
+        self, namespace: str, costs: Sequence[scaling.DeletionCost]
+    ) -> None:
+        self.writes.append(("costs", tuple(costs)))
+
+    async def scale(self, namespace: str, name: str, replicas: int) -> None:
+        if self.fail_scale:
+            from workerpool_operator.kube import Unavailable
+
+            raise Unavailable(503, "ServiceUnavailable", "try later")
+        self.writes.append(("scale", replicas))
+
+    async def apply_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        self.writes.append(("status", dict(status)))
+        return {}
+
+
+class FakeBroker:
+    def __init__(self) -> None:
+        self.read_result = BrokerRead(observe.QueueReading(ready=0, consumers=0, dead_letters=0))
+
+    async def read(self, url: str, *, queue: str, pool: str) -> BrokerRead:
+        return self.read_result
+
+
+def _body(replicas: int, **autoscaling: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "metadata": {"name": "pool", "namespace": "ns", "generation": 3, "annotations": {}},
+        "spec": {
+            "rabbitmq": {"secretRef": {"name": "broker"}},
+            "maxConcurrentJobs": 4,
+            "replicaCount": replicas,
+            "autoscaling": {
+                "enabled": True,
+                "scaleDown": {"stabilizationWindowSeconds": 0},
+                "cooldownSeconds": 0,
+                **autoscaling,
+            },
+        },
+    }
+
+
+def _scaler(cluster: FakeCluster, broker: FakeBroker, events: list) -> PoolScaler:
+    clock = Clock()
+    return PoolScaler(
+        "ns",
+        "pool",
+        cluster=cluster,
+        broker=broker,
+        metrics=AutoscalerMetrics(CollectorRegistry()),
+        post_event=lambda body, *event: events.append(event),
+        clock=clock,
+    )
+
+
+async def test_poll_scales_up_and_reports() -> None:
+    cluster, broker, events = FakeCluster(), FakeBroker(), []
+    broker.read_result = BrokerRead(observe.QueueReading(ready=12, consumers=0, dead_letters=1))
+    decision = await _scaler(cluster, broker, events).poll(_body(0), [])
+    assert decision is not None
+    assert decision.replicas == 3
+    kinds = [w[0] for w in cluster.writes]
+    assert kinds == ["scale", "status"]
+    status = cluster.writes[-1][1]
+    assert status["queue"] == {"ready": 12, "inFlight": 0, "consumers": 0, "dlq": 1}
+    assert status["decisions"][-1]["to"] == 3
+    assert {c["type"] for c in status["conditions"]} == {"ScalingActive", "ScalingLimited"}
+    assert "lastScaleTime" in status
+    assert [e[1] for e in events] == ["ScaledUp"]
+
+
+async def test_deletion_costs_are_written_before_replicas_drop() -> None:
+    cluster, broker, events = FakeCluster(), FakeBroker(), []
+    now = Clock().now
+    beats = tuple(
+        scaling.WorkerHeartbeat(n, in_flight=f, capacity=4, draining=False, timestamp=now)
+        for n, f in [("busy", 3), ("idle-a", 0), ("idle-b", 0)]
+    )
+    broker.read_result = BrokerRead(observe.QueueReading(0, 3, None), beats)
+    pods = [scaling.PodView(n, ready=True) for n in ("busy", "idle-a", "idle-b")]
+    scaler = _scaler(cluster, broker, events)
+    scaler.state.history = scaling.ScalingHistory(started_at=0, last_active_at=0)
+    decision = await scaler.poll(_body(3), pods)
+    assert decision is not None
+    assert decision.replicas == 1
+    assert [w[0] for w in cluster.writes] == ["costs", "scale", "status"]
+    costs = {c.pod: c.cost for c in cluster.writes[0][1]}
+    assert costs == {"idle-a": -1000, "idle-b": -1000, "busy": 1000}
+
+
+async def test_a_failed_scale_keeps_the_old_history() -> None:
+    cluster, broker, events = FakeCluster(), FakeBroker(), []
+    cluster.fail_scale = True
+    broker.read_result = BrokerRead(observe.QueueReading(ready=12, consumers=0, dead_letters=0))
+    scaler = _scaler(cluster, broker, events)
+    await scaler.poll(_body(0), [])
+    assert scaler.state.history == scaling.ScalingHistory()
+    assert scaler.state.previous is None
+    assert cluster.writes == []
+
+
+async def test_missing_secret_holds_with_a_reason() -> None:
+    cluster, broker, events = FakeCluster(), FakeBroker(), []
+    cluster.url = None
+    decision = await _scaler(cluster, broker, events).poll(_body(2), [])
+    assert decision is not None
+    assert decision.mode == "hold"
+    assert decision.scaling_active.reason == observe.BROKER_SECRET_MISSING
+    assert [e[1] for e in events] == [observe.BROKER_SECRET_MISSING]
+
+
+async def test_status_is_written_only_when_it_changes() -> None:
+    cluster, broker, events = FakeCluster(), FakeBroker(), []
+    broker.read_result = BrokerRead(observe.QueueReading(ready=4, consumers=0, dead_letters=0))
+    scaler = _scaler(cluster, broker, events)
+    body = _body(1)
+    for _ in range(5):
+        await scaler.poll(body, [])
+    assert [w[0] for w in cluster.writes] == ["status"]
+
+
+async def test_queue_numbers_survive_an_outage_in_status() -> None:
+    cluster, broker, events = FakeCluster(), FakeBroker(), []
+    broker.read_result = BrokerRead(observe.QueueReading(ready=4, consumers=1, dead_letters=0))
+    scaler = _scaler(cluster, broker, events)
+    await scaler.poll(_body(1), [])
+    broker.read_result = BrokerRead(scaling.ObservationFailure("BrokerUnreachable", "down"))
+    await scaler.poll(_body(1), [])
+    status = cluster.writes[-1][1]
+    assert status["queue"]["ready"] == 4
+    active = next(c for c in status["conditions"] if c["type"] == "ScalingActive")
+    assert (active["status"], active["reason"]) == ("False", "BrokerUnreachable")
