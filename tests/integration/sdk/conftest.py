@@ -13,13 +13,13 @@ from typing import Any
 
 import aio_pika
 import pytest
-from tests.support.workers import WorkerProcess
 
 from itl_controlplane_sdk import ResourceProviderRegistry, ResourceRequest
 from itl_controlplane_sdk.providers.base import ResourceProvider
 from itl_controlplane_sdk.providers.examples import register_example_providers
 from itl_controlplane_sdk.workers import JobQueue, ProviderWorker
 from itl_controlplane_sdk.workers.topology import DEAD_LETTER_QUEUE
+from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.integration
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import aio_pika
 import pytest
-from tests.integration.sdk.conftest import StartWorker, demo_request
 
 from itl_controlplane_sdk import ResourceListResponse, ResourceRequest, ResourceResponse
 from itl_controlplane_sdk.providers.base import ResourceProvider
 from itl_controlplane_sdk.workers import JobQueue, JobStatus
 from itl_controlplane_sdk.workers.topology import DEAD_LETTER_QUEUE
+from tests.integration.sdk.conftest import StartWorker, demo_request
 
 pytestmark = pytest.mark.integration
 

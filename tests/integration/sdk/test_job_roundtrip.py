@@ -7,9 +7,9 @@ import json
 import sys
 
 import pytest
-from tests.integration.sdk.conftest import ALL_JOBS, StartWorker, demo_request
 
 from itl_controlplane_sdk.workers import JobQueue, JobStatus, JobSubmissionError
+from tests.integration.sdk.conftest import ALL_JOBS, StartWorker, demo_request
 
 pytestmark = pytest.mark.integration
 

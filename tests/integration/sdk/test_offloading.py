@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from tests.integration.sdk.conftest import StartWorker, demo_request
 
 from itl_controlplane_sdk import ProvisioningState
 from itl_controlplane_sdk.workers import (
@@ -12,6 +11,7 @@ from itl_controlplane_sdk.workers import (
     OffloadingProviderRegistry,
     SyncOffloadingProviderRegistry,
 )
+from tests.integration.sdk.conftest import StartWorker, demo_request
 
 pytestmark = pytest.mark.integration
 

@@ -8,11 +8,11 @@ import time
 from collections.abc import Callable
 
 import pytest
+
+from itl_controlplane_sdk.workers import JobQueue, JobStatus
 from tests.integration.sdk.conftest import demo_request
 from tests.support.services import rabbitmqctl
 from tests.support.workers import WorkerProcess
-
-from itl_controlplane_sdk.workers import JobQueue, JobStatus
 
 pytestmark = pytest.mark.integration
 
