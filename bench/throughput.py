@@ -1,0 +1,786 @@
+"""Job throughput and latency: raw aio-pika vs our JobQueue + ProviderWorker vs Celery 5.
+
+Issue 2 asks for the SDK to reach at least 0.9x the throughput of a hand-written aio-pika
+round trip doing the same broker work, at least 1.4x Celery's, and a p99 submit-to-result
+latency under 50 ms at half the peak rate. This script measures the three in ONE run on the
+same RabbitMQ, so they share the machine's conditions:
+
+raw
+    ``bench/_raw_worker.py``: persistent job -> durable priority queue (topic exchange,
+    ``mandatory``, publisher confirm); one worker process with prefetch 10 publishes a
+    persistent, confirmed result to a stream and then acks; the client tails the stream.
+    The same broker work as ours with nothing on top: the practical limit.
+sdk
+    ``JobQueue.submit_job`` + ``JobQueue.get_result`` against one
+    ``python -m itl_controlplane_sdk.workers`` process (MAX_CONCURRENT_JOBS=10) running the
+    SDK's no-op provider (``SimulatedWorkProvider`` with an empty body).
+celery
+    ``bench/_celery_app.py``: Celery 5, threads pool, concurrency 10, rpc result backend,
+    a no-op task.
+
+For each system: a warm-up, then ``--rounds`` closed-loop rounds of ``--jobs`` jobs with at
+most ``--concurrency`` jobs in flight (throughput = jobs / time from the first submit to the
+last result, and the latency of every job), interleaved across systems so drift on a shared
+machine hits all three alike; the median round is reported. Then ``--rounds`` open-loop
+rounds at half that system's median peak rate for ``--paced-seconds`` each: submissions follow
+a fixed schedule whatever the replies do, and latency counts from the scheduled time, so a
+client that falls behind shows up in the figures instead of hiding.
+
+Run ``make bench`` (starts RabbitMQ first) or ``python bench/throughput.py``. Everything it
+creates on the broker is named ``bench.*`` and deleted at the end (our results go to the
+SDK's shared ``provider.results`` stream, which expires them by itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import math
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+
+from itl_controlplane_sdk.models import ResourceRequest
+from itl_controlplane_sdk.workers import JobQueue, JobStatus
+from itl_controlplane_sdk.workers.amqp import (
+    RESULTS_MAX_BYTES,
+    RESULTS_SEGMENT_BYTES,
+    job_queue_arguments,
+)
+
+BENCH_DIR = Path(__file__).resolve().parent
+HOST, PORT = "127.0.0.1", 5672
+AMQP_URL = f"amqp://guest:guest@{HOST}:{PORT}/"
+CELERY_URL = f"amqp://guest:guest@{HOST}:{PORT}//"
+
+RAW_EXCHANGE = "bench.raw.exchange"
+RAW_QUEUE = "bench.raw.jobs"
+RAW_RESULTS = "bench.raw.results"
+RAW_ROUTING_KEY = "bench.raw.ITL.Bench.Job.create"
+SDK_QUEUE = "bench.sdk.jobs"
+SDK_BINDING = "provider.ITL.Bench.#"
+CELERY_QUEUE = "bench.celery"
+BENCH_QUEUES = (RAW_QUEUE, RAW_RESULTS, SDK_QUEUE, CELERY_QUEUE)
+BENCH_EXCHANGES = (RAW_EXCHANGE, CELERY_QUEUE)
+
+WORKER_CONCURRENCY = 10
+RESULT_TIMEOUT = 30.0
+STREAM_PREFETCH = 500
+
+TARGET_VS_RAW = 0.9
+TARGET_VS_CELERY = 1.4
+TARGET_P99_MS = 50.0
+
+LABELS = {
+    "raw": "raw aio-pika",
+    "sdk": "ours (JobQueue+ProviderWorker)",
+    "celery": "Celery 5 (threads, rpc)",
+}
+
+# The request every job carries; the no-op provider ignores it but it gives the three
+# systems comparable message sizes.
+REQUEST = {
+    "subscription_id": "bench",
+    "resource_group": "bench",
+    "provider_namespace": "ITL.Bench",
+    "resource_type": "Job",
+    "resource_name": "noop",
+    "body": {},
+}
+
+
+# --------------------------------------------------------------------------------- figures
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (no interpolation: p99 of 1000 samples is the 990th)."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass
+class Run:
+    """One measured round of one system: how many jobs, how long, every job's latency."""
+
+    system: str
+    phase: str
+    jobs: int
+    seconds: float
+    latencies: list[float]
+    offered_rate: float | None = None
+
+    @property
+    def throughput(self) -> float:
+        return self.jobs / self.seconds
+
+    @property
+    def p50_ms(self) -> float:
+        return percentile(self.latencies, 50) * 1000
+
+    @property
+    def p99_ms(self) -> float:
+        return percentile(self.latencies, 99) * 1000
+
+
+@dataclass
+class Summary:
+    """Median over rounds of one system's figures, with the spread kept to show the noise."""
+
+    peak: list[Run] = field(default_factory=list)
+    half: list[Run] = field(default_factory=list)
+
+    @staticmethod
+    def _median(runs: list[Run], key: Callable[[Run], float]) -> float:
+        return statistics.median(key(r) for r in runs) if runs else float("nan")
+
+    @property
+    def throughput(self) -> float:
+        return self._median(self.peak, lambda r: r.throughput)
+
+    def spread(self, runs: list[Run], key: Callable[[Run], float]) -> str:
+        values = [key(r) for r in runs]
+        return f"{min(values):.0f}-{max(values):.0f}" if values else "-"
+
+    def as_dict(self) -> dict[str, Any]:
+        def rounds(runs: list[Run]) -> list[dict[str, float | None]]:
+            return [
+                {
+                    "jobs": r.jobs,
+                    "seconds": round(r.seconds, 3),
+                    "jobs_per_s": round(r.throughput, 1),
+                    "p50_ms": round(r.p50_ms, 2),
+                    "p99_ms": round(r.p99_ms, 2),
+                    "offered_rate": r.offered_rate,
+                }
+                for r in runs
+            ]
+
+        return {
+            "peak_jobs_per_s": round(self.throughput, 1),
+            "peak_p50_ms": round(self._median(self.peak, lambda r: r.p50_ms), 2),
+            "peak_p99_ms": round(self._median(self.peak, lambda r: r.p99_ms), 2),
+            "half_rate": round(self._median(self.half, lambda r: r.offered_rate or 0), 1),
+            "half_p50_ms": round(self._median(self.half, lambda r: r.p50_ms), 2),
+            "half_p99_ms": round(self._median(self.half, lambda r: r.p99_ms), 2),
+            "peak_rounds": rounds(self.peak),
+            "half_rounds": rounds(self.half),
+        }
+
+
+# --------------------------------------------------------------------------- load shapes
+
+
+async def closed_loop(
+    one_job: Callable[[], Awaitable[None]], jobs: int, concurrency: int
+) -> tuple[float, list[float]]:
+    """``concurrency`` lanes each submit a job and wait for its result, until ``jobs`` ran."""
+    latencies: list[float] = []
+    remaining = iter(range(jobs))
+
+    async def lane() -> None:
+        for _ in remaining:
+            started = time.perf_counter()
+            await one_job()
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(lane() for _ in range(concurrency)))
+    return time.perf_counter() - started, latencies
+
+
+async def open_loop(
+    one_job: Callable[[], Awaitable[None]], rate: float, seconds: float
+) -> tuple[float, list[float]]:
+    """Submits on a fixed schedule (``rate`` per second); latency counts from the schedule."""
+    count = max(1, int(rate * seconds))
+    latencies: list[float] = []
+
+    async def timed(scheduled: float) -> None:
+        await one_job()
+        latencies.append(time.perf_counter() - scheduled)
+
+    tasks: list[asyncio.Task[None]] = []
+    begin = time.perf_counter() + 0.01
+    for i in range(count):
+        scheduled = begin + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(timed(scheduled)))
+    await asyncio.gather(*tasks)
+    return time.perf_counter() - begin, latencies
+
+
+# ------------------------------------------------------------------------------- clients
+
+
+class RawClient:
+    """Hand-written aio-pika producer and stream reader: what the SDK's client does, bare."""
+
+    def __init__(self) -> None:
+        self._connection: aio_pika.abc.AbstractConnection | None = None
+        self._exchange: aio_pika.abc.AbstractExchange | None = None
+        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+
+    async def start(self) -> None:
+        self._connection = await aio_pika.connect(AMQP_URL)
+        channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._exchange = await channel.get_exchange(RAW_EXCHANGE)
+        reader = await self._connection.channel()
+        await reader.set_qos(prefetch_count=STREAM_PREFETCH)
+        stream = await reader.get_queue(RAW_RESULTS)
+        await stream.consume(self._on_result, arguments={"x-stream-offset": "next"})
+
+    async def _on_result(self, message: AbstractIncomingMessage) -> None:
+        await message.ack()
+        result = json.loads(message.body)
+        future = self._waiting.pop(result["job_id"], None)
+        if future is not None and not future.done():
+            future.set_result(result)
+
+    async def one_job(self) -> None:
+        assert self._exchange is not None
+        job_id = str(uuid.uuid4())
+        body = {
+            "version": 1,
+            "job_id": job_id,
+            "operation": "create",
+            "request": REQUEST,
+            "priority": 5,
+            "attempt": 1,
+            "submitted_at": datetime.now(UTC).isoformat(),
+        }
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[job_id] = future
+        await self._exchange.publish(
+            aio_pika.Message(
+                json.dumps(body).encode(),
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                priority=5,
+                message_id=job_id,
+            ),
+            routing_key=RAW_ROUTING_KEY,
+            mandatory=True,
+        )
+        await asyncio.wait_for(future, RESULT_TIMEOUT)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+
+class SdkClient:
+    """The SDK as an application uses it: ``submit_job`` then ``get_result``."""
+
+    def __init__(self) -> None:
+        self.queue = JobQueue(AMQP_URL, queue_name=SDK_QUEUE, bindings=[SDK_BINDING])
+        self.request = ResourceRequest.model_validate(REQUEST)
+
+    async def start(self) -> None:
+        await self.queue.connect()
+
+    async def one_job(self) -> None:
+        job_id = await self.queue.submit_job("ITL.Bench", "Job", "create", self.request)
+        result = await self.queue.get_result(job_id, timeout=RESULT_TIMEOUT)
+        if result is None or result.status is not JobStatus.COMPLETED:
+            raise RuntimeError(f"job {job_id} did not complete: {result}")
+
+    async def close(self) -> None:
+        await self.queue.disconnect()
+
+
+class CeleryClient:
+    """A single-threaded Celery client: ``apply_async`` and the rpc backend's result consumer.
+
+    Celery's client is synchronous and its rpc backend is not thread-safe, so instead of one
+    thread per in-flight job this keeps a window of outstanding ``AsyncResult``s and drains
+    the reply queue between submissions, the way ``ResultSet.join_native`` does. It runs in
+    one dedicated thread so the asyncio clients' loop is never blocked by it.
+    """
+
+    def __init__(self) -> None:
+        os.environ.setdefault("BENCH_AMQP_URL", CELERY_URL)
+        sys.path.insert(0, str(BENCH_DIR))
+        import _celery_app
+
+        self.app = _celery_app.app
+        self.task = _celery_app.noop
+
+    def _submit(self, started: float, latencies: list[float]) -> None:
+        def done(_: object) -> None:
+            latencies.append(time.perf_counter() - started)
+
+        self.task.apply_async(args=[REQUEST]).then(done)
+
+    def _drain(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            self.app.backend.result_consumer.drain_events(timeout=max(timeout, 0.001))
+
+    def _wait_all(self, latencies: list[float], expected: int) -> None:
+        deadline = time.monotonic() + RESULT_TIMEOUT
+        while len(latencies) < expected:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Celery: {expected - len(latencies)} results missing")
+            self._drain(0.1)
+
+    def start(self) -> None:
+        self.task.apply_async(args=[REQUEST]).get(timeout=RESULT_TIMEOUT)
+
+    def closed_loop(self, jobs: int, concurrency: int) -> tuple[float, list[float]]:
+        latencies: list[float] = []
+        starts: list[float] = []
+        begin = time.perf_counter()
+        submitted = 0
+        while submitted < jobs:
+            while submitted < jobs and submitted - len(latencies) < concurrency:
+                started = time.perf_counter()
+                starts.append(started)
+                self._submit(started, latencies)
+                submitted += 1
+            self._drain(0.1)
+        self._wait_all(latencies, jobs)
+        return time.perf_counter() - begin, latencies
+
+    def open_loop(self, rate: float, seconds: float) -> tuple[float, list[float]]:
+        count = max(1, int(rate * seconds))
+        latencies: list[float] = []
+        begin = time.perf_counter() + 0.01
+        for i in range(count):
+            scheduled = begin + i / rate
+            while (delay := scheduled - time.perf_counter()) > 0:
+                self._drain(delay)
+            self._submit(scheduled, latencies)
+        self._wait_all(latencies, count)
+        return time.perf_counter() - begin, latencies
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.app.backend.result_consumer.stop()
+        self.app.close()
+
+
+# ------------------------------------------------------------------------------- workers
+
+
+class WorkerProcess:
+    """One worker subprocess (one process, like one pod) with its output in a log file."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                argv,
+                env={**os.environ, **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise RuntimeError(
+                f"{self.name} worker exited ({self.process.returncode}):\n{self.tail()}"
+            )
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def pythonpath() -> str:
+    return os.pathsep.join(p for p in (str(BENCH_DIR), os.environ.get("PYTHONPATH", "")) if p)
+
+
+def start_workers(systems: list[str], log_dir: Path) -> dict[str, WorkerProcess]:
+    """Starts one worker process per system; each only consumes its own ``bench.*`` queue."""
+    workers: dict[str, WorkerProcess] = {}
+    if "raw" in systems:
+        workers["raw"] = WorkerProcess(
+            "raw",
+            [
+                sys.executable,
+                str(BENCH_DIR / "_raw_worker.py"),
+                AMQP_URL,
+                RAW_QUEUE,
+                RAW_RESULTS,
+                str(WORKER_CONCURRENCY),
+            ],
+            {},
+            log_dir,
+        )
+    if "sdk" in systems:
+        workers["sdk"] = WorkerProcess(
+            "sdk",
+            [sys.executable, "-m", "itl_controlplane_sdk.workers"],
+            {
+                "WORKER_ID": "bench-sdk-worker",
+                "WORKER_POOL": "bench",
+                "RABBITMQ_URL": AMQP_URL,
+                "LOG_LEVEL": "WARNING",
+                "HEALTH_CHECK_HOST": "127.0.0.1",
+                "HEALTH_CHECK_PORT": "0",
+                "MAX_CONCURRENT_JOBS": str(WORKER_CONCURRENCY),
+                "JOB_QUEUE": SDK_QUEUE,
+                "JOB_BINDINGS": SDK_BINDING,
+                "WORKER_PROVIDERS": "_sdk_providers:register",
+                "PYTHONPATH": pythonpath(),
+            },
+            log_dir,
+        )
+    if "celery" in systems:
+        workers["celery"] = WorkerProcess(
+            "celery",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "_celery_app",
+                "worker",
+                "-P",
+                "threads",
+                "-c",
+                str(WORKER_CONCURRENCY),
+                "-Q",
+                CELERY_QUEUE,
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-l",
+                "WARNING",
+            ],
+            {"BENCH_AMQP_URL": CELERY_URL, "PYTHONPATH": pythonpath()},
+            log_dir,
+        )
+    return workers
+
+
+# ------------------------------------------------------------------------- broker objects
+
+
+async def broker_version() -> str:
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        properties = connection.transport.connection.server_properties
+        version = properties.get("version", "?")
+        return version.decode() if isinstance(version, bytes) else str(version)
+    finally:
+        await connection.close()
+
+
+async def delete_bench_objects() -> None:
+    """Deletes every queue and exchange the benchmark creates (idempotent)."""
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        channel = await connection.channel()
+        for queue in BENCH_QUEUES:
+            await channel.queue_delete(queue)
+        for exchange in BENCH_EXCHANGES:
+            await channel.exchange_delete(exchange)
+    finally:
+        await connection.close()
+
+
+async def declare_raw_topology() -> None:
+    """The raw system's exchange, priority queue and results stream, as the SDK declares its own."""
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(
+            RAW_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(
+            RAW_QUEUE, durable=True, arguments=job_queue_arguments()
+        )
+        await queue.bind(exchange, routing_key="bench.raw.#")
+        await channel.declare_queue(
+            RAW_RESULTS,
+            durable=True,
+            arguments={
+                "x-queue-type": "stream",
+                "x-max-age": "600s",
+                "x-max-length-bytes": RESULTS_MAX_BYTES,
+                "x-stream-max-segment-size-bytes": RESULTS_SEGMENT_BYTES,
+            },
+        )
+    finally:
+        await connection.close()
+
+
+async def wait_consumers(queues: dict[str, str], workers: dict[str, WorkerProcess]) -> None:
+    """Waits until every worker consumes its queue (the worker process is ready)."""
+    connection = await aio_pika.connect(AMQP_URL)
+    deadline = time.monotonic() + 60
+    try:
+        for system, name in queues.items():
+            while True:
+                workers[system].check_alive()
+                channel = await connection.channel()
+                try:
+                    queue = await channel.declare_queue(name, passive=True)
+                    if (queue.declaration_result.consumer_count or 0) > 0:
+                        break
+                except aio_pika.exceptions.ChannelNotFoundEntity:
+                    pass
+                finally:
+                    if not channel.is_closed:
+                        await channel.close()
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"{system} worker not consuming after 60s:\n{workers[system].tail()}"
+                    )
+                await asyncio.sleep(0.2)
+    finally:
+        await connection.close()
+
+
+def broker_reachable() -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex((HOST, PORT)) == 0
+
+
+# ------------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Options:
+    systems: list[str]
+    jobs: int
+    warmup: int
+    concurrency: int
+    rounds: int
+    paced_seconds: float
+
+
+async def measure(options: Options, log_dir: Path) -> dict[str, Summary]:
+    """Starts the workers and clients, runs every round, stops everything, returns figures."""
+    await delete_bench_objects()
+    if "raw" in options.systems:
+        await declare_raw_topology()
+    workers = start_workers(options.systems, log_dir)
+    celery_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    loop = asyncio.get_running_loop()
+    clients: dict[str, RawClient | SdkClient] = {}
+    celery: CeleryClient | None = None
+    summaries = {system: Summary() for system in options.systems}
+    try:
+        ready = {"raw": RAW_QUEUE, "sdk": SDK_QUEUE, "celery": CELERY_QUEUE}
+        await wait_consumers({s: ready[s] for s in options.systems}, workers)
+        if "raw" in options.systems:
+            clients["raw"] = RawClient()
+        if "sdk" in options.systems:
+            clients["sdk"] = SdkClient()
+        for client in clients.values():
+            await client.start()
+        if "celery" in options.systems:
+            celery = await loop.run_in_executor(celery_thread, CeleryClient)
+            await loop.run_in_executor(celery_thread, celery.start)
+
+        async def peak(system: str, jobs: int) -> Run:
+            if system == "celery":
+                assert celery is not None
+                seconds, latencies = await loop.run_in_executor(
+                    celery_thread, celery.closed_loop, jobs, options.concurrency
+                )
+            else:
+                seconds, latencies = await closed_loop(
+                    clients[system].one_job, jobs, options.concurrency
+                )
+            return Run(system, "peak", jobs, seconds, latencies)
+
+        async def half(system: str, rate: float) -> Run:
+            if system == "celery":
+                assert celery is not None
+                seconds, latencies = await loop.run_in_executor(
+                    celery_thread, celery.open_loop, rate, options.paced_seconds
+                )
+            else:
+                seconds, latencies = await open_loop(
+                    clients[system].one_job, rate, options.paced_seconds
+                )
+            return Run(system, "half", len(latencies), seconds, latencies, round(rate, 1))
+
+        for system in options.systems:
+            await peak(system, options.warmup)
+            print(f"  warmed up {LABELS[system]}", flush=True)
+        for round_no in range(1, options.rounds + 1):
+            for system in options.systems:
+                run = await peak(system, options.jobs)
+                workers[system].check_alive()
+                summaries[system].peak.append(run)
+                print(
+                    f"  peak  round {round_no} {LABELS[system]:32} {run.throughput:8.0f} jobs/s"
+                    f"  p50 {run.p50_ms:6.1f} ms  p99 {run.p99_ms:6.1f} ms",
+                    flush=True,
+                )
+        for round_no in range(1, options.rounds + 1):
+            for system in options.systems:
+                rate = summaries[system].throughput / 2
+                run = await half(system, rate)
+                workers[system].check_alive()
+                summaries[system].half.append(run)
+                print(
+                    f"  half  round {round_no} {LABELS[system]:32} {rate:8.0f} jobs/s offered"
+                    f"  p50 {run.p50_ms:6.1f} ms  p99 {run.p99_ms:6.1f} ms",
+                    flush=True,
+                )
+    finally:
+        for client in clients.values():
+            with contextlib.suppress(Exception):
+                await client.close()
+        if celery is not None:
+            await loop.run_in_executor(celery_thread, celery.close)
+        celery_thread.shutdown(wait=False)
+        for worker in workers.values():
+            worker.stop()
+        await delete_bench_objects()
+    return summaries
+
+
+def report(summaries: dict[str, Summary], options: Options, header: dict[str, str]) -> list[str]:
+    """The table, the ratios and the verdict against the issue's targets, as text lines."""
+    lines = [f"{key}: {value}" for key, value in header.items()]
+    lines.append("")
+    lines.append(
+        "| system | peak jobs/s (median; rounds min-max) | p50 ms @peak | p99 ms @peak "
+        "| half-peak rate jobs/s | p50 ms @half | p99 ms @half |"
+    )
+    lines.append("|---|---:|---:|---:|---:|---:|---:|")
+    for system, s in summaries.items():
+        d = s.as_dict()
+        lines.append(
+            f"| {LABELS[system]} | {d['peak_jobs_per_s']:.0f} "
+            f"({s.spread(s.peak, lambda r: r.throughput)}) | {d['peak_p50_ms']:.1f} "
+            f"| {d['peak_p99_ms']:.1f} | {d['half_rate']:.0f} | {d['half_p50_ms']:.1f} "
+            f"| {d['half_p99_ms']:.1f} |"
+        )
+    lines.append("")
+    sdk = summaries.get("sdk")
+    if sdk is None:
+        return lines
+    verdicts: list[str] = []
+    for other, target in (("raw", TARGET_VS_RAW), ("celery", TARGET_VS_CELERY)):
+        if other in summaries:
+            ratio = sdk.throughput / summaries[other].throughput
+            ok = "met" if ratio >= target else "MISSED"
+            verdicts.append(f"ours/{other} throughput = {ratio:.2f}x (target >= {target}x: {ok})")
+    p99 = sdk.as_dict()["half_p99_ms"]
+    ok = "met" if p99 < TARGET_P99_MS else "MISSED"
+    verdicts.append(f"ours p99 at half peak = {p99:.1f} ms (target < {TARGET_P99_MS:.0f} ms: {ok})")
+    lines.extend(verdicts)
+    return lines
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[Options, argparse.Namespace]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--systems", default="raw,sdk,celery", help="comma-separated subset")
+    parser.add_argument("--jobs", type=int, default=2000, help="jobs per peak round")
+    parser.add_argument("--warmup", type=int, default=300, help="warm-up jobs per system")
+    parser.add_argument("--concurrency", type=int, default=50, help="client jobs in flight")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per phase (median)")
+    parser.add_argument("--paced-seconds", type=float, default=8.0, help="seconds per half round")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 when a target of issue 2 is missed"
+    )
+    args = parser.parse_args(argv)
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = set(systems) - set(LABELS)
+    if unknown:
+        parser.error(f"unknown systems: {', '.join(sorted(unknown))}")
+    options = Options(
+        systems=systems,
+        jobs=args.jobs,
+        warmup=args.warmup,
+        concurrency=args.concurrency,
+        rounds=args.rounds,
+        paced_seconds=args.paced_seconds,
+    )
+    return options, args
+
+
+def targets_met(summaries: dict[str, Summary]) -> bool:
+    sdk = summaries["sdk"]
+    return (
+        sdk.throughput >= TARGET_VS_RAW * summaries["raw"].throughput
+        and sdk.throughput >= TARGET_VS_CELERY * summaries["celery"].throughput
+        and sdk.as_dict()["half_p99_ms"] < TARGET_P99_MS
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    options, args = parse_args(argv)
+    if not broker_reachable():
+        print(f"no RabbitMQ on {HOST}:{PORT}; start it with `make rabbitmq-up`", file=sys.stderr)
+        return 2
+    import celery as celery_package
+
+    load_before = os.getloadavg()
+    header = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}, Linux {platform.release()}",
+        "python": platform.python_version(),
+        "versions": (
+            f"RabbitMQ {asyncio.run(broker_version())}, aio-pika {aio_pika.__version__}, "
+            f"celery {celery_package.__version__}"
+        ),
+        "shape": (
+            f"{options.rounds} rounds x {options.jobs} jobs at {options.concurrency} in flight, "
+            f"then {options.rounds} rounds x {options.paced_seconds:g}s at half peak; "
+            f"worker concurrency {WORKER_CONCURRENCY}"
+        ),
+    }
+    print("measuring (" + header["shape"] + ")", flush=True)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="itl-bench-") as tmp:
+        summaries = asyncio.run(measure(options, Path(tmp)))
+    header["load average (1 min) before/after"] = f"{load_before[0]:.2f} / {os.getloadavg()[0]:.2f}"
+    header["wall time"] = f"{time.monotonic() - started:.0f}s"
+    print()
+    print("\n".join(report(summaries, options, header)))
+    if args.json is not None:
+        args.json.write_text(
+            json.dumps(
+                {"header": header, "systems": {k: v.as_dict() for k, v in summaries.items()}},
+                indent=2,
+            )
+        )
+    if args.check and {"raw", "sdk", "celery"} <= set(summaries):
+        return 0 if targets_met(summaries) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
