@@ -1,0 +1,103 @@
+"""TEST HELPER: declare a pool's queue, publish demo jobs to it, collect their results.
+
+Jobs go straight to the pool's queue through the default exchange, so no other queue on
+the shared broker receives a copy. They are ``ITL.Demo/Job`` jobs (the SDK's example
+provider): ``seconds`` says how long each one runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import aio_pika
+
+from itl_controlplane_sdk import ResourceRequest
+from itl_controlplane_sdk.workers import JobQueue, amqp
+from itl_controlplane_sdk.workers.envelope import JobEnvelope, new_job_id
+from itl_controlplane_sdk.workers.topology import provider_binding
+
+
+def pool_queue(namespace: str, pool: str) -> str:
+    """The queue a pool with ``providers`` consumes (``api.effective_queue``)."""
+    return f"provider.jobs.{namespace}.{pool}"
+
+
+def _request(name: str, seconds: float) -> ResourceRequest:
+    return ResourceRequest(
+        subscription_id="sub-autoscaler",
+        resource_group="rg-autoscaler",
+        provider_namespace="ITL.Demo",
+        resource_type="Job",
+        resource_name=name,
+        location="westeurope",
+        body={"seconds": seconds},
+    )
+
+
+async def _declare(url: str, queue: str, provider: str) -> None:
+    connection = await aio_pika.connect(url)
+    async with connection:
+        await amqp.declare_job_topology(connection, queue, (provider_binding(provider),))
+
+
+def declare(url: str, queue: str, provider: str) -> None:
+    """Declare the queue exactly as the pool's workers will (same arguments, binding)."""
+    asyncio.run(_declare(url, queue, provider))
+
+
+async def _publish(url: str, queue: str, durations: Sequence[float]) -> list[str]:
+    connection = await aio_pika.connect(url)
+    ids = []
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        for index, seconds in enumerate(durations):
+            envelope = JobEnvelope(
+                job_id=new_job_id(),
+                provider_namespace="ITL.Demo",
+                resource_type="Job",
+                operation="create",
+                request=_request(f"job-{index}", seconds),
+            )
+            await channel.default_exchange.publish(
+                aio_pika.Message(
+                    envelope.to_json(),
+                    content_type="application/json",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    message_id=envelope.job_id,
+                ),
+                routing_key=queue,
+            )
+            ids.append(envelope.job_id)
+    return ids
+
+
+def publish(url: str, queue: str, durations: Sequence[float]) -> list[str]:
+    """Publish one job per duration (confirmed); return their ids."""
+    return asyncio.run(_publish(url, queue, durations))
+
+
+async def _results(url: str, queue: str, provider: str, ids: Sequence[str], timeout: float):
+    reader = JobQueue(url, queue_name=queue, bindings=(provider_binding(provider),))
+    await reader.connect()
+    try:
+        found = await asyncio.gather(*(reader.get_result(i, timeout=timeout) for i in ids))
+    finally:
+        await reader.disconnect()
+    return dict(zip(ids, found, strict=True))
+
+
+def results(url: str, queue: str, provider: str, ids: Sequence[str], timeout: float) -> dict:
+    """job id -> JobResult (or None when none came within ``timeout``)."""
+    return asyncio.run(_results(url, queue, provider, ids, timeout))
+
+
+async def _delete(url: str, queue: str) -> None:
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        await channel.queue_delete(queue)
+
+
+def delete(url: str, queue: str) -> None:
+    asyncio.run(_delete(url, queue))

@@ -1,0 +1,381 @@
+"""The scenarios of issue 5 on the real control plane and the real RabbitMQ.
+
+Each test creates a WorkerPool in its own namespace. ``PodWorkers`` runs a real SDK
+worker process for every Running pod, with WORKER_ID set to the pod name. Jobs are real
+messages on the pool's own queue. The assertions are about what users see: the
+Deployment's replicas, which pods went away, the pool's status and Events, and whether
+every job finished exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import autoscaler_jobs as jobs
+import pytest
+import yaml
+from autoscaler_pod_workers import PodWorkers, wait_for
+from autoscaler_tcp_proxy import TcpProxy
+from autoscaling_operator import AutoscalingOperator, put_secret
+from wp_operator_process import sample_metric
+
+from localcluster import Cluster
+
+pytestmark = pytest.mark.integration
+
+WP = "/apis/controlplane.itlusions.com/v1alpha1/namespaces/{ns}/workerpools/{name}"
+DEPLOY = "/apis/apps/v1/namespaces/{ns}/deployments/{name}"
+PAUSED = "autoscaling.controlplane.itlusions.com/paused"
+PAUSED_REPLICAS = "autoscaling.controlplane.itlusions.com/paused-replicas"
+
+
+class Pool:
+    """One WorkerPool under test, with its queue and (optionally) its worker processes."""
+
+    def __init__(self, cluster: Cluster, namespace: str, url: str, tmp: Path) -> None:
+        self.cluster = cluster
+        self.namespace = namespace
+        self.name = "pool"
+        self.url = url
+        self.tmp = tmp
+        self.provider = f"ITL.AutoscalerTest{uuid.uuid4().hex[:8]}"
+        self.queue = jobs.pool_queue(namespace, self.name)
+        self.workers: PodWorkers | None = None
+
+    def create(self, annotations: dict[str, str] | None = None, **autoscaling: Any) -> None:
+        jobs.declare(self.url, self.queue, self.provider)
+        body = {
+            "apiVersion": "controlplane.itlusions.com/v1alpha1",
+            "kind": "WorkerPool",
+            "metadata": {"name": self.name, "annotations": annotations or {}},
+            "spec": {
+                "rabbitmq": {"secretRef": {"name": "rabbitmq"}},
+                "maxConcurrentJobs": autoscaling.pop("maxConcurrentJobs", 2),
+                "jobTimeout": 120,
+                "replicaCount": 0,
+                "providers": [self.provider],
+                "autoscaling": {"enabled": True, **autoscaling},
+            },
+        }
+        self.cluster.kubectl("-n", self.namespace, "apply", "-f", "-", input=yaml.safe_dump(body))
+
+    def start_workers(self, rabbitmq_url: str | None = None) -> PodWorkers:
+        self.workers = PodWorkers(
+            self.cluster,
+            self.namespace,
+            self.name,
+            rabbitmq_url=rabbitmq_url or self.url,
+            log_dir=self.tmp,
+        ).__enter__()
+        return self.workers
+
+    def close(self) -> None:
+        if self.workers is not None:
+            self.workers.close()
+        jobs.delete(self.url, self.queue)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def body(self) -> dict[str, Any]:
+        return dict(self.cluster.api.get(WP.format(ns=self.namespace, name=self.name)))
+
+    def replicas(self) -> int | None:
+        deployment = self.cluster.api.get_or_none(DEPLOY.format(ns=self.namespace, name=self.name))
+        return None if deployment is None else int(deployment["spec"].get("replicas", 0))
+
+    def condition(self, type_: str) -> dict[str, Any] | None:
+        for condition in (self.body().get("status") or {}).get("conditions") or []:
+            if condition["type"] == type_:
+                return dict(condition)
+        return None
+
+    def active(self) -> tuple[str, str] | None:
+        found = self.condition("ScalingActive")
+        return None if found is None else (found["status"], found["reason"])
+
+    def events(self) -> list[dict[str, Any]]:
+        items = self.cluster.api.get(
+            f"/api/v1/namespaces/{self.namespace}/events",
+            fieldSelector=f"involvedObject.name={self.name},involvedObject.kind=WorkerPool",
+        )["items"]
+        return list(items)
+
+    # -- writes --------------------------------------------------------------------------
+
+    def patch(self, body: dict[str, Any]) -> None:
+        self.cluster.api.patch(WP.format(ns=self.namespace, name=self.name), body)
+
+    def publish(self, durations: list[float]) -> list[str]:
+        return jobs.publish(self.url, self.queue, durations)
+
+    def results(self, ids: list[str], timeout: float) -> dict[str, Any]:
+        return jobs.results(self.url, self.queue, self.provider, ids, timeout)
+
+    def wait_replicas(self, expected: int, timeout: float) -> float:
+        """Wait until the Deployment asks for ``expected`` replicas; return when (monotonic)."""
+        wait_for(
+            lambda: self.replicas() == expected,
+            timeout=timeout,
+            what=f"{expected} replicas (now {self.replicas()})",
+            interval=0.05,
+        )
+        return time.monotonic()
+
+    def wait_active(self, timeout: float = 30) -> None:
+        wait_for(
+            lambda: self.active() == ("True", "ValidMetric"),
+            timeout=timeout,
+            what=f"ScalingActive=True (now {self.active()})",
+        )
+
+
+class Recorder:
+    """Samples the Deployment's replicas in the background, to check for flapping."""
+
+    def __init__(self, pool: Pool, interval: float = 0.25) -> None:
+        self.pool = pool
+        self.interval = interval
+        self.samples: list[tuple[float, int | None]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(Exception):
+                self.samples.append((time.monotonic(), self.pool.replicas()))
+            self._stop.wait(self.interval)
+
+    def stop(self) -> list[int]:
+        self._stop.set()
+        self._thread.join(5)
+        series = [r for _, r in self.samples if r is not None]
+        return [r for i, r in enumerate(series) if i == 0 or series[i - 1] != r]
+
+
+@pytest.fixture
+def pool(
+    k8s_cluster: Cluster, wpa_namespace: str, rabbitmq_url: str, tmp_path: Path
+) -> Iterator[Pool]:
+    put_secret(k8s_cluster, wpa_namespace, rabbitmq_url)
+    created = Pool(k8s_cluster, wpa_namespace, rabbitmq_url, tmp_path)
+    yield created
+    created.close()
+
+
+# -- 0 -> N --------------------------------------------------------------------------------
+
+
+def test_burst_wakes_an_idle_pool_within_one_poll_interval(
+    pool: Pool, autoscaling_operator: AutoscalingOperator, k8s_cluster: Cluster
+) -> None:
+    """A burst of 8 jobs at target 2 per replica gives 4 replicas within poll + 1 s."""
+    poll = 2
+    pool.create(minReplicas=0, maxReplicas=6, pollIntervalSeconds=poll, maxConcurrentJobs=2)
+    pool.wait_active()
+    assert pool.replicas() == 0
+    workers = pool.start_workers()
+
+    published = time.monotonic()
+    ids = pool.publish([3.0] * 8)
+    reacted = pool.wait_replicas(4, timeout=poll + 10) - published
+    assert reacted <= poll + 1.0, f"reaction {reacted:.2f}s"
+
+    done = pool.results(ids, timeout=90)
+    assert all(r is not None and r.status.value == "completed" for r in done.values()), done
+    assert workers.errors == []
+    status = pool.body()["status"]
+    assert status["decisions"][0]["from"] == 0
+    assert status["decisions"][0]["to"] == 4
+    assert status["lastScaleTime"]
+    assert any(e["reason"] == "ScaledUp" for e in pool.events())
+    columns = k8s_cluster.kubectl("-n", pool.namespace, "get", "wp", pool.name).stdout
+    assert "QUEUE" in columns.upper()
+    metrics = autoscaling_operator.metrics()
+    labels = f'namespace="{pool.namespace}",pool="{pool.name}"'
+    assert sample_metric(metrics, "workerpool_scale_events_total", f'{labels},direction="up"') >= 1
+
+
+# -- N -> fewer, busy workers spared ------------------------------------------------------
+
+
+def test_scale_down_removes_only_idle_workers_and_interrupts_nothing(pool: Pool) -> None:
+    """4 workers, 2 of them on long jobs: the pool goes to 2 and the long jobs finish once."""
+    pool.create(
+        minReplicas=0,
+        maxReplicas=4,
+        pollIntervalSeconds=1,
+        maxConcurrentJobs=1,
+        cooldownSeconds=600,
+        scaleDown={"stabilizationWindowSeconds": 0},
+    )
+    pool.wait_active()
+    workers = pool.start_workers()
+    published = time.monotonic()
+    long_ids = pool.publish([25.0, 25.0])
+    short_ids = pool.publish([1.0, 1.0])
+    pool.wait_replicas(4, timeout=10)
+
+    short = pool.results(short_ids, timeout=60)
+    assert all(r is not None for r in short.values())
+    pool.wait_replicas(2, timeout=20)
+    wait_for(lambda: len(workers.running()) == 2, timeout=20, what="two workers left")
+    assert workers.busy_at_stop == {}, "a busy worker was stopped"
+    assert sorted(workers.in_flight().values()) == [1, 1]
+
+    done = pool.results(long_ids, timeout=90)
+    finished = time.monotonic() - published
+    assert all(r is not None and r.status.value == "completed" for r in done.values()), done
+    # A redelivered long job would have restarted from zero and taken about twice as long.
+    assert finished < 25.0 * 2
+    assert workers.busy_at_stop == {}
+    assert any(e["reason"] == "ScaledDown" for e in pool.events())
+
+
+# -- drain to zero, no flapping -----------------------------------------------------------
+
+
+def test_drains_to_zero_only_after_the_cooldown(pool: Pool) -> None:
+    cooldown = 8
+    pool.create(
+        minReplicas=0,
+        maxReplicas=2,
+        pollIntervalSeconds=1,
+        maxConcurrentJobs=2,
+        cooldownSeconds=cooldown,
+        scaleDown={"stabilizationWindowSeconds": 0},
+    )
+    pool.wait_active()
+    pool.start_workers()
+    recorder = Recorder(pool)
+    ids = pool.publish([2.0, 2.0])
+    pool.wait_replicas(1, timeout=10)
+    assert all(r is not None for r in pool.results(ids, timeout=60).values())
+    finished = time.monotonic()
+    zero_at = pool.wait_replicas(0, timeout=cooldown + 15)
+    # The workers report their last job done within a heartbeat of finishing.
+    assert zero_at - finished >= cooldown - 2.0
+    assert recorder.stop() == [0, 1, 0]
+
+
+def test_no_flapping_under_steady_load_near_a_threshold(pool: Pool) -> None:
+    """A 2 s job every 0.5 s keeps ~4 jobs in flight: right at 2 replicas x 2 slots."""
+    pool.create(
+        minReplicas=0,
+        maxReplicas=6,
+        pollIntervalSeconds=1,
+        maxConcurrentJobs=2,
+        scaleDown={"stabilizationWindowSeconds": 10},
+    )
+    pool.wait_active()
+    pool.start_workers()
+    stop = threading.Event()
+
+    def produce() -> None:
+        while not stop.is_set():
+            pool.publish([2.0])
+            stop.wait(0.5)
+
+    producer = threading.Thread(target=produce, daemon=True)
+    producer.start()
+    try:
+        time.sleep(10)  # let it settle
+        recorder = Recorder(pool)
+        time.sleep(25)
+        changes = recorder.stop()
+    finally:
+        stop.set()
+        producer.join(5)
+    assert len(changes) <= 2, f"replicas changed too often: {changes}"
+    assert all(2 <= r <= 4 for r in changes), changes
+
+
+# -- broker outage ------------------------------------------------------------------------
+
+
+def test_broker_outage_holds_replicas_and_recovers(
+    pool: Pool, k8s_cluster: Cluster, rabbitmq_url: str
+) -> None:
+    proxy = TcpProxy(("127.0.0.1", 5672))
+    proxy.start()
+    put_secret(k8s_cluster, pool.namespace, proxy.url())
+    try:
+        pool.create(
+            minReplicas=0,
+            maxReplicas=4,
+            pollIntervalSeconds=1,
+            maxConcurrentJobs=2,
+            cooldownSeconds=0,
+            scaleDown={"stabilizationWindowSeconds": 0},
+        )
+        pool.wait_active()
+        pool.start_workers(rabbitmq_url)  # the workers keep their own, direct connection
+        ids = pool.publish([4.0, 4.0])
+        pool.wait_replicas(1, timeout=10)
+
+        proxy.stop()
+        wait_for(
+            lambda: pool.active() == ("False", "BrokerUnreachable"),
+            timeout=15,
+            what="ScalingActive=False/BrokerUnreachable",
+        )
+        assert all(r is not None for r in pool.results(ids, timeout=30).values())
+        # With data the pool would now go to zero (cooldown 0); without data it holds.
+        more = pool.publish([5.0] * 6)
+        held_until = time.monotonic() + 6
+        while time.monotonic() < held_until:
+            assert pool.replicas() == 1
+            time.sleep(0.25)
+        assert any(e["reason"] == "BrokerUnreachable" for e in pool.events())
+
+        proxy.start()
+        pool.wait_active(timeout=30)
+        pool.wait_replicas(3, timeout=10)  # ceil(6 / 2) once it can see the queue again
+        assert any(e["reason"] == "ScalingResumed" for e in pool.events())
+        assert all(r is not None for r in pool.results(more, timeout=90).values())
+    finally:
+        proxy.stop()
+
+
+# -- pause, bounds, spec changes ----------------------------------------------------------
+
+
+def test_pause_bounds_and_spec_changes_take_effect_at_the_next_poll(pool: Pool) -> None:
+    pool.create(
+        annotations={PAUSED: "true"},
+        minReplicas=0,
+        maxReplicas=2,
+        pollIntervalSeconds=1,
+        maxConcurrentJobs=1,
+    )
+    wait_for(lambda: pool.active() == ("False", "ScalingPaused"), timeout=30, what="paused")
+    pool.publish([60.0] * 5)
+    held_until = time.monotonic() + 4
+    while time.monotonic() < held_until:
+        assert pool.replicas() == 0
+        time.sleep(0.25)
+
+    pool.patch({"metadata": {"annotations": {PAUSED: None}}})
+    pool.wait_replicas(2, timeout=5)  # 5 ready jobs, but maxReplicas is 2
+    assert pool.condition("ScalingLimited")["reason"] == "TooManyReplicas"
+
+    pool.patch({"spec": {"autoscaling": {"maxReplicas": 3}}})
+    pool.wait_replicas(3, timeout=5)
+
+    pool.patch({"metadata": {"annotations": {PAUSED_REPLICAS: "5"}}})
+    pool.wait_replicas(5, timeout=5)  # a pin is an explicit order, outside [min, max]
+    pool.patch({"metadata": {"annotations": {PAUSED_REPLICAS: None}}})
+    # No worker processes run in this test, so the 5 Ready pods send no heartbeats. A Ready
+    # pod without heartbeats counts as busy and is never removed: back above max, held.
+    wait_for(
+        lambda: (pool.condition("ScalingLimited") or {}).get("reason") == "BusyWorkers",
+        timeout=10,
+        what="ScalingLimited=BusyWorkers",
+    )
+    assert pool.replicas() == 5
