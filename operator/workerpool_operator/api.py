@@ -214,7 +214,9 @@ class Autoscaling(_Model):
     model_config = ConfigDict(
         json_schema_extra=_rules(
             (
-                "self.minReplicas <= self.maxReplicas",
+                # has(): the CRD's own `default: {}` is validated before nested defaulting.
+                "!has(self.minReplicas) || !has(self.maxReplicas) "
+                "|| self.minReplicas <= self.maxReplicas",
                 "spec.autoscaling.minReplicas must be less than or equal to maxReplicas",
             ),
         )

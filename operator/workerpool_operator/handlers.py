@@ -50,7 +50,7 @@ def _runtime(memo: Any) -> Runtime:
     return runtime
 
 
-def configure_kopf(settings: kopf.OperatorSettings) -> None:
+def configure_kopf(settings: kopf.OperatorSettings, operator_settings: OperatorSettings) -> None:
     """Kopf settings this operator depends on (see the module docstring for why)."""
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=api.GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -61,16 +61,17 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.posting.level = logging.INFO
     # Only the Deployments this operator manages, filtered by the API server.
     settings.watching.label_selectors["apps", "deployments"] = MANAGED_SELECTOR
-    # The WorkerPool CRD is installed before the operator: no need to watch CRDs at runtime.
-    settings.scanning.disabled = True
+    # The WorkerPool CRD is installed before the operator, so watching CRDs and namespaces
+    # (and the RBAC for it) is needed only to resolve namespace patterns such as "team-*".
+    settings.scanning.disabled = not operator_settings.namespace_patterns
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
 
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    configure_kopf(settings)
     operator_settings = memo.get("operator_settings") or OperatorSettings()
+    configure_kopf(settings, operator_settings)
     metrics = memo.get("metrics") or OperatorMetrics()
     if operator_settings.metrics_port and not memo.get("metrics"):
         serve(operator_settings.metrics_port, operator_settings.bind_address)

@@ -13,16 +13,22 @@ from typing import Any
 
 from workerpool_operator.api import GROUP, PLURAL
 
-CLUSTER_RULES: list[dict[str, Any]] = [
-    # Kopf discovers the WorkerPool resource at startup (scanning of later CRD changes is
-    # turned off in handlers.configure, so no watch is needed).
+NAMESPACE_PATTERN_RULES: list[dict[str, Any]] = [
+    # Only when WORKERPOOL_OPERATOR_NAMESPACES contains a glob ("team-*"): Kopf then watches
+    # namespaces to resolve the pattern, and CRDs for resources appearing later. Cluster-wide
+    # or with plain namespace names, discovery at startup needs no RBAC at all.
+    {
+        "apiGroups": [""],
+        "resources": ["namespaces"],
+        "verbs": ["list", "watch"],
+    },
     {
         "apiGroups": ["apiextensions.k8s.io"],
         "resources": ["customresourcedefinitions"],
-        "verbs": ["get", "list"],
+        "verbs": ["list", "watch"],
     },
 ]
-"""Rules that are cluster-scoped by nature (always in a ClusterRole)."""
+"""Cluster-scoped rules needed only for namespace patterns."""
 
 RULES: list[dict[str, Any]] = [
     # Watch pools (handlers, index of pools), record diff-base/progress annotations on them.

@@ -203,17 +203,24 @@ async def reconcile(
     )
 
 
+def drift(
+    pool_body: Mapping[str, Any], deployment: Mapping[str, Any] | None, *, default_image: str
+) -> str | None:
+    """The drifted field a Deployment event shows ("deleted" when it is gone), or None."""
+    if deployment is None:
+        return "deleted"
+    try:
+        pool = parse_pool(pool_body)
+    except ValidationError:
+        return None
+    return diff.first_difference(deployment, build_deployment(pool, default_image=default_image))
+
+
 def needs_reconcile(
     pool_body: Mapping[str, Any], deployment: Mapping[str, Any] | None, *, default_image: str
 ) -> bool:
     """Whether a Deployment event shows drift (deleted, or a field we own was changed)."""
-    if deployment is None:
-        return True
-    try:
-        pool = parse_pool(pool_body)
-    except ValidationError:
-        return False
-    return not diff.contains(deployment, build_deployment(pool, default_image=default_image))
+    return drift(pool_body, deployment, default_image=default_image) is not None
 
 
 async def refresh_status(

@@ -70,18 +70,39 @@ class Runtime:
 
     # -- reconcile -------------------------------------------------------------------------
 
-    async def reconcile(self, body: Mapping[str, Any], *, trigger: str = TRIGGER_SPEC) -> Outcome:
+    async def reconcile(
+        self,
+        body: Mapping[str, Any],
+        *,
+        trigger: str = TRIGGER_SPEC,
+        detail: str | None = None,  # what drifted, for the DriftRepaired event
+    ) -> Outcome:
         """Reconcile one pool under its lock, then record metrics and post events."""
         started = time.perf_counter()
         async with self._lock(pool_key(body)):
             outcome = await reconciling.reconcile(
                 body, kube=self.kube, default_image=self.settings.default_worker_image
             )
-        self.metrics.duration.observe(time.perf_counter() - started)
-        self._record(body, outcome, trigger)
+        elapsed = time.perf_counter() - started
+        self.metrics.duration.observe(elapsed)
+        logger.log(
+            logging.INFO
+            if outcome.created or outcome.updated or outcome.failure
+            else logging.DEBUG,
+            "reconciled %s/%s (%s) in %.3fs: created=%s updated=%s failure=%s",
+            *pool_key(body),
+            trigger,
+            elapsed,
+            list(outcome.created),
+            list(outcome.updated),
+            outcome.failure.reason if outcome.failure else None,
+        )
+        self._record(body, outcome, trigger, detail)
         return outcome
 
-    def _record(self, body: Mapping[str, Any], outcome: Outcome, trigger: str) -> None:
+    def _record(
+        self, body: Mapping[str, Any], outcome: Outcome, trigger: str, detail: str | None
+    ) -> None:
         metrics = self.metrics
         metrics.reconciles.labels("failure" if outcome.failure else "success").inc()
         for kind in outcome.created:
@@ -93,11 +114,12 @@ class Runtime:
         if trigger != TRIGGER_SPEC and changed:
             for kind in changed:
                 metrics.drift_repairs.labels(kind).inc()
+            what = f" ({detail})" if detail else ""
             self.post_event(
                 body,
                 "Normal",
                 "DriftRepaired",
-                f"Restored {_kinds(changed)} {name!r} changed outside the operator",
+                f"Restored {_kinds(changed)} {name!r} changed outside the operator{what}",
             )
         else:
             if outcome.created:
@@ -127,10 +149,11 @@ class Runtime:
         if body is None or body["metadata"].get("deletionTimestamp"):
             return  # the pool is gone or going: garbage collection removes the children
         live = None if event_type == "DELETED" else deployment
-        if reconciling.needs_reconcile(
-            body, live, default_image=self.settings.default_worker_image
-        ):
-            await self.reconcile(body, trigger=TRIGGER_DRIFT)
+        drifted = reconciling.drift(body, live, default_image=self.settings.default_worker_image)
+        if drifted is not None:
+            logger.info("Deployment %s/%s drifted at %s", meta.get("namespace"), pool_name, drifted)
+            detail = "deleted" if drifted == "deleted" else f"{drifted} was changed"
+            await self.reconcile(body, trigger=TRIGGER_DRIFT, detail=detail)
             return
         async with self._lock(pool_key(body)):
             await reconciling.refresh_status(body, deployment, kube=self.kube)

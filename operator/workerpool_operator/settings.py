@@ -71,3 +71,8 @@ class OperatorSettings(BaseSettings):
     @property
     def clusterwide(self) -> bool:
         return not self.namespaces
+
+    @property
+    def namespace_patterns(self) -> bool:
+        """True when a namespace is a glob (Kopf must then watch namespaces to resolve it)."""
+        return any(set(name) & set("*?[!") for name in self.namespaces)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workerpool_operator.diff import contains
+from workerpool_operator.diff import contains, first_difference
 
 
 def test_server_added_fields_are_not_drift() -> None:
@@ -28,3 +28,11 @@ def test_changed_or_removed_values_are_drift() -> None:
 
 def test_empty_maps_the_server_drops_are_not_drift() -> None:
     assert contains({"spec": {}}, {"spec": {"nodeSelector": {}, "tolerations": []}})
+
+
+def test_read_only_mappings_like_kopf_bodies_are_compared_by_content() -> None:
+    from types import MappingProxyType
+
+    live = MappingProxyType({"spec": MappingProxyType({"replicas": 2, "ports": (1, 2)})})
+    assert contains(live, {"spec": {"replicas": 2, "ports": [1, 2]}})
+    assert first_difference(live, {"spec": {"replicas": 3}}) == "spec.replicas"

@@ -13,6 +13,8 @@ def test_namespaces_from_a_comma_separated_variable(monkeypatch: pytest.MonkeyPa
     settings = OperatorSettings()
     assert settings.namespaces == ["team-a", "team-b"]
     assert not settings.clusterwide
+    assert not settings.namespace_patterns
+    assert OperatorSettings(namespaces=["team-*"]).namespace_patterns
     assert settings.default_worker_image == "w:9"
 
 
