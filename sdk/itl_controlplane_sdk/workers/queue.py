@@ -21,12 +21,13 @@ from itl_controlplane_sdk.workers.envelope import OPERATIONS, JobEnvelope, new_j
 from itl_controlplane_sdk.workers.errors import BrokerUnavailableError, JobSubmissionError
 from itl_controlplane_sdk.workers.heartbeats import Heartbeat, HeartbeatMonitor
 from itl_controlplane_sdk.workers.result_store import ResultReader
-from itl_controlplane_sdk.workers.results import JobResult
+from itl_controlplane_sdk.workers.results import JobResult, JobStatus
 from itl_controlplane_sdk.workers.settings import DEFAULT_RABBITMQ_URL
 
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
+    from itl_controlplane_sdk.workers.cancellation import CancellationWatcher
     from itl_controlplane_sdk.workers.consumer import JobConsumer
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ class JobQueue:
         self._consumer: JobConsumer | None = None
         self._reader: ResultReader | None = None
         self._monitor: HeartbeatMonitor | None = None
+        self._watcher: CancellationWatcher | None = None
+        self._marker_channel: AbstractChannel | None = None
         self._lazy_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -94,7 +97,7 @@ class JobQueue:
             import aio_pika
         except ImportError:
             raise ImportError(AIO_PIKA_MISSING) from None
-        from itl_controlplane_sdk.workers import amqp
+        from itl_controlplane_sdk.workers import amqp, cancellation
 
         if self._connection is not None:
             return
@@ -112,6 +115,7 @@ class JobQueue:
             if self._declare_topology:
                 await amqp.declare_job_topology(connection, self.queue_name, self.bindings)
                 await amqp.declare_results_stream(connection, self._result_retention)
+                await cancellation.declare_cancellations_stream(connection, self._result_retention)
             self._channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         except BaseException:
             await connection.close()
@@ -124,11 +128,13 @@ class JobQueue:
         if self._consumer is not None:
             await self._consumer.drain(timeout=0)
             self._consumer = None
-        for helper in (self._reader, self._monitor):
+        for helper in (self._reader, self._monitor, self._watcher):
             if helper is not None:
                 await helper.stop()
         self._reader = None
         self._monitor = None
+        self._watcher = None
+        self._marker_channel = None
         if self._connection is not None:
             await self._connection.close()
         self._connection = None
@@ -209,17 +215,27 @@ class JobQueue:
 
         ``worker_callback(job_id, payload)`` returns the JobResult; raising
         ``RetryableJobError`` asks for another attempt after a backoff. Call
-        ``stop_consuming`` (or ``disconnect``) to stop.
+        ``stop_consuming`` (or ``disconnect``) to stop. Cancelled and expired jobs are
+        settled without calling it (see ``cancellation``).
         """
+        from itl_controlplane_sdk.workers import cancellation
         from itl_controlplane_sdk.workers.consumer import JobConsumer
 
         connection, _ = self._require_connection()
         if self._consumer is not None:
             raise RuntimeError("this JobQueue is already consuming")
+        if self._watcher is None:
+            watcher = cancellation.CancellationWatcher(connection)
+            await watcher.start()
+            self._watcher = watcher
+        if self._marker_channel is None:
+            self._marker_channel = await connection.channel(publisher_confirms=False)
         consumer = JobConsumer(
             connection,
             queue_name=self.queue_name,
-            callback=worker_callback,
+            callback=cancellation.guarded(
+                worker_callback, watcher=self._watcher, mark_started=self._mark_started
+            ),
             prefetch=prefetch,
             max_attempts=max_attempts,
             retry_base_delay=retry_base_delay,
@@ -254,6 +270,74 @@ class JobQueue:
             topology.RESULTS_STREAM,
             timeout=self._publish_timeout,
             what=f"result of job {result.job_id}",
+        )
+
+    async def cancel_job(
+        self,
+        job_id: str,
+        reason: str = "cancelled by request",
+        *,
+        status: JobStatus = JobStatus.CANCELLED,
+    ) -> JobResult:
+        """Cancels a job that has not started (``status=FAILED`` expires it instead).
+
+        Workers that receive the job afterwards skip it, and ``get_result`` anywhere returns
+        the first terminal result recorded for it: this one, unless the job already finished
+        (check ``get_result``/``get_job_progress`` first; ``cancellation`` explains the race).
+        """
+        import aio_pika
+
+        from itl_controlplane_sdk.workers import amqp, cancellation
+
+        if status not in (JobStatus.CANCELLED, JobStatus.FAILED):
+            raise ValueError(f"a job can be cancelled or failed, not set to {status.value}")
+        _, channel = self._require_connection()
+        record = JobResult(job_id, status, error=reason)
+        try:
+            await amqp.publish_confirmed(
+                channel.default_exchange,
+                aio_pika.Message(
+                    cancellation.cancel_message_body(record),
+                    content_type="application/json",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    message_id=job_id,
+                ),
+                cancellation.CANCELLATIONS_STREAM,
+                timeout=self._publish_timeout,
+                what=f"cancellation of job {job_id}",
+            )
+            await self.publish_result(record)
+        except JobSubmissionError:
+            raise
+        except Exception as exc:
+            raise BrokerUnavailableError(
+                f"job {job_id} was not cancelled: {self._error(exc)}"
+            ) from None
+        return record
+
+    async def get_job_progress(self, job_id: str) -> JobResult | None:
+        """The ``processing`` marker of a started, unfinished job, if this process saw one."""
+        reader = await self._result_reader()
+        return reader.progress(job_id)
+
+    async def _mark_started(self, job_id: str) -> None:
+        """Appends a ``processing`` marker to the results stream, without waiting for a confirm.
+
+        Markers only help an API refuse to cancel running jobs; losing one is harmless, so the
+        hot path does not pay for a confirm round trip.
+        """
+        import aio_pika
+
+        if self._marker_channel is None:
+            return
+        await self._marker_channel.default_exchange.publish(
+            aio_pika.Message(
+                json.dumps(JobResult(job_id, JobStatus.PROCESSING).to_dict()).encode(),
+                content_type="application/json",
+                message_id=job_id,
+            ),
+            routing_key=topology.RESULTS_STREAM,
+            mandatory=False,
         )
 
     async def get_result(self, job_id: str, timeout: float = 30.0) -> JobResult | None:

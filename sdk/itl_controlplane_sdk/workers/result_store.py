@@ -6,6 +6,11 @@ results in a bounded LRU cache, so waiting callers are woken without polling and
 bounded. A result the cache cannot vouch for (published before this process started tailing,
 or evicted since) is found by a short-lived scan that starts at the job's submission time,
 which the time-ordered job id encodes.
+
+The first terminal result of a job wins, in the cache as in a scan: a job cancelled before it
+started, or delivered twice, may get a second terminal result, and every reader must agree on
+the same one. ``processing`` markers (see ``cancellation``) are kept in a second bounded map so
+an API can tell a started job from a waiting one.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ class ResultReader:
         self._cache_size = cache_size
         self._lookback = lookback_seconds
         self._cache: OrderedDict[str, JobResult] = OrderedDict()
+        self._progress: OrderedDict[str, JobResult] = OrderedDict()
         self._waiters: dict[str, list[asyncio.Future[JobResult]]] = {}
         self._complete_since = 0.0
         self._queue: AbstractQueue | None = None
@@ -85,6 +91,10 @@ class ResultReader:
     def peek(self, job_id: str) -> JobResult | None:
         return self._cache.get(job_id)
 
+    def progress(self, job_id: str) -> JobResult | None:
+        """The newest non-terminal marker of a job this reader has seen (``processing``)."""
+        return self._progress.get(job_id)
+
     async def wait_for(self, job_id: str, timeout: float) -> JobResult | None:
         cached = self._cache.get(job_id)
         if cached is not None:
@@ -115,8 +125,15 @@ class ResultReader:
     async def _on_tail_message(self, message: AbstractIncomingMessage) -> None:
         await message.ack()
         result = _decode_result(message)
-        if result is None or not result.status.is_terminal:
+        if result is None:
             return
+        if not result.status.is_terminal:
+            if result.job_id not in self._cache:
+                self._remember_progress(result)
+            return
+        if result.job_id in self._cache:
+            return  # the first terminal result wins (module docstring)
+        self._progress.pop(result.job_id, None)
         self._remember(result)
         for future in self._waiters.pop(result.job_id, []):
             if not future.done():
@@ -130,6 +147,12 @@ class ResultReader:
             # Results older than the evicted one may be gone from the cache too: later
             # look-ups for jobs submitted before it must scan the stream.
             self._complete_since = max(self._complete_since, evicted.timestamp.timestamp())
+
+    def _remember_progress(self, result: JobResult) -> None:
+        self._progress[result.job_id] = result
+        self._progress.move_to_end(result.job_id)
+        while len(self._progress) > self._cache_size:
+            self._progress.popitem(last=False)
 
     async def _scan(self, job_id: str, since: float, future: asyncio.Future[JobResult]) -> None:
         """Reads the stream from ``since`` until ``job_id``'s result shows up."""

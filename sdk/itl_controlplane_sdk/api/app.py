@@ -1,0 +1,82 @@
+"""``create_app``: the FastAPI application of the ITL ControlPlane API.
+
+Dependencies are passed in, with defaults built from ``ApiSettings``: tests hand in their own
+provider registry or JobQueue; production builds both from the environment. Nothing is read
+from the environment at import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from itl_controlplane_sdk.api.broker import BrokerLink
+from itl_controlplane_sdk.api.context import ApiContext
+from itl_controlplane_sdk.api.errors import install_handlers
+from itl_controlplane_sdk.api.limits import BodySizeLimit
+from itl_controlplane_sdk.api.metrics import ApiMetrics, RequestMetrics
+from itl_controlplane_sdk.api.routes import admin, operations, resources, system
+from itl_controlplane_sdk.api.settings import ApiSettings
+from itl_controlplane_sdk.providers.loading import load_providers
+from itl_controlplane_sdk.providers.registry import ResourceProviderRegistry
+from itl_controlplane_sdk.workers.queue import JobQueue
+
+DESCRIPTION = """\
+ARM-style resource API of the ITL ControlPlane. With `OFFLOADING_ENABLED=true` operations
+become jobs for the worker fleet: `202 Accepted` with `Location`/`Azure-AsyncOperation`
+headers pointing at `/operations/{job_id}`, or `?wait=true` to wait up to `JOB_TIMEOUT`.
+Errors have the ARM shape `{"error": {"code", "message"}}`. See docs/api.md.
+"""
+
+
+def default_queue(settings: ApiSettings) -> JobQueue:
+    return JobQueue(
+        settings.rabbitmq_url.get_secret_value(),
+        queue_name=settings.job_queue,
+        bindings=settings.job_bindings,
+        result_retention=settings.result_retention,
+    )
+
+
+def create_app(
+    settings: ApiSettings | None = None,
+    *,
+    providers: ResourceProviderRegistry | None = None,
+    job_queue: JobQueue | None = None,  # None: built from settings when offloading
+) -> FastAPI:
+    settings = settings or ApiSettings()
+    if providers is None:
+        providers = ResourceProviderRegistry()
+        load_providers(providers, settings.providers)
+    broker = None
+    if settings.offloading_enabled:
+        broker = BrokerLink(job_queue or default_queue(settings), retry_after=settings.retry_after)
+    context = ApiContext(
+        settings=settings, providers=providers, metrics=ApiMetrics(), broker=broker
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if broker is not None:
+            await broker.start()
+        try:
+            yield
+        finally:
+            if broker is not None:
+                await broker.stop()
+
+    app = FastAPI(
+        title="ITL ControlPlane API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.context = context
+    install_handlers(app)
+    for module in (resources, operations, admin, system):
+        app.include_router(module.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=context.metrics, router=app.router)
+    return app

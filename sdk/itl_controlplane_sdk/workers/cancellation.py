@@ -1,0 +1,143 @@
+"""Cancelling jobs that have not started, and expiring jobs past their deadline.
+
+A job waiting in a queue cannot be removed from the middle of it, so cancellation works by
+telling the worker that will eventually receive it to skip it:
+
+- ``JobQueue.cancel_job`` appends the job id to the ``provider.cancellations`` stream, then a
+  ``cancelled`` result to ``provider.results``, so ``get_result`` in any process answers
+  "cancelled" at once (the first terminal result of a job wins in every reader).
+- Every consuming JobQueue tails ``provider.cancellations`` from its first message. Cancels
+  are rare and tiny, so reading the whole retention window is cheap, and a worker started long
+  after the cancel still knows about it. ``guarded`` wraps the worker callback: a cancelled
+  job, or one whose envelope ``deadline`` has passed, is settled without running.
+- Before running a job, the worker appends a best-effort ``processing`` marker to the results
+  stream. An API that has seen the marker refuses to cancel (the job is running).
+
+The one race left: a cancel issued in the milliseconds between a worker taking the delivery
+and its marker reaching the canceller. The provider then runs while readers report
+``cancelled``. Providers are idempotent (at-least-once delivery already demands it), so the
+client can repeat the operation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from itl_controlplane_sdk.workers.results import JobResult, JobStatus
+
+if TYPE_CHECKING:
+    from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractQueue
+
+log = logging.getLogger(__name__)
+
+CANCELLATIONS_STREAM = "provider.cancellations"
+MAX_REMEMBERED = 100_000
+CANCEL_PREFETCH = 500
+
+WorkerCallback = Callable[[str, dict[str, Any]], Awaitable[JobResult]]
+MarkStarted = Callable[[str], Awaitable[None]]
+
+
+async def declare_cancellations_stream(
+    connection: AbstractConnection, retention_seconds: float
+) -> None:
+    """The cancellations stream (idempotent; an existing stream keeps its settings)."""
+    from aio_pika.exceptions import ChannelPreconditionFailed
+
+    arguments: dict[str, Any] = {
+        "x-queue-type": "stream",
+        "x-max-age": f"{max(1, int(retention_seconds))}s",
+        "x-max-length-bytes": 100_000_000,
+    }
+    try:
+        async with connection.channel() as channel:
+            await channel.declare_queue(CANCELLATIONS_STREAM, durable=True, arguments=arguments)
+    except ChannelPreconditionFailed:
+        log.warning("stream %s exists with other settings; keeping them", CANCELLATIONS_STREAM)
+
+
+def cancel_message_body(result: JobResult) -> bytes:
+    return json.dumps(result.to_dict()).encode()
+
+
+class CancellationWatcher:
+    """Tails the cancellations stream into a bounded map of job id -> terminal result."""
+
+    def __init__(
+        self, connection: AbstractConnection, *, max_remembered: int = MAX_REMEMBERED
+    ) -> None:
+        self._connection = connection
+        self._max = max_remembered
+        self._cancelled: OrderedDict[str, JobResult] = OrderedDict()
+        self._queue: AbstractQueue | None = None
+
+    async def start(self) -> None:
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=CANCEL_PREFETCH)
+        self._queue = await channel.declare_queue(CANCELLATIONS_STREAM, passive=True)
+        await self._queue.consume(self._on_message, arguments={"x-stream-offset": "first"})
+
+    async def stop(self) -> None:
+        if self._queue is not None:
+            await self._queue.channel.close()
+            self._queue = None
+
+    def cancelled(self, job_id: str) -> JobResult | None:
+        return self._cancelled.get(job_id)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        await message.ack()
+        try:
+            result = JobResult.from_dict(json.loads(message.body))
+        except (ValueError, KeyError, TypeError):
+            log.warning("skipping undecodable message in %s", CANCELLATIONS_STREAM)
+            return
+        if result.job_id in self._cancelled:
+            return
+        self._cancelled[result.job_id] = result
+        while len(self._cancelled) > self._max:
+            self._cancelled.popitem(last=False)
+
+
+def expired(job_id: str, payload: dict[str, Any], now: datetime | None = None) -> JobResult | None:
+    """A failed result when the envelope's ``deadline`` has passed, else None."""
+    raw = payload.get("deadline")
+    if not raw:
+        return None
+    try:
+        deadline = datetime.fromisoformat(str(raw))
+    except ValueError:
+        return None
+    if deadline.tzinfo is None:
+        deadline = deadline.replace(tzinfo=UTC)
+    if (now or datetime.now(UTC)) <= deadline:
+        return None
+    return JobResult(
+        job_id,
+        JobStatus.FAILED,
+        error=f"job {job_id} timed out: not started before its deadline {deadline.isoformat()}",
+    )
+
+
+def guarded(
+    callback: WorkerCallback, *, watcher: CancellationWatcher, mark_started: MarkStarted
+) -> WorkerCallback:
+    """The worker callback, skipping cancelled and expired jobs and marking started ones."""
+
+    async def run(job_id: str, payload: dict[str, Any]) -> JobResult:
+        skipped = watcher.cancelled(job_id) or expired(job_id, payload)
+        if skipped is not None:
+            log.info("skipping job %s: %s", job_id, skipped.error)
+            return JobResult(job_id, skipped.status, error=skipped.error)
+        try:
+            await mark_started(job_id)
+        except Exception as exc:  # a marker is best effort; the job itself must still run
+            log.debug("processing marker of %s not sent: %s", job_id, type(exc).__name__)
+        return await callback(job_id, payload)
+
+    return run
