@@ -51,6 +51,8 @@ class Outcome:
     failure: Failure | None = None
     previous_degraded: Condition | None = None
     status: dict[str, Any] = field(default_factory=dict)
+    written: dict[str, Any] | None = None
+    """The pool as returned by the status write (None when status was already current)."""
 
     @property
     def failure_is_new(self) -> bool:
@@ -106,11 +108,15 @@ def _label(obj: Mapping[str, Any]) -> str:
 
 async def _write_status(
     kube: KubeAPI, pool: WorkerPool, current: Mapping[str, Any], status: dict[str, Any]
-) -> None:
-    """Apply the operator's status fields unless the pool already shows exactly them."""
+) -> dict[str, Any] | None:
+    """Apply the operator's status fields unless the pool already shows exactly them.
+
+    Returns the pool as the API server answered (the freshest body there is), or None when
+    nothing was written.
+    """
     if status_is_current(current, status):
-        return
-    await kube.apply_status(pool.metadata.namespace, pool.metadata.name, status)
+        return None
+    return await kube.apply_status(pool.metadata.namespace, pool.metadata.name, status)
 
 
 def _invalid_spec_status(
@@ -153,8 +159,10 @@ async def reconcile(
     except ValidationError as exc:
         status, invalid, previous = _invalid_spec_status(body, exc, now)
         meta = body["metadata"]
-        await kube.apply_status(meta["namespace"], meta["name"], status)
-        return Outcome(failure=invalid, previous_degraded=previous, status=status)
+        written: dict[str, Any] | None = await kube.apply_status(
+            meta["namespace"], meta["name"], status
+        )
+        return Outcome(failure=invalid, previous_degraded=previous, status=status, written=written)
 
     previous = conditions.find(pool.status.conditions, DEGRADED)
     created: list[str] = []
@@ -193,13 +201,14 @@ async def reconcile(
             deployment = None
 
     status = operator_status(pool, deployment, failure, now=now)
-    await _write_status(kube, pool, current_status, status)
+    written = await _write_status(kube, pool, current_status, status)
     return Outcome(
         created=tuple(created),
         updated=tuple(updated),
         failure=failure,
         previous_degraded=previous,
         status=status,
+        written=written,
     )
 
 
@@ -223,21 +232,32 @@ def needs_reconcile(
     return drift(pool_body, deployment, default_image=default_image) is not None
 
 
+KnownFailure = tuple[int, Failure | None]
+"""(generation, failure) of the last reconcile this process ran for a pool."""
+
+
 async def refresh_status(
     pool_body: Mapping[str, Any],
     deployment: Mapping[str, Any],
     *,
     kube: KubeAPI,
+    known: KnownFailure | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any] | None:
     """Recompute status from a Deployment event without touching the children.
 
-    A failure recorded for the current generation stays: only a reconcile clears it.
+    A reconcile failure for the current generation stays: only a reconcile clears it. The
+    process's own memory of its last reconcile (``known``) is trusted over the status read
+    back, which may predate the last write; after a restart the status is all there is.
+    Returns the pool as written, or None when nothing was written.
     """
     try:
         pool = parse_pool(pool_body)
     except ValidationError:
         return None
-    status = operator_status(pool, deployment, carried_failure(pool), now=now or datetime.now(UTC))
-    await _write_status(kube, pool, pool_body.get("status") or {}, status)
-    return status
+    if known is not None and known[0] == pool.metadata.generation:
+        failure = known[1]
+    else:
+        failure = carried_failure(pool)
+    status = operator_status(pool, deployment, failure, now=now or datetime.now(UTC))
+    return await _write_status(kube, pool, pool_body.get("status") or {}, status)

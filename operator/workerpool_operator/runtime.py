@@ -51,6 +51,7 @@ class Runtime:
     metrics: OperatorMetrics
     post_event: EventPoster
     pools: dict[PoolKey, dict[str, Any]] = field(default_factory=dict)
+    failures: dict[PoolKey, reconciling.KnownFailure] = field(default_factory=dict)
     _locks: dict[PoolKey, asyncio.Lock] = field(default_factory=dict)
 
     # -- pool tracking ---------------------------------------------------------------------
@@ -60,10 +61,31 @@ class Runtime:
         key = pool_key(body)
         if event_type == "DELETED":
             self.pools.pop(key, None)
+            self.failures.pop(key, None)
             self._locks.pop(key, None)
         else:
-            self.pools[key] = dict(body)
+            self._remember(body, known_only=False)
         self.metrics.pools.set(len(self.pools))
+
+    def _remember(self, body: Mapping[str, Any] | None, *, known_only: bool = True) -> None:
+        """Keep ``body`` unless the cached one is newer.
+
+        Our own status writes return fresher bodies than the watch may still deliver, so an
+        older watch event must not replace them. resourceVersions are compared as integers
+        (what etcd-backed servers use); anything else is simply taken as newer.
+        """
+        if not body or "metadata" not in body:
+            return
+        key = pool_key(body)
+        cached = self.pools.get(key)
+        if cached is None and known_only:
+            return  # deleted meanwhile: never resurrect a pool from our own write
+        if cached is not None and cached["metadata"].get("uid") == body["metadata"].get("uid"):
+            old = str(cached["metadata"].get("resourceVersion", ""))
+            new = str(body["metadata"].get("resourceVersion", ""))
+            if old.isdigit() and new.isdigit() and int(new) < int(old):
+                return
+        self.pools[key] = dict(body)
 
     def _lock(self, key: PoolKey) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
@@ -79,10 +101,14 @@ class Runtime:
     ) -> Outcome:
         """Reconcile one pool under its lock, then record metrics and post events."""
         started = time.perf_counter()
-        async with self._lock(pool_key(body)):
+        key = pool_key(body)
+        async with self._lock(key):
             outcome = await reconciling.reconcile(
                 body, kube=self.kube, default_image=self.settings.default_worker_image
             )
+            generation = int(body["metadata"].get("generation") or 0)
+            self.failures[key] = (generation, outcome.failure)
+            self._remember(outcome.written)
         elapsed = time.perf_counter() - started
         self.metrics.duration.observe(elapsed)
         logger.log(
@@ -155,8 +181,13 @@ class Runtime:
             detail = "deleted" if drifted == "deleted" else f"{drifted} was changed"
             await self.reconcile(body, trigger=TRIGGER_DRIFT, detail=detail)
             return
-        async with self._lock(pool_key(body)):
-            await reconciling.refresh_status(body, deployment, kube=self.kube)
+        key = pool_key(body)
+        async with self._lock(key):
+            body = self.pools.get(key, body)  # may have been refreshed while waiting
+            written = await reconciling.refresh_status(
+                body, deployment, kube=self.kube, known=self.failures.get(key)
+            )
+            self._remember(written)
 
     # -- periodic resync -------------------------------------------------------------------
 

@@ -204,3 +204,26 @@ def kube_deployment_for(pool_name: str) -> dict[str, Any]:
             "labels": {"controlplane.itlusions.com/workerpool": pool_name},
         }
     }
+
+
+async def test_stale_pool_events_do_not_bring_back_a_cleared_failure(
+    runtime: Runtime, kube: FakeKube
+) -> None:
+    kube.secrets.clear()
+    body = pool_body()
+    runtime.track(None, body)
+    await runtime.reconcile(body)
+    failed = _with_status(body, kube)
+    kube.secrets[(NS, "rabbitmq")] = {"url"}
+    await runtime.reconcile(failed)
+    # A watch event from before the recovery arrives late, then the Deployment changes.
+    runtime.track(
+        "MODIFIED", {**failed, "metadata": {**failed["metadata"], "resourceVersion": "2"}}
+    )
+    live = kube.deployment(NS, "workers")
+    live["status"] = {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1}
+    await runtime.on_deployment("MODIFIED", live)
+    degraded = next(
+        c for c in kube.statuses[(NS, "workers")]["conditions"] if c["type"] == "Degraded"
+    )
+    assert degraded["status"] == "False"

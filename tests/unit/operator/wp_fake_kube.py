@@ -66,7 +66,10 @@ class FakeKube:
     ) -> dict[str, Any]:
         self.status_applies += 1
         self.statuses[(namespace, name)] = copy.deepcopy(dict(status))
-        return {"status": dict(status)}
+        return {
+            "metadata": {"name": name, "namespace": namespace, "resourceVersion": self._bump()},
+            "status": copy.deepcopy(dict(status)),
+        }
 
     async def secret_keys(self, namespace: str, name: str) -> set[str] | None:
         return self.secrets.get((namespace, name))
