@@ -48,7 +48,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,8 +67,7 @@ from itl_controlplane_sdk.workers.amqp import (
 
 BENCH_DIR = Path(__file__).resolve().parent
 HOST, PORT = "127.0.0.1", 5672
-AMQP_URL = f"amqp://guest:guest@{HOST}:{PORT}/"
-CELERY_URL = f"amqp://guest:guest@{HOST}:{PORT}//"
+DEFAULT_VHOST = "bench"
 
 RAW_EXCHANGE = "bench.raw.exchange"
 RAW_QUEUE = "bench.raw.jobs"
@@ -126,6 +125,7 @@ class Run:
     seconds: float
     latencies: list[float]
     offered_rate: float | None = None
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def throughput(self) -> float:
@@ -155,6 +155,11 @@ class Summary:
     def throughput(self) -> float:
         return self._median(self.peak, lambda r: r.throughput)
 
+    def cpu_ms_per_job(self, side: str) -> float:
+        """CPU one job costs ``side`` (client, worker, broker) at peak: robust to noise."""
+        runs = [r for r in self.peak if side in r.cpu]
+        return self._median(runs, lambda r: r.cpu[side] / r.jobs * 1000)
+
     def spread(self, runs: list[Run], key: Callable[[Run], float]) -> str:
         values = [key(r) for r in runs]
         return f"{min(values):.0f}-{max(values):.0f}" if values else "-"
@@ -180,6 +185,9 @@ class Summary:
             "half_rate": round(self._median(self.half, lambda r: r.offered_rate or 0), 1),
             "half_p50_ms": round(self._median(self.half, lambda r: r.p50_ms), 2),
             "half_p99_ms": round(self._median(self.half, lambda r: r.p99_ms), 2),
+            "cpu_ms_per_job": {
+                side: round(self.cpu_ms_per_job(side), 3) for side in ("client", "worker", "broker")
+            },
             "peak_rounds": rounds(self.peak),
             "half_rounds": rounds(self.half),
         }
@@ -235,13 +243,14 @@ async def open_loop(
 class RawClient:
     """Hand-written aio-pika producer and stream reader: what the SDK's client does, bare."""
 
-    def __init__(self) -> None:
+    def __init__(self, url: str) -> None:
+        self._url = url
         self._connection: aio_pika.abc.AbstractConnection | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
     async def start(self) -> None:
-        self._connection = await aio_pika.connect(AMQP_URL)
+        self._connection = await aio_pika.connect(self._url)
         channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         self._exchange = await channel.get_exchange(RAW_EXCHANGE)
         reader = await self._connection.channel()
@@ -291,8 +300,8 @@ class RawClient:
 class SdkClient:
     """The SDK as an application uses it: ``submit_job`` then ``get_result``."""
 
-    def __init__(self) -> None:
-        self.queue = JobQueue(AMQP_URL, queue_name=SDK_QUEUE, bindings=[SDK_BINDING])
+    def __init__(self, url: str) -> None:
+        self.queue = JobQueue(url, queue_name=SDK_QUEUE, bindings=[SDK_BINDING])
         self.request = ResourceRequest.model_validate(REQUEST)
 
     async def start(self) -> None:
@@ -317,8 +326,8 @@ class CeleryClient:
     one dedicated thread so the asyncio clients' loop is never blocked by it.
     """
 
-    def __init__(self) -> None:
-        os.environ.setdefault("BENCH_AMQP_URL", CELERY_URL)
+    def __init__(self, url: str) -> None:
+        os.environ["BENCH_AMQP_URL"] = url
         sys.path.insert(0, str(BENCH_DIR))
         import _celery_app
 
@@ -422,7 +431,9 @@ def pythonpath() -> str:
     return os.pathsep.join(p for p in (str(BENCH_DIR), os.environ.get("PYTHONPATH", "")) if p)
 
 
-def start_workers(systems: list[str], log_dir: Path) -> dict[str, WorkerProcess]:
+def start_workers(
+    target: BrokerTarget, systems: list[str], log_dir: Path
+) -> dict[str, WorkerProcess]:
     """Starts one worker process per system; each only consumes its own ``bench.*`` queue."""
     workers: dict[str, WorkerProcess] = {}
     if "raw" in systems:
@@ -431,7 +442,7 @@ def start_workers(systems: list[str], log_dir: Path) -> dict[str, WorkerProcess]
             [
                 sys.executable,
                 str(BENCH_DIR / "_raw_worker.py"),
-                AMQP_URL,
+                target.url,
                 RAW_QUEUE,
                 RAW_RESULTS,
                 str(WORKER_CONCURRENCY),
@@ -446,7 +457,7 @@ def start_workers(systems: list[str], log_dir: Path) -> dict[str, WorkerProcess]
             {
                 "WORKER_ID": "bench-sdk-worker",
                 "WORKER_POOL": "bench",
-                "RABBITMQ_URL": AMQP_URL,
+                "RABBITMQ_URL": target.url,
                 "LOG_LEVEL": "WARNING",
                 "HEALTH_CHECK_HOST": "127.0.0.1",
                 "HEALTH_CHECK_PORT": "0",
@@ -480,7 +491,7 @@ def start_workers(systems: list[str], log_dir: Path) -> dict[str, WorkerProcess]
                 "-l",
                 "WARNING",
             ],
-            {"BENCH_AMQP_URL": CELERY_URL, "PYTHONPATH": pythonpath()},
+            {"BENCH_AMQP_URL": target.celery_url, "PYTHONPATH": pythonpath()},
             log_dir,
         )
     return workers
@@ -489,8 +500,8 @@ def start_workers(systems: list[str], log_dir: Path) -> dict[str, WorkerProcess]
 # ------------------------------------------------------------------------- broker objects
 
 
-async def broker_version() -> str:
-    connection = await aio_pika.connect(AMQP_URL)
+async def broker_version(url: str) -> str:
+    connection = await aio_pika.connect(url)
     try:
         properties = connection.transport.connection.server_properties
         version = properties.get("version", "?")
@@ -499,9 +510,9 @@ async def broker_version() -> str:
         await connection.close()
 
 
-async def delete_bench_objects() -> None:
+async def delete_bench_objects(url: str) -> None:
     """Deletes every queue and exchange the benchmark creates (idempotent)."""
-    connection = await aio_pika.connect(AMQP_URL)
+    connection = await aio_pika.connect(url)
     try:
         channel = await connection.channel()
         for queue in BENCH_QUEUES:
@@ -512,9 +523,9 @@ async def delete_bench_objects() -> None:
         await connection.close()
 
 
-async def declare_raw_topology() -> None:
+async def declare_raw_topology(url: str) -> None:
     """The raw system's exchange, priority queue and results stream, as the SDK declares its own."""
-    connection = await aio_pika.connect(AMQP_URL)
+    connection = await aio_pika.connect(url)
     try:
         channel = await connection.channel()
         exchange = await channel.declare_exchange(
@@ -538,9 +549,11 @@ async def declare_raw_topology() -> None:
         await connection.close()
 
 
-async def wait_consumers(queues: dict[str, str], workers: dict[str, WorkerProcess]) -> None:
+async def wait_consumers(
+    url: str, queues: dict[str, str], workers: dict[str, WorkerProcess]
+) -> None:
     """Waits until every worker consumes its queue (the worker process is ready)."""
-    connection = await aio_pika.connect(AMQP_URL)
+    connection = await aio_pika.connect(url)
     deadline = time.monotonic() + 60
     try:
         for system, name in queues.items():
@@ -565,6 +578,116 @@ async def wait_consumers(queues: dict[str, str], workers: dict[str, WorkerProces
         await connection.close()
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process, from /proc (None where unavailable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def broker_pid() -> int | None:
+    """The pid of the local RabbitMQ (``tools/rabbitmq/rabbitmq.sh`` writes it to a file)."""
+    state = os.environ.get("XDG_STATE_HOME", str(Path.home() / ".local" / "state"))
+    home = Path(os.environ.get("ITL_RABBITMQ_HOME", f"{state}/itl-workers/rabbitmq"))
+    with contextlib.suppress(OSError, ValueError):
+        return int((home / "rabbitmq.pid").read_text().strip())
+    return None
+
+
+class CpuMeter:
+    """CPU used by the client (this process), a worker process and the broker over a round.
+
+    On a shared 2-core machine jobs/s swing with whatever else runs; CPU per job does not,
+    so it tells where a system's cost lies even when the wall-clock figures are noisy.
+    """
+
+    def __init__(self, worker_pid: int, broker: int | None) -> None:
+        self._pids = {"worker": worker_pid, **({"broker": broker} if broker else {})}
+        self._start: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        now = {"client": time.process_time()}
+        for side, pid in self._pids.items():
+            seconds = process_cpu_seconds(pid)
+            if seconds is not None:
+                now[side] = seconds
+        return now
+
+    def __enter__(self) -> CpuMeter:
+        self._start = self._now()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._now()
+        self.used = {side: end[side] - self._start[side] for side in end if side in self._start}
+
+    used: dict[str, float]
+
+
+@dataclass(frozen=True)
+class BrokerTarget:
+    """The virtual host the benchmark runs in, and the URLs both client kinds need for it."""
+
+    vhost: str
+
+    @property
+    def url(self) -> str:
+        """aio-pika's form: the path after the port is the vhost."""
+        return f"amqp://guest:guest@{HOST}:{PORT}/{'' if self.vhost == '/' else self.vhost}"
+
+    @property
+    def celery_url(self) -> str:
+        """kombu's form, where the default vhost is spelled ``//``."""
+        return f"amqp://guest:guest@{HOST}:{PORT}/{self.vhost}"
+
+
+def rabbitmqctl(*args: str) -> bool:
+    """Runs rabbitmqctl against the local broker of ``tools/rabbitmq/rabbitmq.sh``."""
+    env = {
+        **os.environ,
+        "RABBITMQ_NODENAME": os.environ.get("RABBITMQ_NODENAME", "itl@localhost"),
+        "PATH": f"/usr/lib/rabbitmq/bin:/usr/sbin:{os.environ.get('PATH', '')}",
+    }
+    try:
+        subprocess.run(
+            ["rabbitmqctl", "-q", *args], env=env, capture_output=True, timeout=60, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def private_vhost(name: str) -> Iterator[BrokerTarget]:
+    """A fresh vhost for the run, deleted afterwards; the default vhost if that is impossible.
+
+    Isolation matters on a shared broker: test suites that bind ``provider.#`` would take
+    (and fail) the benchmark's jobs, every ``JobQueue`` of a running suite would receive the
+    benchmark's results on the shared ``provider.results`` stream (taxing the broker during
+    our rounds only), and the benchmark's own objects would otherwise outlive a crash.
+    """
+    if name == "/":
+        yield BrokerTarget("/")
+        return
+    rabbitmqctl("delete_vhost", name)
+    if not (
+        rabbitmqctl("add_vhost", name)
+        and rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+    ):
+        print(
+            f"note: could not create vhost {name!r} with rabbitmqctl; using the default vhost",
+            flush=True,
+        )
+        yield BrokerTarget("/")
+        return
+    try:
+        yield BrokerTarget(name)
+    finally:
+        rabbitmqctl("delete_vhost", name)
+
+
 def broker_reachable() -> bool:
     with socket.socket() as sock:
         sock.settimeout(2)
@@ -584,12 +707,13 @@ class Options:
     paced_seconds: float
 
 
-async def measure(options: Options, log_dir: Path) -> dict[str, Summary]:
+async def measure(options: Options, target: BrokerTarget, log_dir: Path) -> dict[str, Summary]:
     """Starts the workers and clients, runs every round, stops everything, returns figures."""
-    await delete_bench_objects()
+    url = target.url
+    await delete_bench_objects(url)
     if "raw" in options.systems:
-        await declare_raw_topology()
-    workers = start_workers(options.systems, log_dir)
+        await declare_raw_topology(url)
+    workers = start_workers(target, options.systems, log_dir)
     celery_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     loop = asyncio.get_running_loop()
     clients: dict[str, RawClient | SdkClient] = {}
@@ -597,28 +721,31 @@ async def measure(options: Options, log_dir: Path) -> dict[str, Summary]:
     summaries = {system: Summary() for system in options.systems}
     try:
         ready = {"raw": RAW_QUEUE, "sdk": SDK_QUEUE, "celery": CELERY_QUEUE}
-        await wait_consumers({s: ready[s] for s in options.systems}, workers)
+        await wait_consumers(url, {s: ready[s] for s in options.systems}, workers)
         if "raw" in options.systems:
-            clients["raw"] = RawClient()
+            clients["raw"] = RawClient(url)
         if "sdk" in options.systems:
-            clients["sdk"] = SdkClient()
+            clients["sdk"] = SdkClient(url)
         for client in clients.values():
             await client.start()
         if "celery" in options.systems:
-            celery = await loop.run_in_executor(celery_thread, CeleryClient)
+            celery = await loop.run_in_executor(celery_thread, CeleryClient, target.celery_url)
             await loop.run_in_executor(celery_thread, celery.start)
 
+        broker = broker_pid()
+
         async def peak(system: str, jobs: int) -> Run:
-            if system == "celery":
-                assert celery is not None
-                seconds, latencies = await loop.run_in_executor(
-                    celery_thread, celery.closed_loop, jobs, options.concurrency
-                )
-            else:
-                seconds, latencies = await closed_loop(
-                    clients[system].one_job, jobs, options.concurrency
-                )
-            return Run(system, "peak", jobs, seconds, latencies)
+            with CpuMeter(workers[system].process.pid, broker) as cpu:
+                if system == "celery":
+                    assert celery is not None
+                    seconds, latencies = await loop.run_in_executor(
+                        celery_thread, celery.closed_loop, jobs, options.concurrency
+                    )
+                else:
+                    seconds, latencies = await closed_loop(
+                        clients[system].one_job, jobs, options.concurrency
+                    )
+            return Run(system, "peak", jobs, seconds, latencies, cpu=cpu.used)
 
         async def half(system: str, rate: float) -> Run:
             if system == "celery":
@@ -642,7 +769,8 @@ async def measure(options: Options, log_dir: Path) -> dict[str, Summary]:
                 summaries[system].peak.append(run)
                 print(
                     f"  peak  round {round_no} {LABELS[system]:32} {run.throughput:8.0f} jobs/s"
-                    f"  p50 {run.p50_ms:6.1f} ms  p99 {run.p99_ms:6.1f} ms",
+                    f"  p50 {run.p50_ms:6.1f} ms  p99 {run.p99_ms:6.1f} ms  CPU ms/job "
+                    + " ".join(f"{k} {v / run.jobs * 1000:.2f}" for k, v in run.cpu.items()),
                     flush=True,
                 )
         for round_no in range(1, options.rounds + 1):
@@ -665,7 +793,7 @@ async def measure(options: Options, log_dir: Path) -> dict[str, Summary]:
         celery_thread.shutdown(wait=False)
         for worker in workers.values():
             worker.stop()
-        await delete_bench_objects()
+        await delete_bench_objects(url)
     return summaries
 
 
@@ -685,6 +813,18 @@ def report(summaries: dict[str, Summary], options: Options, header: dict[str, st
             f"({s.spread(s.peak, lambda r: r.throughput)}) | {d['peak_p50_ms']:.1f} "
             f"| {d['peak_p99_ms']:.1f} | {d['half_rate']:.0f} | {d['half_p50_ms']:.1f} "
             f"| {d['half_p99_ms']:.1f} |"
+        )
+    lines.append("")
+    lines.append("CPU per job at peak (ms, median of rounds; broker includes other load on it):")
+    lines.append("")
+    lines.append("| system | client | worker | broker | total |")
+    lines.append("|---|---:|---:|---:|---:|")
+    for system, s in summaries.items():
+        sides = [s.cpu_ms_per_job(side) for side in ("client", "worker", "broker")]
+        lines.append(
+            f"| {LABELS[system]} | "
+            + " | ".join(f"{v:.2f}" for v in sides)
+            + f" | {sum(v for v in sides if not math.isnan(v)):.2f} |"
         )
     lines.append("")
     sdk = summaries.get("sdk")
@@ -711,6 +851,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, argparse.Namespa
     parser.add_argument("--concurrency", type=int, default=50, help="client jobs in flight")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per phase (median)")
     parser.add_argument("--paced-seconds", type=float, default=8.0, help="seconds per half round")
+    parser.add_argument(
+        "--vhost",
+        default=DEFAULT_VHOST,
+        help="vhost created (rabbitmqctl) and deleted for the run; '/' to use the default",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument(
         "--check", action="store_true", help="exit 1 when a target of issue 2 is missed"
@@ -747,13 +892,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import celery as celery_package
 
+    rabbitmq_version = asyncio.run(broker_version(BrokerTarget("/").url))
     load_before = os.getloadavg()
     header = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} cores, {platform.machine()}, Linux {platform.release()}",
         "python": platform.python_version(),
         "versions": (
-            f"RabbitMQ {asyncio.run(broker_version())}, aio-pika {aio_pika.__version__}, "
+            f"RabbitMQ {rabbitmq_version}, aio-pika {aio_pika.__version__}, "
             f"celery {celery_package.__version__}"
         ),
         "shape": (
@@ -764,8 +910,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     print("measuring (" + header["shape"] + ")", flush=True)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="itl-bench-") as tmp:
-        summaries = asyncio.run(measure(options, Path(tmp)))
+    with (
+        tempfile.TemporaryDirectory(prefix="itl-bench-") as tmp,
+        private_vhost(args.vhost) as target,
+    ):
+        header["vhost"] = target.vhost
+        summaries = asyncio.run(measure(options, target, Path(tmp)))
     header["load average (1 min) before/after"] = f"{load_before[0]:.2f} / {os.getloadavg()[0]:.2f}"
     header["wall time"] = f"{time.monotonic() - started:.0f}s"
     print()
