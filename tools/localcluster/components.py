@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .pki import Pki
+from .pki import FRONT_PROXY_USER, Pki
 
 SERVICE_CIDR = "10.0.0.0/24"
 POD_CIDR = "10.244.0.0/16"
@@ -91,6 +91,15 @@ def kube_apiserver(binary: Path, lay: Layout, *, with_controllers: bool) -> list
         f"--service-account-issuer={SA_ISSUER}",
         f"--service-account-key-file={p.sa_pub}",
         f"--service-account-signing-key-file={p.sa_key}",
+        # Aggregation layer / requestheader auth, as kubeadm sets it up: lets KCM and the scheduler
+        # load the extension-apiserver-authentication CA and APIService backends authenticate us.
+        f"--requestheader-client-ca-file={p.ca_crt}",
+        f"--requestheader-allowed-names={FRONT_PROXY_USER}",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={p.front_proxy_crt}",
+        f"--proxy-client-key-file={p.front_proxy_key}",
         # Loopback endpoints for the `kubernetes` Service are rejected; nothing here needs them.
         "--endpoint-reconciler-type=none",
         "--profiling=false",

@@ -6,6 +6,7 @@ the harness needs only a handful of files per run.  Layout written under ``<run>
 * ``ca.crt/ca.key``             — one CA that signs the serving cert and every client cert;
 * ``apiserver.crt/.key``        — serving cert (the apiserver finds it through ``--cert-dir``);
 * ``admin.crt/.key``            — client cert ``CN=admin, O=system:masters``;
+* ``front-proxy-client.crt/.key`` — the aggregation layer's proxy identity (requestheader auth);
 * ``sa.key/sa.pub``             — ServiceAccount token signing key pair.
 
 Keys are EC P-256: generating them is instant, unlike RSA on a busy 2-core machine.
@@ -29,6 +30,7 @@ SERVING_SANS = (
     "DNS:kubernetes.default.svc.cluster.local",
 )
 VALID_DAYS = 30
+FRONT_PROXY_USER = "front-proxy-client"
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -76,6 +78,14 @@ class Pki:
     @property
     def admin_key(self) -> Path:
         return self.dir / "admin.key"
+
+    @property
+    def front_proxy_crt(self) -> Path:
+        return self.dir / "front-proxy-client.crt"
+
+    @property
+    def front_proxy_key(self) -> Path:
+        return self.dir / "front-proxy-client.key"
 
     @property
     def sa_key(self) -> Path:
@@ -131,6 +141,7 @@ def create(directory: Path) -> Pki:
          "extendedKeyUsage=serverAuth", "subjectAltName=" + ",".join(SERVING_SANS)],
     )  # fmt: skip
     pki.client_cert("admin", "admin", ("system:masters",))
+    pki.client_cert("front-proxy-client", FRONT_PROXY_USER)
     _ec_key(pki.sa_key)
     _openssl("ec", "-in", pki.sa_key.name, "-pubout", "-out", pki.sa_pub.name, cwd=directory)
     return pki

@@ -72,7 +72,7 @@ def test_token_request_token_authenticates_and_rbac_limits_it(
 
     denied = [
         ("-n", ns, "get", "secrets"),
-        ("-n", ns, "delete", "pods", "--all"),
+        ("-n", ns, "create", "configmap", "not-granted"),
         ("-n", "default", "get", "pods"),
         ("get", "nodes"),
     ]
