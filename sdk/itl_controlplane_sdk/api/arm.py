@@ -19,9 +19,6 @@ API_VERSION_PATTERN = r"^\d{4}-\d{2}-\d{2}(-preview)?$"
 LIST_PLACEHOLDER_NAME = "*"
 """``ResourceRequest`` needs a name; a list request has none, so it gets this placeholder."""
 
-RESOURCE_GROUP_NAMESPACE = "ITL.Core"
-RESOURCE_GROUP_TYPE = "ResourceGroup"
-
 ApiVersion = Annotated[
     str,
     Query(

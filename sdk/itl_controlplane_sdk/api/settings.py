@@ -85,6 +85,12 @@ class ApiSettings(BaseSettings):
             "others). Empty: the 'itl_controlplane_sdk.providers' entry points."
         ),
     )
+    resource_group_provider: str = Field(
+        default="ITL.Core/ResourceGroup",
+        pattern=r"^[^/]+/[^/]+$",
+        validation_alias="API_RESOURCE_GROUP_PROVIDER",
+        description="Namespace/Type of the provider behind the /resourceGroups/{name} routes.",
+    )
     job_queue: str = Field(
         default=DEFAULT_JOB_QUEUE,
         validation_alias="JOB_QUEUE",

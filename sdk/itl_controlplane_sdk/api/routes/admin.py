@@ -53,6 +53,7 @@ router = APIRouter(
         **ERROR_RESPONSES,
         401: {"model": ErrorResponse, "description": "Missing or wrong bearer token"},
         403: {"model": ErrorResponse, "description": "ADMIN_TOKEN is not configured"},
+        409: {"model": ErrorResponse, "description": "A dead letter could not be redriven"},
     },
 )
 
@@ -86,6 +87,8 @@ async def redrive_dead_letters(context: Admin, limit: Limit | None = None) -> Re
     queue = context.broker.require()
     try:
         moved = await queue.redrive_dlq(limit)
-    except (BrokerUnavailableError, JobSubmissionError, ConnectionError) as exc:
+    except JobSubmissionError as exc:
+        raise ApiError(409, "RedriveFailed", f"redrive stopped: {exc}") from None
+    except (BrokerUnavailableError, ConnectionError) as exc:
         raise context.broker.unavailable(str(exc)) from None
     return Redriven(redriven=moved)

@@ -1,7 +1,7 @@
 """The ARM resource routes: resources under a provider, and resource groups.
 
-Resource groups are resources of ``ITL.Core/ResourceGroup`` named like the group, so the same
-providers (and the same worker fleet) serve them.
+Resource groups are resources of ``ITL.Core/ResourceGroup`` (``API_RESOURCE_GROUP_PROVIDER``)
+named like the group, so the same providers (and the same worker fleet) serve them.
 """
 
 from __future__ import annotations
@@ -227,6 +227,7 @@ async def _run_group(
     api_version: str,
     body: ResourceBody | None = None,
 ) -> JSONResponse:
+    namespace, _, resource_type = context.settings.resource_group_provider.partition("/")
     return await _run(
         context,
         http,
@@ -234,8 +235,8 @@ async def _run_group(
         wait=wait,
         subscription_id=subscription_id,
         resource_group=resource_group,
-        provider_namespace=arm.RESOURCE_GROUP_NAMESPACE,
-        resource_type=arm.RESOURCE_GROUP_TYPE,
+        provider_namespace=namespace,
+        resource_type=resource_type,
         resource_name=resource_group,
         api_version=api_version,
         body=body,
