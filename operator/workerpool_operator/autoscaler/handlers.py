@@ -176,12 +176,13 @@ def autoscaler_pods(
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
-def track_autoscaled_pool(
+async def track_autoscaled_pool(
     type: str | None, body: kopf.Body, memo: kopf.Memo, **kwargs: Any
 ) -> None:
     """Start, update or stop the pool's poller.
 
-    The pod index arrives as the ``autoscaler_pods`` keyword (Kopf passes every index by
+    Async on purpose: Kopf runs sync handlers in a thread, where no event loop exists to
+    start the poll task on. The pod index arrives as the ``autoscaler_pods`` keyword (Kopf passes every index by
     its function's name); it is read from ``kwargs`` to keep the handler's signature the
     one Kopf declares.
     """

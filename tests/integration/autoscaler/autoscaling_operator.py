@@ -1,9 +1,8 @@
-"""The operator process with the autoscaler's Kopf handlers loaded.
+"""The operator process with the autoscaler loaded, and the pool's broker Secret.
 
-``python tests/integration/autoscaler/autoscaling_operator.py`` registers
-``workerpool_operator.autoscaler.handlers`` and then runs ``python -m workerpool_operator``
-unchanged. Once ``workerpool_operator.handlers`` imports the autoscaler itself, this
-launcher is equivalent to ``python -m workerpool_operator``.
+``AutoscalingOperator`` runs ``run_autoscaling_operator.py`` (``python -m
+workerpool_operator`` plus the autoscaler's handlers) the way the operator's own tests run
+the operator.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ class AutoscalingOperator(OperatorProcess):
         log.write(f"\n===== operator start #{self.starts} =====\n".encode())
         log.flush()
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve())],
+            [sys.executable, str(HERE / "run_autoscaling_operator.py")],
             env=self._env(),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -51,10 +50,3 @@ def put_secret(cluster: Cluster, namespace: str, url: str, name: str = "rabbitmq
         cluster.api.post(f"/api/v1/namespaces/{namespace}/secrets", body)
     except ApiError:
         cluster.api.request("PUT", f"/api/v1/namespaces/{namespace}/secrets/{name}", body)
-
-
-if __name__ == "__main__":
-    import workerpool_operator.autoscaler.handlers  # noqa: F401  (registers the handlers)
-    from workerpool_operator.__main__ import main
-
-    raise SystemExit(main())
