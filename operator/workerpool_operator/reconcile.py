@@ -174,10 +174,13 @@ async def reconcile(
     except KubeError as exc:
         failure = _kube_failure(exc, "reading the broker Secret")
 
+    # A pool the operator has never reported on has no children yet: apply them straight
+    # away instead of asking first (halves the requests when many pools arrive at once).
+    fresh = pool.status.observed_generation is None
     if failure is None:
         for child in build_children(pool, default_image=default_image):
             try:
-                live = await kube.get_like(child)
+                live = None if fresh else await kube.get_like(child)
                 if live is None:
                     live = await kube.apply(child)
                     created.append(child["kind"])

@@ -72,7 +72,7 @@ async def test_second_reconcile_writes_nothing(kube: FakeKube) -> None:
 
 async def test_spec_change_updates_only_the_deployment(kube: FakeKube) -> None:
     await reconcile(pool_body(), kube=kube, default_image=IMAGE)
-    changed = pool_body(generation=2, image="worker:v2", maxConcurrentJobs=3)
+    changed = _with_status(pool_body(generation=2, image="worker:v2", maxConcurrentJobs=3), kube)
     outcome = await reconcile(changed, kube=kube, default_image=IMAGE)
     assert outcome.updated == ("Deployment",)
     container = kube.deployment(NS, "workers")["spec"]["template"]["spec"]["containers"][0]
