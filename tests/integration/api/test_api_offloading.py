@@ -74,7 +74,7 @@ def test_async_round_trip_create_get_list_action_delete(
 
         later = client.get(f"{group}?{API_VERSION}&wait=false")
         failed = poll(client, job_id_of(later), until={"failed"})
-        assert failed["error"]["code"] == "OperationFailed"
+        assert failed["error"]["code"] == "ResourceNotFound"
         assert "not found" in failed["error"]["message"]
 
         metrics = client.get("/metrics").text

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 
+from itl_controlplane_sdk.api import failures
 from itl_controlplane_sdk.api.context import ApiContext, get_context
 from itl_controlplane_sdk.api.errors import (
     ERROR_RESPONSES,
@@ -48,13 +49,6 @@ class OperationStatus(BaseModel):
     error: ErrorDetail | None = None
 
 
-def _error_code(result: JobResult) -> str:
-    if result.status is JobStatus.CANCELLED:
-        return "OperationCancelled"
-    text = (result.error or "").lower()
-    return "OperationTimedOut" if "timed out" in text else "OperationFailed"
-
-
 def _status(
     job_id: str, submitted: float, result: JobResult | None, started: bool
 ) -> dict[str, Any]:
@@ -69,9 +63,8 @@ def _status(
         status.end_time = result.timestamp
         status.result = result.result
         if result.status is not JobStatus.COMPLETED:
-            status.error = ErrorDetail(
-                code=_error_code(result), message=result.error or "no reason given"
-            )
+            failure = failures.from_job_error(result.status, result.error, retry_after=0)
+            status.error = ErrorDetail(code=failure.code, message=failure.message)
     return status.model_dump(mode="json", exclude_none=True)
 
 
