@@ -1,7 +1,8 @@
 """``python -m workerpool_operator``: run the operator with settings from the environment.
 
-Equivalent to ``kopf run -m workerpool_operator.handlers`` with the namespaces, peering,
-liveness endpoint and logging taken from ``OperatorSettings`` instead of CLI flags.
+Equivalent to ``kopf run -m workerpool_operator.handlers -m
+workerpool_operator.autoscaler.handlers`` (reconciling plus autoscaling) with the namespaces,
+peering, liveness endpoint and logging taken from ``OperatorSettings`` instead of CLI flags.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ def main() -> int:
     )
     logging.getLogger().setLevel(settings.log_level)
 
-    from workerpool_operator import handlers  # noqa: F401  (registers the handlers)
+    # Importing registers the Kopf handlers: reconciling first, then autoscaling.
+    from workerpool_operator import handlers  # noqa: F401
+    from workerpool_operator.autoscaler import handlers as autoscaler_handlers  # noqa: F401
 
     liveness = None
     if settings.health_port:

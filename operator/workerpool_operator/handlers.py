@@ -102,8 +102,12 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
-def track_pool(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Keep the latest body of every pool for Deployment events and the resync."""
+async def track_pool(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Keep the latest body of every pool for Deployment events and the resync.
+
+    Async on purpose: Kopf runs sync handlers in a thread, and the runtime's state belongs
+    to the event loop.
+    """
     _runtime(memo).track(type, body)
 
 
