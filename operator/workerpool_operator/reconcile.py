@@ -53,6 +53,8 @@ class Outcome:
     status: dict[str, Any] = field(default_factory=dict)
     written: dict[str, Any] | None = None
     """The pool as returned by the status write (None when status was already current)."""
+    scaled: tuple[int, int] | None = None
+    """(from, to) when the Deployment change was only its replica count."""
 
     @property
     def failure_is_new(self) -> bool:
@@ -100,6 +102,16 @@ def _kube_failure(exc: KubeError, what: str) -> Failure:
     if isinstance(exc, Unavailable):
         return Failure(API_UNAVAILABLE, f"{what}: {exc.message}")
     return Failure(APPLY_FAILED, f"{what}: {exc.status} {exc.reason}: {exc.message}")
+
+
+def _replicas_only(live: Mapping[str, Any], child: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(from, to) when a Deployment differs from what we want only in spec.replicas."""
+    if child["kind"] != "Deployment":
+        return None
+    spec = {k: v for k, v in child["spec"].items() if k != "replicas"}
+    if not diff.contains(live, {**child, "spec": spec}):
+        return None
+    return int(live.get("spec", {}).get("replicas") or 0), int(child["spec"]["replicas"])
 
 
 def _label(obj: Mapping[str, Any]) -> str:
@@ -169,6 +181,7 @@ async def reconcile(
     updated: list[str] = []
     deployment: dict[str, Any] | None = None
     failure: Failure | None = None
+    scaled: tuple[int, int] | None = None
     try:
         failure = await _check_secret(pool, kube)
     except KubeError as exc:
@@ -186,9 +199,11 @@ async def reconcile(
                     created.append(child["kind"])
                 elif not diff.contains(live, child):
                     before = live["metadata"].get("resourceVersion")
+                    replicas_only = _replicas_only(live, child)
                     live = await kube.apply(child)
                     if live["metadata"].get("resourceVersion") != before:
                         updated.append(child["kind"])
+                        scaled = replicas_only
             except KubeError as exc:
                 failure = _kube_failure(exc, f"applying {_label(child)}")
                 break
@@ -212,6 +227,7 @@ async def reconcile(
         previous_degraded=previous,
         status=status,
         written=written,
+        scaled=scaled,
     )
 
 

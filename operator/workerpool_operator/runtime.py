@@ -152,7 +152,15 @@ class Runtime:
                 self.post_event(
                     body, "Normal", "Created", f"Created {_kinds(outcome.created)} {name!r}"
                 )
-            if outcome.updated:
+            if outcome.updated and outcome.scaled and outcome.updated == ("Deployment",):
+                # The autoscaler reports its own scale events; kubectl scale / an HPA do not.
+                autoscaled = ((body.get("spec") or {}).get("autoscaling") or {}).get("enabled")
+                if not autoscaled:
+                    before, after = outcome.scaled
+                    self.post_event(
+                        body, "Normal", "Scaled", f"Scaled {name!r} from {before} to {after}"
+                    )
+            elif outcome.updated:
                 self.post_event(
                     body, "Normal", "Updated", f"Updated {_kinds(outcome.updated)} {name!r}"
                 )

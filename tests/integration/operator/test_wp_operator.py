@@ -237,6 +237,8 @@ def test_kubectl_scale_drives_replicas_when_autoscaling_is_off(
     scale = k8s_cluster.api.get(WP.format(ns=ns, name=name) + "/scale")
     assert scale["status"]["replicas"] == 3
     assert scale["status"]["selector"].endswith(f"workerpool={name}")
+    scaled = [e for e in _events(k8s_cluster, ns, name) if e["reason"] == "Scaled"]
+    assert [e["message"] for e in scaled] == [f"Scaled {name!r} from 1 to 3"]
 
 
 # -- validation ----------------------------------------------------------------------------

@@ -227,3 +227,22 @@ async def test_stale_pool_events_do_not_bring_back_a_cleared_failure(
         c for c in kube.statuses[(NS, "workers")]["conditions"] if c["type"] == "Degraded"
     )
     assert degraded["status"] == "False"
+
+
+async def test_replica_only_changes_post_a_scaled_event_unless_autoscaled(
+    runtime: Runtime, kube: FakeKube, events: list[tuple[str, str, str]]
+) -> None:
+    body = pool_body(replicaCount=1)
+    runtime.track(None, body)
+    await runtime.reconcile(body)
+    scaled = _with_status(pool_body(replicaCount=3, generation=2), kube)
+    outcome = await runtime.reconcile(scaled)
+    assert outcome.scaled == (1, 3)
+    assert events[-1][1:] == ("Scaled", "Scaled 'workers' from 1 to 3")
+    autoscaled = _with_status(
+        pool_body(replicaCount=4, generation=3, autoscaling={"enabled": True}), kube
+    )
+    count = len(events)
+    outcome = await runtime.reconcile(autoscaled)
+    assert outcome.scaled == (3, 4)
+    assert len(events) == count, "the autoscaler posts its own scale events"
