@@ -1,13 +1,15 @@
 """Regenerate every file derived from the WorkerPool models (``make generate``).
 
-Writes the CRD to ``crds/`` and its byte-identical copy to the chart's ``crds/``, and the
-generated field reference inside ``docs/workerpool.md``. Unit tests fail when any of these
-differ from what this script would write, so run it after changing
-``operator/workerpool_operator/api.py``.
+Writes the CRD to ``crds/`` and its byte-identical copy to the chart's ``crds/``, the
+generated field reference inside ``docs/workerpool.md``, and (through
+``tools/generate_install.py``) the install artefacts derived from the CRD and ``rbac.py``.
+Unit tests fail when any of these differ from what this script would write, so run it after
+changing ``operator/workerpool_operator/api.py`` or ``rbac.py``.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -18,6 +20,9 @@ def main() -> int:
     from workerpool_operator import crd, docs
 
     changed = [*crd.write(ROOT), *docs.write(ROOT)]
+    # tools/ is on sys.path when run as `python tools/generate.py`.
+    install = importlib.import_module("generate_install")
+    changed += install.write(ROOT)
     for path in changed:
         print(f"wrote {path.relative_to(ROOT)}")
     if not changed:
