@@ -23,6 +23,13 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.support.services import require_rabbitmq
+
+# Fixtures of tests/conftest.py are not visible here (conftest fixtures are per directory):
+# load the control-plane plugin (a no-op when tests/conftest.py already did) and define the
+# broker fixture the same way.
+pytest_plugins = ["localcluster.pytest_plugin"]
+
 LOCAL = "local"
 CLUSTER = "cluster"
 
@@ -36,6 +43,14 @@ class E2ESettings:
     @property
     def local(self) -> bool:
         return self.workloads == LOCAL
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    """AMQP URL of the broker the tests publish to (``ITL_TEST_RABBITMQ_URL``), reachable."""
+    url = os.environ.get("ITL_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    require_rabbitmq(url)
+    return url
 
 
 @pytest.fixture(scope="session")
