@@ -13,6 +13,7 @@ import os
 import shutil
 import ssl
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from . import components, kubeconfig, pki, ports, process, state
@@ -26,6 +27,7 @@ MODE_FULL = "full"
 MODE_APISERVER = "apiserver"
 NODE_NAME = "kwok-node-0"
 CONTEXT_NAME = "itl-localcluster"
+PORT_ATTEMPTS = 3
 
 
 def start_timeout() -> float:
@@ -81,6 +83,7 @@ class LocalCluster:
         mode: str = MODE_FULL,
         binaries: Binaries | None = None,
         keep_run_dir: bool = False,
+        tie_to_parent: bool = False,
     ) -> None:
         if mode not in (MODE_FULL, MODE_APISERVER):
             raise ValueError(f"unknown mode {mode!r}")
@@ -88,6 +91,7 @@ class LocalCluster:
         self.mode = mode
         self.binaries = binaries or discover()
         self.keep_run_dir = keep_run_dir
+        self.tie_to_parent = tie_to_parent
         self.components: list[process.Component] = []
         self.layout: components.Layout | None = None
         self.cluster: Cluster | None = None
@@ -105,11 +109,18 @@ class LocalCluster:
             )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        try:
-            self._start(stages)
-        except BaseException:
-            self.stop(remove=False)
-            raise
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                self._start(stages)
+                break
+            except ComponentFailed as exc:
+                self.stop(remove=False)
+                # Ports are probed free and then bound by the child: another run may win the race.
+                if attempt == PORT_ATTEMPTS or "address already in use" not in str(exc):
+                    raise
+            except BaseException:
+                self.stop(remove=False)
+                raise
         assert self.cluster is not None
         self.cluster.startup_seconds = time.monotonic() - started
         state.write(self.run_dir, self.to_state())
@@ -117,6 +128,7 @@ class LocalCluster:
 
     def _start(self, stages: Path | None) -> None:
         b = self.binaries
+        shutil.rmtree(self.run_dir / "etcd", ignore_errors=True)  # a retry needs a fresh member
         the_pki = pki.create(self.run_dir / "pki")
         etcd_c, etcd_p, api_p, kcm_p, sched_p = ports.free_ports(5)
         lay = components.Layout(self.run_dir, the_pki, etcd_c, etcd_p, api_p, kcm_p, sched_p)
@@ -195,13 +207,16 @@ class LocalCluster:
     # -- helpers ---------------------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str]) -> process.Component:
         assert self.layout is not None
-        comp = process.start(name, argv, self.layout.logs / f"{name}.log")
+        comp = process.start(
+            name, argv, self.layout.logs / f"{name}.log", tie_to_parent=self.tie_to_parent
+        )
         self.components.append(comp)
         return comp
 
-    def _wait(self, comp: process.Component, check: object, timeout: float, what: str) -> None:
+    def _wait(
+        self, comp: process.Component, check: Callable[[], object], timeout: float, what: str
+    ) -> None:
         """Poll *check* while making sure *comp* (and everything before it) is still running."""
-        assert callable(check)
 
         def probe() -> bool:
             for c in self.components:

@@ -9,16 +9,19 @@ the process command line (so a recycled pid can never be hit).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ComponentFailed
 
 LOG_TAIL_BYTES = 4000
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 @dataclass
@@ -56,9 +59,42 @@ class Component:
             )
 
 
-def start(name: str, argv: list[str], log: Path, env: dict[str, str] | None = None) -> Component:
-    """Start *argv* in a new session (own process group), stdout+stderr appended to *log*."""
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A preexec hook asking Linux to SIGKILL the child when its parent dies (PR_SET_PDEATHSIG).
+
+    Why: components live in their own sessions, so a test runner killed by SIGKILL or an unhandled
+    SIGTERM (CI timeouts) would otherwise leak etcd/apiserver processes.  SIGKILL, not SIGTERM:
+    etcd and kube-apiserver terminated together wait on each other's graceful shutdown for a long
+    time, and an orphaned test cluster has nothing worth saving.  libc is resolved here, in the
+    parent, so the child only makes one foreign call between fork and exec.
+    """
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    signum = int(signal.SIGKILL)
+
+    def hook() -> None:
+        prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
+
+    return hook
+
+
+def start(
+    name: str,
+    argv: list[str],
+    log: Path,
+    env: dict[str, str] | None = None,
+    tie_to_parent: bool = False,
+) -> Component:
+    """Start *argv* in a new session (own process group), stdout+stderr appended to *log*.
+
+    With *tie_to_parent* the child is terminated if this process dies without tearing it down
+    (pytest sessions); the CLI's background cluster must outlive its parent and does not use it.
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
+    hook = _parent_death_signal() if tie_to_parent else None
     with log.open("ab") as out:
         popen = subprocess.Popen(
             argv,
@@ -68,6 +104,7 @@ def start(name: str, argv: list[str], log: Path, env: dict[str, str] | None = No
             start_new_session=True,
             env=env,
             close_fds=True,
+            preexec_fn=hook,
         )
     return Component(name=name, pid=popen.pid, log=log, argv=argv, popen=popen)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,6 +58,7 @@ class _Planes:
         self.by_mode: dict[str, Cluster] = {}
         self.owned: list[LocalCluster] = []
         self.failures: dict[str, str] = {}
+        self.scratch: list[Path] = []
 
     def get(self, mode: str) -> Cluster:
         if mode in self.failures:
@@ -76,7 +78,9 @@ class _Planes:
 
     def _obtain(self, mode: str) -> Cluster:
         if use_existing_cluster():
-            return existing_cluster()
+            cluster = existing_cluster()
+            self.scratch.append(cluster.run_dir)
+            return cluster
         binaries = discover()
         if _env_flag("ITL_LOCALCLUSTER_REUSE", "1"):
             recorded = recorded_cluster(binaries=binaries)
@@ -85,14 +89,21 @@ class _Planes:
         base = os.environ.get("ITL_LOCALCLUSTER_TMP") or None
         run_dir = Path(tempfile.mkdtemp(prefix=f"itl-localcluster-{mode}-", dir=base))
         local = LocalCluster(
-            run_dir, mode=mode, binaries=binaries, keep_run_dir=_env_flag("ITL_LOCALCLUSTER_KEEP")
+            run_dir,
+            mode=mode,
+            binaries=binaries,
+            keep_run_dir=_env_flag("ITL_LOCALCLUSTER_KEEP"),
+            tie_to_parent=True,
         )
+        cluster = local.start()  # on failure it stops its processes and keeps run_dir/logs
         self.owned.append(local)
-        return local.start()
+        return cluster
 
     def close(self) -> None:
         while self.owned:
             self.owned.pop().stop()
+        while self.scratch:
+            shutil.rmtree(self.scratch.pop(), ignore_errors=True)
 
 
 _PLANES: _Planes | None = None
