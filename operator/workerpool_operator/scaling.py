@@ -223,6 +223,10 @@ class WorkerHeartbeat:
     draining: bool
     timestamp: float
     """When the worker sent it, in the same clock as ``decide(now=...)``."""
+    jobs_finished: int | None = None
+    """Jobs the worker finished so far (succeeded or failed). With ``in_flight`` it counts
+    every job the worker ever took, which lets ``decide`` notice deliveries that the
+    heartbeats do not show yet (see ``ScalingHistory.unseen_deliveries``)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -301,6 +305,20 @@ class ScalingHistory:
     """The last time anything was ready or in flight (or data was missing)."""
     last_scale_at: float | None = None
     consecutive_failures: int = 0
+    last_ready: int | None = None
+    """Ready messages at the last poll with data, for delivery accounting."""
+    jobs_taken: tuple[tuple[str, int], ...] = ()
+    """Per worker, jobs finished + in flight at the last poll with data."""
+    unseen_deliveries: int = 0
+    """Messages that left the queue but that no heartbeat shows yet.
+
+    Heartbeats lag by up to one interval: a worker can take a job just after reporting
+    itself idle. When the ready count drops by more than the heartbeats account for
+    (more in flight, more finished), the difference is in flight somewhere unseen. It
+    counts as load, and no heartbeat-idle worker is removable until it is accounted for
+    or ``heartbeat_stale_seconds`` pass.
+    """
+    unseen_since: float | None = None
 
 
 # --------------------------------------------------------------------------------------
@@ -373,6 +391,7 @@ class _Workers:
 
     in_flight: int
     source: Literal["heartbeats", "consumers", "mixed", "none"]
+    unseen: int
     busy: tuple[str, ...]
     removable: tuple[str, ...]
     missing: int
@@ -398,7 +417,11 @@ def decide(
     """Decide the pool's replicas for this poll. Pure: same inputs, same decision."""
     if history.started_at is None:
         history = dataclasses.replace(history, started_at=now, last_active_at=now)
-    ctx = _Context(policy, observation, _classify_workers(policy, observation, now), now)
+    unseen = 0
+    if observation.failure is None:
+        history = _account(policy, observation, history, now)
+        unseen = history.unseen_deliveries
+    ctx = _Context(policy, observation, _classify_workers(policy, observation, unseen, now), now)
     # Activity is tracked in every mode, so the cooldown never expires during a pause
     # or an outage; missing data counts as activity.
     if observation.failure is not None or observation.ready_messages + ctx.workers.in_flight:
@@ -428,8 +451,9 @@ def _decide_from_load(ctx: _Context, history: ScalingHistory) -> Decision:
     ready = ctx.observation.ready_messages
     history = dataclasses.replace(history, consecutive_failures=0)
     recommended = _recommend(policy, current, ready, workers.in_flight)
+    unseen = f", {workers.unseen} not in heartbeats yet" if workers.unseen else ""
     notes = [
-        f"ready={ready} inFlight={workers.in_flight} ({workers.source}) "
+        f"ready={ready} inFlight={workers.in_flight} ({workers.source}{unseen}) "
         f"target={policy.target_jobs_per_replica}/replica -> {recommended}"
     ]
 
@@ -525,23 +549,74 @@ def _decide_without_data(
     )
 
 
-def _classify_workers(policy: ScalingPolicy, observation: Observation, now: float) -> _Workers:
+def _fresh(
+    policy: ScalingPolicy, observation: Observation, now: float
+) -> dict[str, WorkerHeartbeat]:
+    return {
+        hb.worker_id: hb
+        for hb in observation.heartbeats
+        if now - hb.timestamp <= policy.heartbeat_stale_seconds
+    }
+
+
+def _account(
+    policy: ScalingPolicy, observation: Observation, history: ScalingHistory, now: float
+) -> ScalingHistory:
+    """Update the delivery accounting (``ScalingHistory.unseen_deliveries``).
+
+    Messages that left the ready count since the last poll were delivered to some worker
+    (publishes only raise the count, so the drop is a lower bound). Deliveries the
+    heartbeats show are the growth of each worker's jobs taken (finished + in flight).
+    What is left over is in flight but unseen. It carries over to later polls until the
+    heartbeats catch up, or until ``heartbeat_stale_seconds`` pass (a purge or an expiry
+    also lowers the ready count without any delivery).
+    """
+    fresh = _fresh(policy, observation, now)
+    if any(hb.jobs_finished is None for hb in fresh.values()):
+        return dataclasses.replace(history, last_ready=observation.ready_messages)
+    previous = dict(history.jobs_taken)
+    taken = {
+        w: hb.jobs_finished + hb.in_flight
+        for w, hb in fresh.items()
+        if hb.jobs_finished is not None
+    }
+    seen = sum(max(0, n - previous.get(w, 0)) for w, n in taken.items())
+    unseen = 0
+    if history.last_ready is not None:
+        carried = history.unseen_deliveries
+        since = history.unseen_since
+        if since is not None and now - since > policy.heartbeat_stale_seconds:
+            carried = 0
+        left_queue = max(0, history.last_ready - observation.ready_messages)
+        unseen = max(0, carried + left_queue - seen)
+    since = None
+    if unseen:
+        since = history.unseen_since if history.unseen_deliveries and history.unseen_since else now
+    return dataclasses.replace(
+        history,
+        last_ready=observation.ready_messages,
+        jobs_taken=tuple(sorted(taken.items())),
+        unseen_deliveries=unseen,
+        unseen_since=since,
+    )
+
+
+def _classify_workers(
+    policy: ScalingPolicy, observation: Observation, unseen: int, now: float
+) -> _Workers:
     """Count in-flight work and sort pods into busy and safe-to-remove.
 
     A Ready pod with no fresh heartbeat counts as busy: it may run jobs we cannot see,
     and the guarantee is never to remove a busy worker. A pod that is not Ready and has
     no fresh heartbeat never took work (or lost it already), so it is safe to remove.
-    Draining workers are already leaving: their jobs need no new replica.
+    Draining workers are already leaving: their jobs need no new replica. While some
+    deliveries are unseen (``unseen`` > 0), no heartbeat-idle worker is trusted to be idle.
     """
-    fresh = {
-        hb.worker_id: hb
-        for hb in observation.heartbeats
-        if now - hb.timestamp <= policy.heartbeat_stale_seconds
-    }
+    fresh = _fresh(policy, observation, now)
     consuming = [hb for hb in fresh.values() if not hb.draining]
     reported = sum(max(hb.in_flight, 0) for hb in consuming)
     silent_consumers = max(0, observation.consumers - len(consuming))
-    in_flight = reported + silent_consumers * policy.capacity
+    in_flight = reported + silent_consumers * policy.capacity + unseen
     source: Literal["heartbeats", "consumers", "mixed", "none"]
     if silent_consumers and consuming:
         source = "mixed"
@@ -562,7 +637,7 @@ def _classify_workers(policy: ScalingPolicy, observation: Observation, now: floa
                 busy.append(pod.name)
             else:
                 removable.append(pod)
-        elif hb.in_flight > 0 or hb.draining:
+        elif hb.in_flight > 0 or hb.draining or unseen:
             busy.append(pod.name)
         else:
             removable.append(pod)
@@ -571,6 +646,7 @@ def _classify_workers(policy: ScalingPolicy, observation: Observation, now: floa
     return _Workers(
         in_flight=in_flight,
         source=source,
+        unseen=unseen,
         busy=tuple(sorted(busy)),
         removable=tuple(pod.name for pod in removable),
         missing=missing,

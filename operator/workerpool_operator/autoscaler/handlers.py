@@ -182,9 +182,9 @@ async def track_autoscaled_pool(
     """Start, update or stop the pool's poller.
 
     Async on purpose: Kopf runs sync handlers in a thread, where no event loop exists to
-    start the poll task on. The pod index arrives as the ``autoscaler_pods`` keyword (Kopf passes every index by
-    its function's name); it is read from ``kwargs`` to keep the handler's signature the
-    one Kopf declares.
+    start the poll task on. The pod index arrives as the ``autoscaler_pods`` keyword
+    (Kopf passes every index by its function's name); it is read from ``kwargs`` to keep
+    the handler's signature the one Kopf declares.
     """
     pods: kopf.Index[PoolKey, scaling.PodView] = kwargs["autoscaler_pods"]
     _supervisor(memo).track(type, body, pods)

@@ -91,6 +91,8 @@ def heartbeats(
         timestamp = entry.get("timestamp")
         if in_flight is None or capacity is None or not isinstance(timestamp, int | float):
             continue
+        processed, failed = _int(entry.get("jobs_processed")), _int(entry.get("jobs_failed"))
+        finished = None if processed is None or failed is None else processed + failed
         beats.append(
             scaling.WorkerHeartbeat(
                 worker_id=str(entry.get("worker_id", "")),
@@ -98,6 +100,7 @@ def heartbeats(
                 capacity=max(capacity, 0),
                 draining=bool(entry.get("draining", False)),
                 timestamp=float(timestamp),
+                jobs_finished=finished,
             )
         )
     return tuple(beats)

@@ -117,8 +117,29 @@ class Pool:
     def results(self, ids: list[str], timeout: float) -> dict[str, Any]:
         return jobs.results(self.url, self.queue, self.provider, ids, timeout)
 
+    def describe(self) -> str:
+        """The pool's decision log and conditions, for assertion messages."""
+        status = self.body().get("status") or {}
+        lines = [
+            f"{d['time']} {d['from']}->{d['to']}: {d['reason']}"
+            for d in status.get("decisions", [])
+        ]
+        lines += [
+            f"{c['type']}={c['status']} {c['reason']}: {c['message']}"
+            for c in status.get("conditions", [])
+        ]
+        if self.workers is not None:
+            lines.append(f"workers {self.workers.in_flight()} stopped {self.workers.stopped}")
+        return "\n".join(lines)
+
     def wait_replicas(self, expected: int, timeout: float) -> float:
         """Wait until the Deployment asks for ``expected`` replicas; return when (monotonic)."""
+        try:
+            return self._wait_replicas(expected, timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.describe()}") from None
+
+    def _wait_replicas(self, expected: int, timeout: float) -> float:
         wait_for(
             lambda: self.replicas() == expected,
             timeout=timeout,

@@ -81,6 +81,7 @@ class Pod:
     in_flight: int = 0
     ready: bool = True
     cost: int | None = None
+    finished: int = 0
 
 
 @dataclasses.dataclass
@@ -99,7 +100,11 @@ class SimPool:
             ready_messages=ready,
             consumers=sum(1 for p in self.pods if p.ready),
             heartbeats=tuple(
-                hb(p.name, p.in_flight, capacity=p.capacity, at=now) for p in self.pods if p.ready
+                scaling.WorkerHeartbeat(
+                    p.name, p.in_flight, p.capacity, False, now, jobs_finished=p.finished
+                )
+                for p in self.pods
+                if p.ready
             ),
             pods=tuple(
                 scaling.PodView(name=p.name, ready=p.ready, deletion_cost=p.cost) for p in self.pods

@@ -488,3 +488,70 @@ def test_hpa_defaults() -> None:
         ("Percent", 100, 15),
         ("Pods", 4, 15),
     }
+
+
+# --- delivery accounting ---------------------------------------------------------------
+
+
+def _counted(
+    busy: dict[str, int], finished: int = 0, *, ready: int, at: float
+) -> scaling.Observation:
+    """A pool whose heartbeats carry the jobs-finished counter."""
+    beats = tuple(
+        scaling.WorkerHeartbeat(n, f, 4, False, at, jobs_finished=finished) for n, f in busy.items()
+    )
+    return scaling.Observation(
+        current_replicas=len(busy),
+        ready_messages=ready,
+        consumers=len(busy),
+        heartbeats=beats,
+        pods=pods(*busy),
+    )
+
+
+def test_deliveries_the_heartbeats_do_not_show_yet_keep_workers() -> None:
+    """Jobs left the queue, yet every heartbeat still says idle: they are in flight somewhere.
+
+    This is the startup race the integration test found: workers report idle, then take
+    the jobs waiting for them, and the next heartbeat is up to one interval away.
+    """
+    p = policy(target_jobs_per_replica=1)
+    history = step(p, _counted(dict.fromkeys("abcd", 0), ready=4, at=0), now=0).history
+    idle_looking = _counted(dict.fromkeys("abcd", 0), ready=0, at=1)
+    decision = step(p, idle_looking, history, now=1)
+    assert decision.in_flight == 4
+    assert decision.replicas == 4
+    assert decision.victims == ()
+    assert "4 not in heartbeats yet" in decision.reason
+    # One heartbeat later they show: two busy, two done already. Now the idle two can go.
+    caught_up = _counted({"a": 1, "b": 1, "c": 0, "d": 0}, ready=0, at=2)
+    caught_up = dataclasses.replace(
+        caught_up,
+        heartbeats=tuple(
+            dataclasses.replace(h, jobs_finished=1 if h.worker_id in "cd" else 0)
+            for h in caught_up.heartbeats
+        ),
+    )
+    later = step(p, caught_up, decision.history, now=2)
+    assert later.history.unseen_deliveries == 0
+    assert later.replicas == 2
+    assert set(later.victims) == {"c", "d"}
+
+
+def test_unseen_deliveries_carry_over_until_the_heartbeats_catch_up() -> None:
+    p = policy(target_jobs_per_replica=1, heartbeat_stale_seconds=30)
+    history = step(p, _counted(dict.fromkeys("ab", 0), ready=2, at=0), now=0).history
+    for now in (1, 2, 3):  # polls faster than heartbeats: still nothing to see
+        decision = step(p, _counted(dict.fromkeys("ab", 0), ready=0, at=0), history, now=now)
+        history = decision.history
+        assert decision.history.unseen_deliveries == 2
+        assert decision.replicas == 2
+    # A purge (nothing was ever delivered) stops counting after heartbeat_stale_seconds.
+    beats = _counted(dict.fromkeys("ab", 0), ready=0, at=40)
+    assert step(p, beats, history, now=40).history.unseen_deliveries == 0
+
+
+def test_heartbeats_without_counters_skip_the_accounting() -> None:
+    p = policy()
+    history = step(p, pool(idle=2, ready=8), now=0).history
+    assert step(p, pool(idle=2, ready=0), history, now=1).history.unseen_deliveries == 0

@@ -29,8 +29,10 @@ def _run_constant_load(policy: scaling.ScalingPolicy, loads: list[int]) -> list[
         # Busy slots first, the rest waits in the queue.
         remaining = load
         for pod in sim.pods:
-            pod.in_flight = min(pod.capacity, remaining)
-            remaining -= pod.in_flight
+            taken = min(pod.capacity, remaining)
+            pod.finished += max(0, pod.in_flight - taken)
+            pod.in_flight = taken
+            remaining -= taken
         decision = scaling.decide(policy, sim.observe(ready=remaining, now=now), history, now)
         history = decision.history
         sim.apply(decision)
@@ -134,7 +136,9 @@ def test_invariants_hold_over_random_runs(seed: int) -> None:
                 take = min(pod.capacity - pod.in_flight, ready)
                 pod.in_flight += take
                 ready -= take
-                pod.in_flight -= rng.randint(0, pod.in_flight)
+                done = rng.randint(0, pod.in_flight)
+                pod.in_flight -= done
+                pod.finished += done
         if rng.random() < 0.5:
             sim.start_pending()
         if rng.random() < 0.05:
