@@ -8,7 +8,9 @@ telling the worker that will eventually receive it to skip it:
   "cancelled" at once (the first terminal result of a job wins in every reader).
 - Every consuming JobQueue tails ``provider.cancellations`` from its first message. Cancels
   are rare and tiny, so reading the whole retention window is cheap, and a worker started long
-  after the cancel still knows about it. ``guarded`` wraps the worker callback: a cancelled
+  after the cancel still knows about it. Before it consumes jobs, a watcher appends a sync
+  marker of its own and waits until it reads it back, so it has caught up with every cancel
+  recorded before it started. ``guarded`` wraps the worker callback: a cancelled
   job, or one whose envelope ``deadline`` has passed, is settled without running.
 - Before running a job, the worker appends a best-effort ``processing`` marker to the results
   stream. An API that has seen the marker refuses to cancel (the job is running).
@@ -21,8 +23,10 @@ client can repeat the operation.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -38,6 +42,8 @@ log = logging.getLogger(__name__)
 CANCELLATIONS_STREAM = "provider.cancellations"
 MAX_REMEMBERED = 100_000
 CANCEL_PREFETCH = 500
+SYNC_PREFIX = "sync-"
+SYNC_TIMEOUT_SECONDS = 10.0
 
 WorkerCallback = Callable[[str, dict[str, Any]], Awaitable[JobResult]]
 MarkStarted = Callable[[str], Awaitable[None]]
@@ -75,12 +81,27 @@ class CancellationWatcher:
         self._max = max_remembered
         self._cancelled: OrderedDict[str, JobResult] = OrderedDict()
         self._queue: AbstractQueue | None = None
+        self._sync_marker = f"{SYNC_PREFIX}{uuid.uuid4().hex}"
+        self._synced: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
+        """Tails the stream and returns once it has read everything recorded before now."""
+        import aio_pika
+
+        self._synced = asyncio.get_running_loop().create_future()
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=CANCEL_PREFETCH)
         self._queue = await channel.declare_queue(CANCELLATIONS_STREAM, passive=True)
         await self._queue.consume(self._on_message, arguments={"x-stream-offset": "first"})
+        marker = JobResult(self._sync_marker, JobStatus.CANCELLED, error="sync marker")
+        await channel.default_exchange.publish(
+            aio_pika.Message(cancel_message_body(marker), message_id=self._sync_marker),
+            routing_key=CANCELLATIONS_STREAM,
+        )
+        try:
+            await asyncio.wait_for(asyncio.shield(self._synced), SYNC_TIMEOUT_SECONDS)
+        except TimeoutError:
+            log.warning("%s not read back in time; cancels may be missed", CANCELLATIONS_STREAM)
 
     async def stop(self) -> None:
         if self._queue is not None:
@@ -96,6 +117,10 @@ class CancellationWatcher:
             result = JobResult.from_dict(json.loads(message.body))
         except (ValueError, KeyError, TypeError):
             log.warning("skipping undecodable message in %s", CANCELLATIONS_STREAM)
+            return
+        if result.job_id.startswith(SYNC_PREFIX):
+            if result.job_id == self._sync_marker and self._synced and not self._synced.done():
+                self._synced.set_result(None)
             return
         if result.job_id in self._cancelled:
             return
