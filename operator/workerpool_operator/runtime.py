@@ -38,6 +38,21 @@ def pool_key(body: Mapping[str, Any]) -> PoolKey:
     return (str(meta.get("namespace")), str(meta["name"]))
 
 
+_HEAVY_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+
+
+def _slim(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain copy of a pool body without managedFields and kubectl's last-applied copy.
+
+    Both are large, and the cache keeps one body per pool for the operator's lifetime.
+    """
+    meta = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
+    annotations = meta.get("annotations")
+    if annotations:
+        meta["annotations"] = {k: v for k, v in annotations.items() if k not in _HEAVY_ANNOTATIONS}
+    return {**body, "metadata": meta}
+
+
 def _kinds(kinds: tuple[str, ...]) -> str:
     return ", ".join(kinds)
 
@@ -85,7 +100,7 @@ class Runtime:
             new = str(body["metadata"].get("resourceVersion", ""))
             if old.isdigit() and new.isdigit() and int(new) < int(old):
                 return
-        self.pools[key] = dict(body)
+        self.pools[key] = _slim(body)
 
     def _lock(self, key: PoolKey) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
