@@ -47,6 +47,16 @@ class UndecodableJobError(ValueError):
 
 
 def decode_job(body: bytes) -> JobEnvelope:
+    # Fast path for the well-formed message a worker sees almost always: pydantic parses and
+    # validates the JSON in one pass. Anything it refuses takes the slow path below, which
+    # produces the detailed reason a dead letter carries.
+    try:
+        envelope = JobEnvelope.model_validate_json(body)
+    except ValidationError:
+        pass
+    else:
+        if envelope.version == ENVELOPE_VERSION:
+            return envelope
     try:
         data: Any = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

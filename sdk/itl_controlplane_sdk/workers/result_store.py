@@ -110,7 +110,10 @@ class ResultReader:
             since = (submitted or time.time() - 86400 * 365) - CLOCK_SKEW_SECONDS
             scan = asyncio.create_task(self._scan(job_id, since, future))
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout=max(timeout, 0.5))
+            # asyncio.timeout, not wait_for(shield(...)): no extra task and future per call on
+            # the client's hot path. The future is this call's own, so cancelling it is safe.
+            async with asyncio.timeout(max(timeout, 0.5)):
+                return await future
         except TimeoutError:
             return None
         finally:
