@@ -122,6 +122,8 @@ class Story:
     local: bool = True
     image_tag: str | None = None
     pool_name: str = "demo-workers"
+    release_name: str | None = None
+    """Helm release name; None: a unique one (tests), the demo uses a fixed one."""
     operator_namespace: str = ""
     pool_namespace: str = ""
     release: stack.Release | None = None
@@ -146,7 +148,8 @@ class Story:
             values.setdefault("workerImage", {})["tag"] = self.image_tag
         if not self.local:
             values.setdefault("image", {}).setdefault("pullPolicy", "IfNotPresent")
-        self.release = stack.Release(self.cluster, stack.unique_release(), self.operator_namespace)
+        name = self.release_name or stack.unique_release()
+        self.release = stack.Release(self.cluster, name, self.operator_namespace)
         return self.release.install(values)
 
     def start_operator(self) -> None:

@@ -1,0 +1,299 @@
+"""The cluster demo: install the operator, create a pool, and watch it scale with a burst.
+
+``python tools/demo_cluster.py`` (what ``make demo`` runs after the set-up) walks a newcomer
+through the whole product in about a minute:
+
+1. a broker: the local RabbitMQ (started with ``tools/rabbitmq/rabbitmq.sh up`` if needed);
+2. a cluster, the first that applies: the current kubectl context if its name looks like a
+   disposable cluster (``kind-*``, ``k3d-*``, ... the test harness's guard), else kind if a
+   Docker engine answers, else the local control plane (``python -m localcluster up``);
+3. ``helm install`` of the chart from this repository (namespace ``workerpool-demo-system``),
+   serving the ``workerpool-demo`` namespace;
+4. an autoscaled WorkerPool (0..3 replicas) and its broker Secret;
+5. a burst of jobs through the SDK's ``JobQueue``, with ``kubectl get workerpools -w``-style
+   progress until the queue drains and the pool scales back to zero;
+6. how to look around and how to clean up (or ``--cleanup`` to do it now).
+
+On the local control plane no container runs, so the operator runs here as a process with
+the chart's ServiceAccount token, and a local worker process plays each pod (the same set-up
+as the e2e suite, whose steps this reuses). On kind or another real cluster the operator and
+the workers are pods: the images are built and loaded into kind; for another cluster they
+must be pullable (``--image-tag``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO / "tools"), str(REPO)]
+
+from e2e import stack  # noqa: E402
+from e2e.story import Snapshot, Story, pool_body  # noqa: E402
+
+from localcluster import Cluster, WaitTimeout, discover, wait_until  # noqa: E402
+from localcluster.existing import context_allowed, existing_cluster, recorded_cluster  # noqa: E402
+
+RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+OPERATOR_NS = "workerpool-demo-system"
+POOL_NS = "workerpool-demo"
+RELEASE = "workerpool-operator"
+POOL = "demo-workers"
+KIND_CLUSTER = "itl-demo"
+BROKER_PORT = 35673
+
+
+def say(message: str) -> None:
+    print(f"\n\033[1m==> {message}\033[0m", flush=True)
+
+
+def run(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, check=True, text=True, **kwargs)  # type: ignore[call-overload]
+
+
+# -- broker ------------------------------------------------------------------------------
+
+
+def reachable(url: str) -> bool:
+    """True when the broker's AMQP port accepts a TCP connection."""
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672), 2):
+            return True
+    except OSError:
+        return False
+
+
+def ensure_rabbitmq() -> None:
+    if reachable(RABBITMQ_URL):
+        return
+    say("starting the local RabbitMQ (tools/rabbitmq/rabbitmq.sh up)")
+    run("bash", str(REPO / "tools" / "rabbitmq" / "rabbitmq.sh"), "up")
+
+
+# -- cluster -----------------------------------------------------------------------------
+
+
+def current_context() -> str | None:
+    kubectl = shutil.which("kubectl") or str(discover(("kubectl",)).paths.get("kubectl", ""))
+    if not kubectl:
+        return None
+    done = subprocess.run(
+        [kubectl, "config", "current-context"], capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def docker_works() -> bool:
+    if not (shutil.which("docker") and shutil.which("kind")):
+        return False
+    done = subprocess.run(["docker", "info"], capture_output=True, check=False)
+    return done.returncode == 0
+
+
+def choose(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    context = current_context()
+    if context and context_allowed(context):
+        return "current"
+    if context:
+        print(f"(current context {context!r} does not look disposable; not using it)")
+    return "kind" if docker_works() else "local"
+
+
+def local_cluster() -> Cluster:
+    cluster = recorded_cluster()
+    if cluster is None:
+        say("starting the local control plane (python -m localcluster up)")
+        env = {**os.environ, "PYTHONPATH": str(REPO / "tools")}
+        run(sys.executable, "-m", "localcluster", "up", env=env, stdout=subprocess.DEVNULL)
+        cluster = recorded_cluster()
+    if cluster is None:
+        raise SystemExit("the local control plane did not come up (see python -m localcluster)")
+    return cluster
+
+
+def kind_cluster(tag: str) -> Cluster:
+    clusters = run("kind", "get", "clusters", capture_output=True).stdout.split()
+    if KIND_CLUSTER not in clusters:
+        say(f"creating kind cluster {KIND_CLUSTER}")
+        run("kind", "create", "cluster", "--name", KIND_CLUSTER, "--wait", "180s")
+    run("kubectl", "config", "use-context", f"kind-{KIND_CLUSTER}")
+    say("building and loading the worker and operator images")
+    for target in ("worker", "operator"):
+        run(
+            "docker",
+            "build",
+            "--target",
+            target,
+            "-t",
+            f"itl-controlplane-{target}:{tag}",
+            str(REPO),
+        )
+    run(
+        "kind", "load", "docker-image", "--name", KIND_CLUSTER,
+        f"itl-controlplane-worker:{tag}", f"itl-controlplane-operator:{tag}",
+    )  # fmt: skip
+    return existing_cluster()
+
+
+def in_cluster_broker(cluster: Cluster) -> tuple[str, subprocess.Popen[bytes]]:
+    """manifests/rabbitmq-dev in the pool namespace, port-forwarded; return the pods' URL."""
+    say(f"RabbitMQ for the pods: kubectl apply -k manifests/rabbitmq-dev -n {POOL_NS}")
+    cluster.kubectl("apply", "-n", POOL_NS, "-k", str(REPO / "manifests" / "rabbitmq-dev"))
+    cluster.kubectl(
+        "-n", POOL_NS, "rollout", "status", "deployment/rabbitmq", "--timeout=300s", timeout=330
+    )
+    forward = subprocess.Popen(
+        [str(cluster.binaries.get("kubectl")), "--kubeconfig", str(cluster.kubeconfig),
+         "-n", POOL_NS, "port-forward", "service/rabbitmq", f"{BROKER_PORT}:5672"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return f"amqp://guest:guest@rabbitmq.{POOL_NS}.svc:5672/", forward
+
+
+def ensure_namespace(cluster: Cluster, name: str) -> None:
+    if cluster.api.get_or_none(f"/api/v1/namespaces/{name}") is None:
+        cluster.create_namespace(name, stack.RESTRICTED)
+
+
+# -- the show ----------------------------------------------------------------------------
+
+
+def header() -> None:
+    print(f"{'TIME':>7}  {'NAME':<13} {'DESIRED':>7} {'READY':>5} {'QUEUE':>5} {'IN-FLIGHT':>9} "
+          f"{'REPLICAS':>8}  STATUS")  # fmt: skip
+
+
+def row(shot: Snapshot) -> None:
+    def show(value: int | None) -> str:
+        return "-" if value is None else str(value)
+
+    print(
+        f"{shot.at:6.1f}s  {POOL:<13} {show(shot.desired):>7} {show(shot.ready):>5} "
+        f"{show(shot.queue):>5} {show(shot.in_flight):>9} {show(shot.replicas):>8}  "
+        f"{shot.ready_condition}",
+        flush=True,
+    )
+
+
+def cleanup_text(mode: str, cluster: Cluster) -> str:
+    lines = []
+    if mode == "local":
+        lines.append(f"export KUBECONFIG={cluster.kubeconfig}")
+        if cluster.bin_dir:
+            lines.append(f'export PATH={cluster.bin_dir}:"$PATH"   # kubectl and helm')
+    lines += [
+        f"kubectl get workerpools -n {POOL_NS}           # DESIRED/READY/QUEUE/IN-FLIGHT columns",
+        f"kubectl describe workerpool {POOL} -n {POOL_NS}  # conditions, decisions, events",
+        "",
+        "Clean up:",
+        f"  kubectl delete workerpool {POOL} -n {POOL_NS}",
+        f"  helm uninstall {RELEASE} -n {OPERATOR_NS}",
+        f"  kubectl delete namespace {POOL_NS} {OPERATOR_NS}",
+    ]
+    if mode == "local":
+        lines.append("  make cluster-down      # the local control plane")
+        lines.append("  make rabbitmq-down     # the local RabbitMQ")
+    if mode == "kind":
+        lines.append(f"  kind delete cluster --name {KIND_CLUSTER}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--cluster", choices=["auto", "current", "kind", "local"], default="auto")
+    parser.add_argument("--jobs", type=int, default=30, help="jobs in the burst")
+    parser.add_argument("--seconds", type=float, default=2.0, help="work per job")
+    parser.add_argument("--image-tag", default=None, help="image tag (kind: built as this)")
+    parser.add_argument("--cleanup", action="store_true", help="uninstall everything at the end")
+    args = parser.parse_args(argv)
+
+    ensure_rabbitmq()
+    mode = choose(args.cluster)
+    tag = args.image_tag or ("demo" if mode == "kind" else None)
+    if mode == "local":
+        cluster = local_cluster()
+    elif mode == "kind":
+        cluster = kind_cluster(tag or "demo")
+    else:
+        cluster = existing_cluster()
+    say(f"cluster: {mode} ({cluster.server})")
+
+    work_dir = Path(tempfile.mkdtemp(prefix="itl-demo-cluster-"))
+    ensure_namespace(cluster, OPERATOR_NS)
+    ensure_namespace(cluster, POOL_NS)
+    forward = None
+    pool_url, publish_url = RABBITMQ_URL, RABBITMQ_URL
+    if mode != "local":
+        pool_url, forward = in_cluster_broker(cluster)
+        publish_url = f"amqp://guest:guest@127.0.0.1:{BROKER_PORT}/"
+        wait_until(lambda: reachable(publish_url), timeout=60, what="the port-forward")
+    story = Story(
+        cluster=cluster,
+        rabbitmq_url=publish_url,
+        pool_rabbitmq_url=pool_url,
+        work_dir=work_dir,
+        local=mode == "local",
+        image_tag=tag,
+        pool_name=POOL,
+        release_name=RELEASE,
+        operator_namespace=OPERATOR_NS,
+        pool_namespace=POOL_NS,
+    )
+    try:
+        say(f"helm install {RELEASE} charts/workerpool-operator -n {OPERATOR_NS}")
+        story.install()
+        story.start_operator()
+        if story.operator is not None:
+            print(f"operator: local process with the chart's ServiceAccount token "
+                  f"(log {story.operator.log_path})")  # fmt: skip
+        say(f"kubectl apply: Secret rabbitmq and WorkerPool {POOL} (autoscaling 0..3)")
+        story.create_pool(pool_body(POOL, max_replicas=3, cooldown=10))
+        story.start_workers()
+        wait_until(
+            lambda: story.deployment_replicas() is not None,
+            timeout=90,
+            what="the pool's Deployment",
+        )
+        say(f"submitting {args.jobs} jobs of {args.seconds}s (JobQueue.submit_job)")
+        header()
+        story.sample(interval=0.5, on_change=row)
+        job_ids = story.submit(args.jobs, args.seconds)
+        results = story.results(job_ids, timeout=300)
+        done = sum(1 for r in results.values() if r is not None)
+        wait_until(lambda: story.deployment_replicas() == 0, timeout=180, what="scale-down to 0")
+        time.sleep(1)
+        story.stop_processes()
+        say(
+            f"{done}/{len(job_ids)} jobs completed; the pool went up to "
+            f"{story.max_replicas_seen()} replicas and back to 0"
+        )
+    except (WaitTimeout, subprocess.CalledProcessError, AssertionError) as exc:
+        print(f"\ndemo failed: {exc}\n{story.log_tails()}", file=sys.stderr)
+        story.stop_processes()
+        return 1
+    finally:
+        if forward is not None:
+            forward.terminate()
+    if args.cleanup:
+        say("cleaning up")
+        story.close()
+        print("done (the cluster and RabbitMQ keep running)")
+    else:
+        print(f"\nLook around (logs in {work_dir}):\n{cleanup_text(mode, cluster)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
