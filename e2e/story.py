@@ -257,7 +257,9 @@ class Story:
             ready_condition=f"Ready={ready['status']}/{ready['reason']}" if ready else "",
         )
 
-    def sample(self, interval: float = 0.5, on_change: Callable[[Snapshot], None] | None = None):
+    def sample(
+        self, interval: float = 0.5, on_change: Callable[[Snapshot], None] | None = None
+    ) -> None:
         """Record snapshots in the background (and report changes) until ``close``."""
 
         def loop() -> None:

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,8 +57,9 @@ def say(message: str) -> None:
     print(f"\n\033[1m==> {message}\033[0m", flush=True)
 
 
-def run(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, check=True, text=True, **kwargs)  # type: ignore[call-overload]
+def run(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    done: subprocess.CompletedProcess[str] = subprocess.run(args, check=True, text=True, **kwargs)
+    return done
 
 
 # -- broker ------------------------------------------------------------------------------

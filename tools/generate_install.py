@@ -100,11 +100,13 @@ def read_rules(root: Path = ROOT) -> dict[str, list[Rule]]:
     source = (root / RBAC_SOURCE).read_text()
     lines = source.splitlines()
     elements: dict[str, list[ast.expr]] = {}
-    for node in ast.parse(source).body:
-        target = node.target if isinstance(node, ast.AnnAssign) else None
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target = node.targets[0]
-        value = getattr(node, "value", None)
+    for statement in ast.parse(source).body:
+        target: ast.expr | None = None
+        if isinstance(statement, ast.AnnAssign):
+            target = statement.target
+        elif isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+            target = statement.targets[0]
+        value = getattr(statement, "value", None)
         if isinstance(target, ast.Name) and isinstance(value, ast.List):
             elements[target.id] = value.elts
     result: dict[str, list[Rule]] = {}

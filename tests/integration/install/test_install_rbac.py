@@ -10,7 +10,7 @@ Both RBAC shapes are covered: cluster-wide (the default) and one Role per watche
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +101,15 @@ def _condition(pool: dict[str, Any], type_: str) -> dict[str, Any] | None:
     return next((c for c in conditions if c["type"] == type_), None)
 
 
-def _denied(cluster: Cluster, kubeconfig: Path, checks: list[tuple[str, str]], ns: str | None):
+def _allowed(
+    cluster: Cluster, kubeconfig: Path, checks: list[tuple[str, str]], ns: str | None
+) -> list[str]:
+    """The checks ``kubectl auth can-i`` answers yes to (in ``ns``, or all namespaces)."""
     return [f"{v} {r}" for v, r in checks if stack.can_i(cluster, kubeconfig, v, r, ns)]
+
+
+def _exists(cluster: Cluster, path: str) -> Callable[[], bool]:
+    return lambda: cluster.api.get_or_none(path) is not None
 
 
 def assert_least_privilege(
@@ -113,11 +120,11 @@ def assert_least_privilege(
     ]
     assert not missing, f"the chart's ServiceAccount lacks: {missing}"
     secrets = [(verb, "secrets") for verb in SECRET_VERBS_DENIED]
-    allowed = _denied(cluster, kubeconfig, secrets, pool_namespace)
+    allowed = _allowed(cluster, kubeconfig, secrets, pool_namespace)
     assert not allowed, f"the operator may {allowed} Secrets; it must only get them"
-    allowed = _denied(cluster, kubeconfig, UNMANAGED, pool_namespace)
+    allowed = _allowed(cluster, kubeconfig, UNMANAGED, pool_namespace)
     assert not allowed, f"the operator may touch unmanaged resources: {allowed}"
-    allowed = _denied(cluster, kubeconfig, CLUSTER_DENIED, None)
+    allowed = _allowed(cluster, kubeconfig, CLUSTER_DENIED, None)
     assert not allowed, f"the operator has cluster-wide rights it does not need: {allowed}"
     # The same through the API, not only kubectl's reading of the rules.
     client = KubeClient.from_kubeconfig(kubeconfig)
@@ -125,7 +132,7 @@ def assert_least_privilege(
         client.get(f"/api/v1/namespaces/{pool_namespace}/secrets")
     assert denied.value.status == 403
     if not cluster_wide:
-        elsewhere = _denied(cluster, kubeconfig, NEEDED, "default")
+        elsewhere = _allowed(cluster, kubeconfig, NEEDED, "default")
         assert not elsewhere, f"a namespaced install grants rights outside it: {elsewhere}"
 
 
@@ -149,7 +156,7 @@ def reconcile_as_service_account(
             f"/api/v1/namespaces/{pool_namespace}/services/rbac-proof",
             f"/apis/policy/v1/namespaces/{pool_namespace}/poddisruptionbudgets/rbac-proof",
         ):
-            wait_until(lambda p=path: cluster.api.get_or_none(p), timeout=60, what=path)
+            wait_until(_exists(cluster, path), timeout=60, what=path)
 
         def ready() -> dict[str, Any] | None:
             pool: dict[str, Any] = cluster.api.get(f"{base}/rbac-proof")
