@@ -44,6 +44,7 @@ class Cluster:
     pids: dict[str, int] = field(default_factory=dict)
     startup_seconds: float | None = None
     _api: KubeClient | None = field(default=None, repr=False)
+    _has_controllers: bool | None = field(default=None, repr=False)
 
     # -- access --------------------------------------------------------------------------
     @property
@@ -55,8 +56,17 @@ class Cluster:
 
     @property
     def has_controllers(self) -> bool:
-        """True when Deployments, GC, namespaces and a Ready node are available."""
-        return self.mode != "apiserver"
+        """True when kube-controller-manager runs (Deployments, GC, ServiceAccounts...).
+
+        Known for clusters we started; for an existing cluster, inferred once from the presence
+        of ``default/default`` ServiceAccount, which only the controller-manager creates.
+        """
+        if self.mode != "existing":
+            return self.mode == "full"
+        if self._has_controllers is None:
+            sa = "/api/v1/namespaces/default/serviceaccounts/default"
+            self._has_controllers = self.api.get_or_none(sa) is not None
+        return self._has_controllers
 
     def env(self, kubeconfig_path: Path | None = None) -> dict[str, str]:
         """A copy of os.environ pointing KUBECONFIG (and helm's dirs) at this cluster."""
