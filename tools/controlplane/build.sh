@@ -54,7 +54,6 @@ if [ -z "${GO:-}" ]; then
   GO=$(command -v go || true)
   [ -n "$GO" ] || GO=/usr/local/go/bin/go
 fi
-[ -x "$GO" ] || { echo "build.sh: go toolchain not found (set GO=/path/to/go)" >&2; exit 1; }
 
 # Reproducible, static, offline-friendly builds that never rewrite the committed go.mod/go.sum.
 export GOTOOLCHAIN=local GOWORK=off CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false -p=${ITL_GO_PARALLEL:-2}"
@@ -69,6 +68,18 @@ family_bins() {
     helm) echo helm ;;
   esac
 }
+
+if [ ! -x "$GO" ]; then
+  # Without Go the stamps cannot be checked; binaries already in the cache are still usable.
+  for fam in "${only[@]}"; do
+    for f in $(family_bins "$fam"); do
+      [ -s "$BIN/$f" ] || { echo "build.sh: go toolchain not found (set GO=...) and $BIN/$f is missing" >&2; exit 1; }
+    done
+  done
+  echo "build.sh: go toolchain not found; using the cached binaries unverified" >&2
+  echo "$BIN"
+  exit 0
+fi
 
 family_stamp() {
   {
