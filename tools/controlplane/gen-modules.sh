@@ -35,9 +35,15 @@ gen_k8s() {
   godebug=$(sed -n 's/^godebug[[:space:]]\+//p' "$gomod" | head -1)
   if [ -n "$godebug" ]; then "$GO" mod edit -godebug="$godebug"; fi
   "$GO" mod edit -require="k8s.io/kubernetes@$K8S_VERSION"
-  for m in $(sed -n 's#^[[:space:]]*\(k8s.io/[^[:space:]]*\)[[:space:]]*=>[[:space:]]*\./staging/.*#\1#p' "$gomod"); do
-    "$GO" mod edit -replace="$m=$m@$staging"
-  done
+  {
+    echo
+    echo "// Every staging module k8s.io/kubernetes maps to ./staging, at its published tag."
+    echo "replace ("
+    for m in $(sed -n 's#^[[:space:]]*\(k8s.io/[^[:space:]]*\)[[:space:]]*=>[[:space:]]*\./staging/.*#\1#p' "$gomod"); do
+      printf '\t%s => %s %s\n' "$m" "$m" "$staging"
+    done
+    echo ")"
+  } >>go.mod
   for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
     "$GO" mod edit -tool="k8s.io/kubernetes/cmd/$c"
   done
