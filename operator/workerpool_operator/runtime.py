@@ -68,6 +68,7 @@ class Runtime:
     pools: dict[PoolKey, dict[str, Any]] = field(default_factory=dict)
     failures: dict[PoolKey, reconciling.KnownFailure] = field(default_factory=dict)
     _locks: dict[PoolKey, asyncio.Lock] = field(default_factory=dict)
+    _slots: asyncio.Semaphore | None = None
 
     # -- pool tracking ---------------------------------------------------------------------
 
@@ -117,7 +118,9 @@ class Runtime:
         """Reconcile one pool under its lock, then record metrics and post events."""
         started = time.perf_counter()
         key = pool_key(body)
-        async with self._lock(key):
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.settings.max_concurrent_reconciles)
+        async with self._lock(key), self._slots:
             outcome = await reconciling.reconcile(
                 body, kube=self.kube, default_image=self.settings.default_worker_image
             )

@@ -53,6 +53,13 @@ class OperatorSettings(BaseSettings):
         description="Every pool is re-checked this often even without events (safety net "
         "against missed watch events); 0 disables the resync.",
     )
+    max_concurrent_reconciles: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Reconciles running at once; a burst of new pools queues beyond this, "
+        "which bounds memory and API-server load without slowing steady state.",
+    )
     peering_name: str | None = Field(
         default=None,
         description="Kopf peering object for HA (several replicas, one active). Unset: "

@@ -73,6 +73,7 @@ def run(count: int, server_side: bool) -> dict[str, object]:
         )  # fmt: skip
         operator.start()
         idle_rss = operator.rss_kib()
+        cpu_before = operator.cpu_seconds()
         deployments = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments"
         pools = f"/apis/controlplane.itlusions.com/v1alpha1/namespaces/{NAMESPACE}/workerpools"
 
@@ -86,6 +87,7 @@ def run(count: int, server_side: bool) -> dict[str, object]:
             what=f"{count} Deployments",
         )
         deployments_s = time.monotonic() - started
+        cpu_deployments = operator.cpu_seconds() - cpu_before
 
         def all_ready() -> bool:
             items = cluster.api.get(pools)["items"]
@@ -95,6 +97,7 @@ def run(count: int, server_side: bool) -> dict[str, object]:
 
         wait_until(all_ready, timeout=900, what=f"{count} pools Ready")
         ready_s = time.monotonic() - started
+        cpu_ready = operator.cpu_seconds() - cpu_before
         time.sleep(10)  # settle: Deployment and pod events drain
         metrics = operator.metrics()
         return {
@@ -106,6 +109,8 @@ def run(count: int, server_side: bool) -> dict[str, object]:
             "deployments_s": round(deployments_s, 2),
             "deployments_after_apply_s": round(deployments_s - applied, 2),
             "ready_s": round(ready_s, 2),
+            "operator_cpu_s_to_deployments": round(cpu_deployments, 2),
+            "operator_cpu_s_to_ready": round(cpu_ready, 2),
             "idle_rss_mib": round(idle_rss / 1024, 1),
             "rss_mib": round(operator.rss_kib() / 1024, 1),
             "peak_rss_mib": round(_peak_rss_kib(operator) / 1024, 1),
