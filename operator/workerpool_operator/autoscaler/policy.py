@@ -10,7 +10,8 @@ operator's own group, so KEDA users find them where they expect:
 ``autoscaling.controlplane.itlusions.com/paused: "true"``
     freeze: hold the current replicas.
 ``autoscaling.controlplane.itlusions.com/paused-replicas: "<n>"``
-    pin: move to n replicas (busy workers still finish first) and stay there.
+    pin: move to n replicas, clamped to [minReplicas, maxReplicas] (busy workers still
+    finish first) and stay there.
 ``autoscaling.controlplane.itlusions.com/paused-scale-in: "true"`` / ``paused-scale-out``
     forbid one direction (the HPA's ``selectPolicy: Disabled``).
 """
@@ -70,6 +71,12 @@ def pinned_replicas(annotations: Mapping[str, str]) -> tuple[int | None, bool]:
     return (value, True) if value >= 0 else (None, False)
 
 
+def _within(pinned: int | None, low: int, high: int) -> int | None:
+    """A pin inside [min, max]: the operator clamps ``replicaCount`` to those bounds anyway
+    (``api.desired_replicas``), so a pin outside them could never take effect."""
+    return None if pinned is None else max(low, min(high, pinned))
+
+
 def policy_from_spec(
     spec: api.WorkerPoolSpec,
     annotations: Mapping[str, str] | None = None,
@@ -102,5 +109,5 @@ def policy_from_spec(
         fallback_replicas=auto.fallback.replicas,
         heartbeat_stale_seconds=HEARTBEAT_STALE_SECONDS,
         paused=_truthy(annotations.get(PAUSED)) or not readable,
-        paused_replicas=pinned,
+        paused_replicas=_within(pinned, auto.min_replicas, auto.max_replicas),
     )

@@ -71,6 +71,7 @@ def test_every_knob_is_carried_over() -> None:
         ({policy_mod.PAUSED_REPLICAS: "3"}, False, 3),
         ({policy_mod.PAUSED_REPLICAS: "three"}, True, None),  # unreadable: freeze
         ({policy_mod.PAUSED_REPLICAS: "-1"}, True, None),
+        ({policy_mod.PAUSED_REPLICAS: "50"}, False, 10),  # clamped to maxReplicas
     ],
 )
 def test_pause_annotations(annotations: dict[str, str], paused: bool, pinned: int | None) -> None:
