@@ -105,11 +105,8 @@ def test_sample_pool_gets_its_children_and_ready_pods_under_restricted_pss(
     k8s_cluster: Cluster, wp_namespace: str
 ) -> None:
     ns = wp_namespace
-    docs = [d for d in yaml.safe_load_all(SAMPLE.read_text()) if d]
-    # The namespace already has the Secret; apply only the pool from the sample.
-    pool_doc = next(d for d in docs if d["kind"] == "WorkerPool")
     started = time.monotonic()
-    _apply(k8s_cluster, ns, pool_doc)
+    k8s_cluster.kubectl("-n", ns, "apply", "-f", str(SAMPLE))
 
     deployment = wait_until(
         lambda: _get(k8s_cluster, DEPLOY, ns, SAMPLE_NAME), timeout=TIMEOUT, what="Deployment"
@@ -242,6 +239,16 @@ def test_kubectl_scale_drives_replicas_when_autoscaling_is_off(
 
 
 # -- validation ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sample", sorted((REPO / "manifests" / "samples").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_samples_are_accepted_by_the_api_server(
+    k8s_cluster: Cluster, workerpool_crd: Path, sample: Path
+) -> None:
+    k8s_cluster.kubectl("-n", "default", "apply", "--dry-run=server", "-f", str(sample))
+
 
 INVALID = [
     (
