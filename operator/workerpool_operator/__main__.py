@@ -22,6 +22,10 @@ def main() -> int:
         log_prefix=settings.log_format != "json",
     )
     logging.getLogger().setLevel(settings.log_level)
+    if settings.log_level != "DEBUG":
+        # Kopf logs every handler run per watch event at INFO ("Handler 'x' succeeded"): one
+        # line per pod and Deployment status change. The operator logs what it changed itself.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
     # Importing registers the Kopf handlers: reconciling first, then autoscaling.
     from workerpool_operator import handlers  # noqa: F401
