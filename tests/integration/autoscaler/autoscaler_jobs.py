@@ -8,6 +8,8 @@ provider): ``seconds`` says how long each one runs.
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Sequence
 
 import aio_pika
@@ -75,6 +77,38 @@ async def _publish(url: str, queue: str, durations: Sequence[float]) -> list[str
 def publish(url: str, queue: str, durations: Sequence[float]) -> list[str]:
     """Publish one job per duration (confirmed); return their ids."""
     return asyncio.run(_publish(url, queue, durations))
+
+
+async def _produce(
+    url: str, queue: str, seconds: float, every: float, stop: threading.Event
+) -> int:
+    connection = await aio_pika.connect(url)
+    published = 0
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        next_at = time.monotonic()
+        while not stop.is_set():
+            envelope = JobEnvelope(
+                job_id=new_job_id(),
+                provider_namespace="ITL.Demo",
+                resource_type="Job",
+                operation="create",
+                request=_request(f"steady-{published}", seconds),
+            )
+            await channel.default_exchange.publish(
+                aio_pika.Message(envelope.to_json(), content_type="application/json"),
+                routing_key=queue,
+            )
+            published += 1
+            next_at += every
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+    return published
+
+
+def produce(url: str, queue: str, *, seconds: float, every: float, stop: threading.Event) -> int:
+    """Publish a ``seconds``-long job every ``every`` seconds (on a fixed schedule) until
+    ``stop`` is set; return how many. Blocks: run it in a thread."""
+    return asyncio.run(_produce(url, queue, seconds, every, stop))
 
 
 async def _results(url: str, queue: str, provider: str, ids: Sequence[str], timeout: float):

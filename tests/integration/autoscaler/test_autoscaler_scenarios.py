@@ -298,22 +298,27 @@ def test_no_flapping_under_steady_load_near_a_threshold(pool: Pool) -> None:
     pool.wait_active()
     pool.start_workers()
     stop = threading.Event()
-
-    def produce() -> None:
-        while not stop.is_set():
-            pool.publish([2.0])
-            stop.wait(0.5)
-
-    producer = threading.Thread(target=produce, daemon=True)
+    producer = threading.Thread(
+        target=jobs.produce,
+        args=(pool.url, pool.queue),
+        kwargs={"seconds": 2.0, "every": 0.5, "stop": stop},
+        daemon=True,
+    )
     producer.start()
     try:
-        time.sleep(10)  # let it settle
+        time.sleep(15)  # let it settle
         recorder = Recorder(pool)
-        time.sleep(25)
+        time.sleep(30)
         changes = recorder.stop()
     finally:
         stop.set()
-        producer.join(5)
+        producer.join(10)
+    reversals = sum(
+        1
+        for a, b, c in zip(changes, changes[1:], changes[2:], strict=False)
+        if (b - a) * (c - b) < 0
+    )
+    assert reversals == 0, f"replicas went back and forth: {changes}"
     assert len(changes) <= 2, f"replicas changed too often: {changes}"
     assert all(2 <= r <= 4 for r in changes), changes
 
