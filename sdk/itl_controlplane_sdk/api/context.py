@@ -23,5 +23,6 @@ class ApiContext:
     """None when offloading is disabled."""
 
 
-def get_context(request: Request) -> ApiContext:
+async def get_context(request: Request) -> ApiContext:
+    """Async on purpose: FastAPI runs sync dependencies in a thread pool, a hop per request."""
     return cast(ApiContext, request.app.state.context)

@@ -22,7 +22,7 @@ bearer = HTTPBearer(auto_error=False, description="ADMIN_TOKEN")
 Context = Annotated[ApiContext, Depends(get_context)]
 
 
-def require_admin(
+async def require_admin(
     context: Context,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> ApiContext:
