@@ -34,7 +34,7 @@ from e2e import stack
 from itl_controlplane_sdk import ResourceRequest
 from itl_controlplane_sdk.workers import JobQueue, JobResult
 from itl_controlplane_sdk.workers.topology import provider_binding
-from localcluster import Cluster
+from localcluster import Cluster, WaitTimeout, wait_until
 from tests.integration.autoscaler.autoscaler_pod_workers import PodWorkers
 from tests.integration.operator.wp_operator_process import OperatorProcess
 from workerpool_operator import api
@@ -276,6 +276,13 @@ class Story:
 
         self._sampler = threading.Thread(target=loop, name="story sampler", daemon=True)
         self._sampler.start()
+
+    def wait(self, probe: Callable[[], object], *, timeout: float, what: str) -> None:
+        """``wait_until`` whose failure message ends with the operator's log, read then."""
+        try:
+            wait_until(probe, timeout=timeout, what=what)
+        except WaitTimeout as exc:
+            raise WaitTimeout(f"{exc}\n{self.log_tails()}") from None
 
     def max_replicas_seen(self) -> int:
         return max((s.replicas or 0 for s in self.history), default=0)

@@ -81,15 +81,15 @@ def test_install_scale_drain_uninstall(story: Story, k8s_cluster: Cluster) -> No
         shot = story.snapshot()
         return shot.replicas == 0 and shot.ready_condition.startswith("Ready=True")
 
-    wait_until(ready_at_zero, timeout=90, what=f"the pool Ready at 0 replicas; {story.log_tails()}")
+    story.wait(ready_at_zero, timeout=90, what="the pool Ready at 0 replicas")
 
     # 4. A burst through the SDK: the autoscaler sees the queue and scales up.
     burst_at = time.monotonic()
     job_ids = story.submit(JOBS, JOB_SECONDS)
-    wait_until(
+    story.wait(
         lambda: (story.deployment_replicas() or 0) >= 2,
         timeout=90,
-        what=f"scale-up after a burst of {JOBS} jobs; {story.log_tails()}",
+        what=f"scale-up after a burst of {JOBS} jobs",
     )
     scale_up_seconds = stack.elapsed(burst_at)
 
@@ -106,14 +106,10 @@ def test_install_scale_drain_uninstall(story: Story, k8s_cluster: Cluster) -> No
         shot = story.snapshot()
         return shot.queue == 0 and shot.in_flight == 0
 
-    wait_until(drained, timeout=60, what="queue and in-flight at 0 in the pool's status")
+    story.wait(drained, timeout=60, what="queue and in-flight at 0 in the pool's status")
 
     # 7. Scale-down to zero after the cooldown, never stopping a busy worker.
-    wait_until(
-        lambda: story.deployment_replicas() == 0,
-        timeout=120,
-        what=f"scale-down to 0; {story.log_tails()}",
-    )
+    story.wait(lambda: story.deployment_replicas() == 0, timeout=120, what="scale-down to 0")
     if story.workers is not None:
         assert story.workers.busy_at_stop == {}, "a worker was stopped with jobs in flight"
         assert not story.workers.errors, story.workers.errors

@@ -173,6 +173,9 @@ def reconcile_as_service_account(
         assert any(e["reason"] == "Created" for e in events), [e["reason"] for e in events]
         text = log.read_text(errors="replace")
         assert "403" not in text and "Forbidden" not in text, operator.log_tail()
+    except BaseException:
+        print(f"operator log tail:\n{operator.log_tail()}")  # shown with the failure
+        raise
     finally:
         operator.stop()
 
@@ -212,3 +215,47 @@ def test_uninstall_leaves_no_release_objects(
         f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{api.CRD_NAME}"
     )
     assert crd is not None, "helm uninstall must keep the CRD (and so every WorkerPool)"
+
+
+def test_peering_install(
+    k8s_cluster: Cluster, release: stack.Release, pool_namespace: str, tmp_path: Path
+) -> None:
+    """HA values: the chart creates the peering object and grants Kopf's peering rules."""
+    peering_crds = stack.REPO / "manifests" / "kopf-peering"
+    k8s_cluster.kubectl("apply", "--server-side", "-f", str(peering_crds))
+    k8s_cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s",
+        "crd/kopfpeerings.kopf.dev", "crd/clusterkopfpeerings.kopf.dev",
+    )  # fmt: skip
+    release.install(
+        {"watchNamespaces": [pool_namespace], "replicaCount": 2, "peering": {"enabled": True}}
+    )
+    peering = k8s_cluster.api.get_or_none(
+        f"/apis/kopf.dev/v1/namespaces/{pool_namespace}/kopfpeerings/workerpool-operator"
+    )
+    assert peering is not None, "the chart must create the KopfPeering the replicas share"
+    kubeconfig = release.operator_kubeconfig()
+    assert stack.can_i(k8s_cluster, kubeconfig, "patch", "kopfpeerings.kopf.dev", pool_namespace)
+    operator = OperatorProcess(
+        kubeconfig,
+        tmp_path / "op.log",
+        namespaces=pool_namespace,
+        env={"WORKERPOOL_OPERATOR_PEERING_NAME": "workerpool-operator",
+             "WORKERPOOL_OPERATOR_PRIORITY": "100"},
+    )  # fmt: skip
+    operator.start()
+    try:
+        base = f"/apis/{api.API_VERSION}/namespaces/{pool_namespace}/{api.PLURAL}"
+        k8s_cluster.api.post(base, _pool("peered"))
+        wait_until(
+            _exists(k8s_cluster, f"/apis/apps/v1/namespaces/{pool_namespace}/deployments/peered"),
+            timeout=90,
+            what="the Deployment from a peered operator (see the operator log)",
+        )
+        text = (tmp_path / "op.log").read_text(errors="replace")
+        assert "403" not in text and "Forbidden" not in text, operator.log_tail()
+    except BaseException:
+        print(f"operator log tail:\n{operator.log_tail()}")  # shown with the failure
+        raise
+    finally:
+        operator.stop()
