@@ -949,7 +949,14 @@ def main(argv: list[str] | None = None) -> int:
         private_vhost(args.vhost) as target,
     ):
         header["vhost"] = target.vhost
-        summaries = asyncio.run(measure(options, target, Path(tmp)))
+        try:
+            summaries = asyncio.run(measure(options, target, Path(tmp)))
+        except Exception as exc:
+            # On a shared broker a test suite may restart it (rabbitmqctl stop_app) mid-run;
+            # a round disturbed that way measures nothing, so say so plainly and stop.
+            print(f"\nbenchmark aborted: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print("(a broker restart or a failed job spoils a run: run it again)", file=sys.stderr)
+            return 1
     header["load average (1 min) before/after"] = f"{load_before[0]:.2f} / {os.getloadavg()[0]:.2f}"
     header["wall time"] = f"{time.monotonic() - started:.0f}s"
     print()
