@@ -331,7 +331,7 @@ class CeleryClient:
     def __init__(self, url: str) -> None:
         os.environ["BENCH_AMQP_URL"] = url
         sys.path.insert(0, str(BENCH_DIR))
-        import _celery_app
+        import _celery_app  # type: ignore[import-not-found]  # bench/ is put on sys.path above
 
         self.app = _celery_app.app
         self.task = _celery_app.noop
@@ -506,7 +506,10 @@ def start_workers(
 async def broker_version(url: str) -> str:
     connection = await aio_pika.connect(url)
     try:
-        properties = connection.transport.connection.server_properties
+        transport = connection.transport
+        if transport is None:
+            return "?"
+        properties = transport.connection.server_properties
         version = properties.get("version", "?")
         return version.decode() if isinstance(version, bytes) else str(version)
     finally:
