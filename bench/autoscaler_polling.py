@@ -23,8 +23,6 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +38,7 @@ for path in (REPO, REPO / "tools", REPO / "tests" / "integration" / "autoscaler"
 import autoscaler_jobs as jobs  # noqa: E402
 from autoscaler_reaction import URL, control_plane, install_crd  # noqa: E402
 from autoscaling_operator import AutoscalingOperator, put_secret  # noqa: E402
+from wp_operator_process import sample_metric  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -49,15 +48,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
+def polls(operator: AutoscalingOperator) -> float:
+    """Polls done so far (the poll-duration histogram's count)."""
+    return sample_metric(operator.metrics(), "workerpool_autoscaler_poll_duration_seconds_count")
+
+
 def measure(operator: AutoscalingOperator, seconds: float) -> dict[str, float]:
     assert operator.process is not None
     pid = operator.process.pid
-    cpu0, wall0 = cpu_seconds(pid), time.monotonic()
+    polls0, cpu0, wall0 = polls(operator), cpu_seconds(pid), time.monotonic()
     time.sleep(seconds)
-    cpu1, wall1 = cpu_seconds(pid), time.monotonic()
+    polls1, cpu1, wall1 = polls(operator), cpu_seconds(pid), time.monotonic()
     return {
         "cpu_percent_of_one_core": round(100 * (cpu1 - cpu0) / (wall1 - wall0), 2),
         "rss_mib": round(operator.rss_kib() / 1024, 1),
+        "polls_per_second": round((polls1 - polls0) / (wall1 - wall0), 2),
     }
 
 
@@ -76,18 +81,16 @@ def manifest(name: str, provider: str, enabled: bool) -> dict[str, object]:
     }
 
 
-def amqp_connections(name_part: str) -> int | None:
-    ctl = shutil.which("rabbitmqctl")
-    if ctl is None:
+def amqp_connections(name: str) -> int | None:
+    """Open AMQP connections whose client-provided name contains ``name``."""
+    try:
+        from tests.support.services import rabbitmqctl
+
+        out = rabbitmqctl("list_connections", "client_properties", "-q", timeout=60)
+    except Exception as exc:
+        print(f"(cannot list connections: {exc})")
         return None
-    out = subprocess.run(
-        [ctl, "list_connections", "client_properties", "-q"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    ).stdout
-    return sum(1 for line in out.splitlines() if name_part in line)
+    return sum(1 for line in out.splitlines() if name in line)
 
 
 def main() -> int:
@@ -124,7 +127,7 @@ def main() -> int:
             time.sleep(20)  # every poller started and polled a few times
             polling = measure(operator, args.seconds)
             print("autoscaling on: ", polling, flush=True)
-            connections = amqp_connections("itl-jobqueue")
+            connections = amqp_connections("itl-jobqueue workerpool-autoscaler")
         finally:
             operator.stop()
             for queue in queues:
@@ -142,7 +145,7 @@ def main() -> int:
         "polling_cost_cpu_percent": round(
             polling["cpu_percent_of_one_core"] - baseline["cpu_percent_of_one_core"], 2
         ),
-        "amqp_connections_named_itl_jobqueue": connections,
+        "autoscaler_amqp_connections": connections,
     }
     print(json.dumps(report, indent=2))
     return 0

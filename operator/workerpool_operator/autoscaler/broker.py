@@ -48,9 +48,16 @@ class QueueClient(Protocol):
     async def get_worker_heartbeats(self, pool: str | None = None) -> list[dict[str, Any]]: ...
 
 
+CONNECTION_QUEUE_NAME = "workerpool-autoscaler"
+"""Only names the connection (``itl-jobqueue workerpool-autoscaler`` in RabbitMQ's
+connection list): every read passes its queue explicitly, and nothing is declared."""
+
+
 def _job_queue(url: str) -> QueueClient:
     # declare_topology=False: the operator observes queues, it never creates them.
-    queue: QueueClient = JobQueue(url, declare_topology=False, connect_timeout=5.0)
+    queue: QueueClient = JobQueue(
+        url, queue_name=CONNECTION_QUEUE_NAME, declare_topology=False, connect_timeout=5.0
+    )
     return queue
 
 
