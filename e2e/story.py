@@ -309,6 +309,22 @@ class Story:
         ):
             stack.wait_gone(self.cluster, child, timeout=timeout, what=f"{child} collected")
 
+    def purge_queue(self) -> int:
+        """Drop jobs left in the pool's queue by an earlier run; return how many."""
+
+        async def run() -> int:
+            connection = await aio_pika.connect(self.rabbitmq_url)
+            async with connection:
+                channel = await connection.channel()
+                try:
+                    queue = await channel.declare_queue(self.queue_name, passive=True)
+                except aio_pika.exceptions.ChannelNotFoundEntity:
+                    return 0
+                result = await queue.purge()
+                return int(result.message_count or 0)
+
+        return asyncio.run(run())
+
     def delete_queue(self) -> None:
         """Remove the pool's queue from the shared broker (it is durable and bound)."""
 

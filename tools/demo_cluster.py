@@ -165,7 +165,14 @@ def in_cluster_broker(cluster: Cluster) -> tuple[str, subprocess.Popen[bytes]]:
 
 
 def ensure_namespace(cluster: Cluster, name: str) -> None:
-    if cluster.api.get_or_none(f"/api/v1/namespaces/{name}") is None:
+    """Reuse the namespace of an earlier run; wait out one still being deleted (--cleanup)."""
+    path = f"/api/v1/namespaces/{name}"
+    found = cluster.api.get_or_none(path)
+    if found is not None and found["metadata"].get("deletionTimestamp"):
+        print(f"(waiting for namespace {name} from an earlier run to finish deleting)")
+        stack.wait_gone(cluster, path, timeout=180, what=f"namespace {name} deleted")
+        found = None
+    if found is None:
         cluster.create_namespace(name, stack.RESTRICTED)
 
 
@@ -203,6 +210,8 @@ def cleanup_text(mode: str, cluster: Cluster) -> str:
         f"  kubectl delete workerpool {POOL} -n {POOL_NS}",
         f"  helm uninstall {RELEASE} -n {OPERATOR_NS}",
         f"  kubectl delete namespace {POOL_NS} {OPERATOR_NS}",
+        f"  (the pool's queue provider.jobs.{POOL_NS}.{POOL} stays on the broker; "
+        "--cleanup deletes it)",
     ]
     if mode == "local":
         lines.append("  make cluster-down      # the local control plane")
@@ -268,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
             timeout=90,
             what="the pool's Deployment",
         )
+        stale = story.purge_queue()
+        if stale:
+            print(f"(purged {stale} jobs an earlier run left in {story.queue_name})")
         say(f"submitting {args.jobs} jobs of {args.seconds}s (JobQueue.submit_job)")
         header()
         story.sample(interval=0.5, on_change=row)
