@@ -21,13 +21,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
-from workerpool_operator import api, scaling
-from workerpool_operator.autoscaler import observe
+from workerpool_operator import api, conditions, scaling
+from workerpool_operator.autoscaler import observe, report
 from workerpool_operator.autoscaler.broker import BrokerHub
 from workerpool_operator.autoscaler.cluster import AutoscalerKube
 from workerpool_operator.autoscaler.metrics import AutoscalerMetrics
@@ -78,6 +79,7 @@ class Supervisor:
         self._bodies: dict[PoolKey, dict[str, Any]] = {}
         self._tasks: dict[PoolKey, asyncio.Task[None]] = {}
         self._pods: PodIndex = {}
+        self._chores: set[asyncio.Task[None]] = set()
 
     @property
     def pools(self) -> list[PoolKey]:
@@ -92,11 +94,40 @@ class Supervisor:
         gone = event_type == "DELETED" or meta.get("deletionTimestamp") is not None
         if gone or not autoscaling_enabled(body):
             self._bodies.pop(key, None)
+            was_running = key in self._tasks
             self._stop(key)
+            if was_running and not gone:
+                self._background(self._mark_disabled(key, body))
             return
         self._bodies[key] = dict(body)
         if key not in self._tasks:
             self._tasks[key] = asyncio.create_task(self._run(key), name=f"autoscale {key}")
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
+    async def _mark_disabled(self, key: PoolKey, body: Mapping[str, Any]) -> None:
+        """Autoscaling was turned off: say so, and drop the autoscaler's other fields.
+
+        Applying only the condition releases ``queue``, ``decisions`` and
+        ``lastScaleTime`` (server-side apply removes fields a manager stops sending), so
+        ``kubectl get wp`` no longer shows numbers nobody refreshes.
+        """
+        try:
+            pool = api.WorkerPool.model_validate(dict(body))
+            condition = conditions.settle(
+                pool.status.conditions,
+                report.disabled_condition(),
+                observed_generation=pool.metadata.generation,
+                now=datetime.now(UTC),
+            )
+            await self.cluster.apply_status(
+                *key, {"conditions": [condition.model_dump(mode="json")]}
+            )
+        except Exception as exc:
+            logger.warning("could not mark %s/%s as not autoscaled: %s", *key, exc)
 
     def _stop(self, key: PoolKey) -> None:
         task = self._tasks.pop(key, None)

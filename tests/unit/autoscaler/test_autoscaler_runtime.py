@@ -399,3 +399,42 @@ async def test_queue_numbers_survive_an_outage_in_status() -> None:
     assert status["queue"]["ready"] == 4
     active = next(c for c in status["conditions"] if c["type"] == "ScalingActive")
     assert (active["status"], active["reason"]) == ("False", "BrokerUnreachable")
+
+
+# --- the supervisor ----------------------------------------------------------------------
+
+
+async def test_supervisor_polls_enabled_pools_and_marks_disabled_ones() -> None:
+    from workerpool_operator.autoscaler.handlers import Supervisor
+
+    class ClosableBroker(FakeBroker):
+        async def close(self) -> None:
+            pass
+
+    cluster = FakeCluster()
+    supervisor = Supervisor(
+        cluster=cluster,
+        broker=ClosableBroker(),  # type: ignore[arg-type]
+        metrics=AutoscalerMetrics(CollectorRegistry()),
+        post=lambda *event: None,
+    )
+    body = _body(0)
+    supervisor.track(None, body, {})
+    assert supervisor.pools == [("ns", "pool")]
+    await asyncio.sleep(0.05)
+    assert cluster.writes[-1][0] == "status"  # polled once already
+
+    disabled = _body(0)
+    disabled["spec"]["autoscaling"]["enabled"] = False
+    supervisor.track("MODIFIED", disabled, {})
+    assert supervisor.pools == []
+    await asyncio.sleep(0.05)
+    last = cluster.writes[-1][1]
+    assert list(last) == ["conditions"]
+    assert last["conditions"][0]["reason"] == "AutoscalingDisabled"
+
+    writes = len(cluster.writes)
+    supervisor.track("DELETED", disabled, {})
+    await asyncio.sleep(0.05)
+    assert len(cluster.writes) == writes
+    await supervisor.close()
