@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.support.services import require_rabbitmq
+from localcluster import Cluster
+from tests.support.services import in_ci, require_rabbitmq
 
 # Fixtures of tests/conftest.py are not visible here (conftest fixtures are per directory):
 # load the control-plane plugin (a no-op when tests/conftest.py already did) and define the
@@ -63,3 +64,13 @@ def e2e_settings(rabbitmq_url: str) -> E2ESettings:
         image_tag=os.environ.get("ITL_E2E_IMAGE_TAG") or None,
         pool_rabbitmq_url=os.environ.get("ITL_E2E_POOL_RABBITMQ_URL") or rabbitmq_url,
     )
+
+
+@pytest.fixture(scope="session")
+def helm_ready(k8s_cluster: Cluster) -> None:
+    """The suite installs with helm: missing, it skips locally and fails under CI=true."""
+    if "helm" not in k8s_cluster.binaries.paths:
+        reason = "helm not built (run `make k8s-binaries`) and ITL_HELM_BIN not set"
+        if in_ci():
+            pytest.fail(f"helm unavailable under CI=true: {reason}", pytrace=False)
+        pytest.skip(reason)

@@ -34,7 +34,11 @@ MAX_REPLICAS = 3
 
 @pytest.fixture
 def story(
-    k8s_cluster: Cluster, rabbitmq_url: str, e2e_settings: E2ESettings, tmp_path: Path
+    k8s_cluster: Cluster,
+    helm_ready: None,
+    rabbitmq_url: str,
+    e2e_settings: E2ESettings,
+    tmp_path: Path,
 ) -> Iterator[Story]:
     run = Story(
         cluster=k8s_cluster,
