@@ -1,8 +1,8 @@
 """Turning a provider failure into an HTTP status and ARM error code.
 
 The same mapping serves both modes: in-process the API sees the provider's exception, with
-offloading it sees the worker's error text (``"PermanentJobError: resource ... not found"``),
-so classification works on the text and the exception type's name inside it. A failure is the
+offloading it sees the worker's error text (``"ResourceNotFoundError: resource ... not found"``),
+so classification works on the exception type's name that starts the text. A failure is the
 provider's answer, not the API's fault: it maps to a 4xx, except a timeout (504) and a
 provider backend that is briefly down (503 with Retry-After), both listed in docs/api.md.
 In-process, an exception that is neither a permanent job error nor bad input (ValueError,
@@ -12,7 +12,11 @@ TypeError) is a provider bug and answers 500.
 from __future__ import annotations
 
 from itl_controlplane_sdk.api.errors import ApiError
-from itl_controlplane_sdk.workers.errors import PermanentJobError, is_retryable
+from itl_controlplane_sdk.workers.errors import (
+    PermanentJobError,
+    ResourceNotFoundError,
+    is_retryable,
+)
 from itl_controlplane_sdk.workers.results import JobStatus
 
 
@@ -24,7 +28,7 @@ def from_job_error(status: JobStatus, error: str | None, *, retry_after: int) ->
         return ApiError(409, "OperationCancelled", text)
     if "timed out" in lowered or "jobtimeouterror" in lowered:
         return ApiError(504, "OperationTimedOut", text)
-    if "not found" in lowered:
+    if text.startswith(f"{ResourceNotFoundError.__name__}:"):
         return ApiError(404, "ResourceNotFound", text)
     if lowered.startswith("gave up after"):
         return ApiError(503, "ProviderUnavailable", text, headers={"Retry-After": str(retry_after)})
@@ -34,7 +38,7 @@ def from_job_error(status: JobStatus, error: str | None, *, retry_after: int) ->
 def from_exception(exc: Exception, *, retry_after: int) -> ApiError:
     """The error answer of a provider that raised in-process."""
     text = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, LookupError):
+    if isinstance(exc, LookupError | ResourceNotFoundError):
         return ApiError(404, "ResourceNotFound", text)
     if isinstance(exc, TimeoutError):
         return ApiError(504, "OperationTimedOut", text)

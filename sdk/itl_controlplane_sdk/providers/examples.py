@@ -23,7 +23,11 @@ from itl_controlplane_sdk.models import (
 )
 from itl_controlplane_sdk.providers.base import ResourceProvider
 from itl_controlplane_sdk.providers.registry import ResourceProviderRegistry
-from itl_controlplane_sdk.workers.errors import PermanentJobError, RetryableJobError
+from itl_controlplane_sdk.workers.errors import (
+    PermanentJobError,
+    ResourceNotFoundError,
+    RetryableJobError,
+)
 
 
 def _response(request: ResourceRequest, properties: dict[str, object]) -> ResourceResponse:
@@ -52,7 +56,7 @@ class InMemoryResourceGroupProvider(ResourceProvider):
         try:
             return self._groups[request.resource_id]
         except KeyError:
-            raise PermanentJobError(f"resource {request.resource_id} not found") from None
+            raise ResourceNotFoundError(f"resource {request.resource_id} not found") from None
 
     async def list_resources(self, request: ResourceRequest) -> ResourceListResponse:
         prefix = request.resource_id.rsplit("/", 1)[0] + "/"

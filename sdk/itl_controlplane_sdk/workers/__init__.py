@@ -9,6 +9,7 @@ from itl_controlplane_sdk.workers.errors import (
     JobSubmissionError,
     JobTimeoutError,
     PermanentJobError,
+    ResourceNotFoundError,
     RetryableJobError,
 )
 from itl_controlplane_sdk.workers.heartbeats import Heartbeat
@@ -35,6 +36,7 @@ __all__ = [
     "OffloadingProviderRegistry",
     "PermanentJobError",
     "ProviderWorker",
+    "ResourceNotFoundError",
     "RetryableJobError",
     "SyncOffloadingProviderRegistry",
     "WorkerRegistry",

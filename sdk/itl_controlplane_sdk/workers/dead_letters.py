@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from itl_controlplane_sdk.workers import amqp, topology
 from itl_controlplane_sdk.workers.consumer import (
@@ -20,7 +20,8 @@ from itl_controlplane_sdk.workers.consumer import (
     HEADER_REASON,
     HEADER_ROUTING_KEY,
 )
-from itl_controlplane_sdk.workers.envelope import UndecodableJobError, decode_job
+from itl_controlplane_sdk.workers.envelope import JobEnvelope, UndecodableJobError, decode_job
+from itl_controlplane_sdk.workers.errors import JobSubmissionError
 
 DEAD_LETTER_HEADERS = (
     HEADER_REASON,
@@ -78,11 +79,38 @@ async def redrive(connection: AbstractConnection, limit: int | None, *, timeout:
             except UndecodableJobError:
                 await message.nack(requeue=True)
                 continue
-            headers = message.headers or {}
-            origin = str(headers.get(HEADER_QUEUE) or topology.DEFAULT_JOB_QUEUE)
-            fresh = envelope.model_copy(update={"attempt": 1})
+            if await _republish(channel, message, envelope, timeout=timeout):
+                await message.ack()
+                moved += 1
+            else:
+                await message.nack(requeue=True)
+    return moved
+
+
+async def _republish(
+    channel: AbstractChannel,
+    message: AbstractIncomingMessage,
+    envelope: JobEnvelope,
+    *,
+    timeout: float,
+) -> bool:
+    """Back to the original queue; if that queue is gone, to whichever queue now serves the
+    job's provider (through the job exchange). False when neither accepts it."""
+    headers = message.headers or {}
+    fresh = envelope.model_copy(update={"attempt": 1})
+    routes = [
+        (channel.default_exchange, str(headers.get(HEADER_QUEUE) or topology.DEFAULT_JOB_QUEUE)),
+        (
+            await channel.get_exchange(topology.JOB_EXCHANGE, ensure=False),
+            topology.job_routing_key(
+                envelope.provider_namespace, envelope.resource_type, envelope.operation
+            ),
+        ),
+    ]
+    for exchange, routing_key in routes:
+        try:
             await amqp.publish_confirmed(
-                channel.default_exchange,
+                exchange,
                 aio_pika.Message(
                     fresh.to_json(),
                     content_type="application/json",
@@ -91,10 +119,11 @@ async def redrive(connection: AbstractConnection, limit: int | None, *, timeout:
                     message_id=envelope.job_id,
                     headers={k: v for k, v in headers.items() if k not in DEAD_LETTER_HEADERS},
                 ),
-                origin,
+                routing_key,
                 timeout=timeout,
                 what=f"redrive of job {envelope.job_id}",
             )
-            await message.ack()
-            moved += 1
-    return moved
+        except JobSubmissionError:
+            continue
+        return True
+    return False

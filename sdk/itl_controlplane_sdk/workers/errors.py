@@ -21,6 +21,10 @@ class PermanentJobError(JobError):
     """The job will fail the same way on every attempt."""
 
 
+class ResourceNotFoundError(PermanentJobError):
+    """The resource an operation names does not exist (the API answers 404)."""
+
+
 class JobTimeoutError(PermanentJobError):
     """The job ran longer than the worker's job timeout."""
 

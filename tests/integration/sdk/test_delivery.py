@@ -227,3 +227,34 @@ async def test_queue_stats_for_a_missing_queue_say_so(producer: JobQueue) -> Non
     assert stats["connected"] is True
     assert stats["queues"]["no.such.queue"]["exists"] is False
     assert "not found" in stats["queues"]["no.such.queue"]["error"]
+
+
+async def test_redrive_routes_by_provider_when_the_original_queue_is_gone(
+    rabbitmq_url: str, producer: JobQueue, start_worker: StartWorker, clean_dlq: None
+) -> None:
+    worker = await start_worker()
+    job_id = await producer.submit_job("ITL.Demo", "Job", "create", demo_request(fail="permanent"))
+    assert (await producer.get_result(job_id, timeout=10)) is not None
+    assert len(await dlq_messages(producer, 1)) == 1
+    await worker.stop()
+    connection = await aio_pika.connect(rabbitmq_url)
+    async with connection:
+        channel = await connection.channel()
+        await channel.queue_delete(producer.queue_name)
+    replacement = JobQueue(
+        rabbitmq_url, queue_name=f"{producer.queue_name}.new", bindings=("provider.ITL.Demo.#",)
+    )
+    await replacement.connect()
+    try:
+        moved = await replacement.redrive_dlq()
+        stats = await replacement.get_queue_stats()
+    finally:
+        connection = await aio_pika.connect(rabbitmq_url)
+        async with connection:
+            channel = await connection.channel()
+            await channel.queue_delete(replacement.queue_name)
+        await replacement.disconnect()
+
+    assert moved == 1
+    assert stats["queues"][replacement.queue_name]["message_count"] == 1
+    assert stats["queues"][DEAD_LETTER_QUEUE]["message_count"] == 0

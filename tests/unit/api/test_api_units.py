@@ -40,7 +40,7 @@ def test_settings_read_the_reference_names(monkeypatch: pytest.MonkeyPatch) -> N
             "OperationTimedOut",
         ),
         (JobStatus.FAILED, "timed out: no worker started the job", 504, "OperationTimedOut"),
-        (JobStatus.FAILED, "PermanentJobError: resource /x not found", 404, "ResourceNotFound"),
+        (JobStatus.FAILED, "ResourceNotFoundError: resource /x not found", 404, "ResourceNotFound"),
         (JobStatus.FAILED, "gave up after 3 attempts: boom", 503, "ProviderUnavailable"),
         (JobStatus.FAILED, "PermanentJobError: bad input", 400, "OperationFailed"),
         (JobStatus.FAILED, None, 400, "OperationFailed"),
