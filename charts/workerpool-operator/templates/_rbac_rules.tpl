@@ -29,6 +29,17 @@ Each template is a YAML list of PolicyRules; templates/rbac.yaml includes them.
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "create", "patch"]
+# Autoscaler: the pod index (which pods of a pool exist and are Ready, to match them with
+# worker heartbeats) and the pod-deletion-cost annotation set on idle pods just before a
+# scale-down, so the ReplicaSet removes idle pods first.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch", "patch"]
+# Autoscaler: writes spec.replicaCount through the scale subresource, as kubectl scale
+# and an external HPA would.
+- apiGroups: ["controlplane.itlusions.com"]
+  resources: ["workerpools/scale"]
+  verbs: ["get", "patch"]
 # Check that the referenced broker Secret exists and has its key (Degraded otherwise).
 - apiGroups: [""]
   resources: ["secrets"]
