@@ -613,10 +613,11 @@ def desired_replicas(spec: WorkerPoolSpec) -> int:
     """Replicas the Deployment should run.
 
     ``replicaCount`` is the one source: ``kubectl scale``, an external HPA and the built-in
-    autoscaler all write it through the scale subresource. With autoscaling on it is clamped
-    to [minReplicas, maxReplicas] so a stale value never escapes the bounds.
+    autoscaler all write it through the scale subresource. With autoscaling on it is raised
+    to minReplicas at once (adding pods is always safe) but never cut to maxReplicas here:
+    lowering is the autoscaler's job, which removes only idle pods (deletion costs first), so
+    shrinking maxReplicas never stops a busy worker.
     """
     if not spec.autoscaling.enabled:
         return spec.replica_count
-    bounds = spec.autoscaling
-    return max(bounds.min_replicas, min(bounds.max_replicas, spec.replica_count))
+    return max(spec.autoscaling.min_replicas, spec.replica_count)

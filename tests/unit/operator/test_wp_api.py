@@ -102,11 +102,11 @@ def test_target_jobs_per_replica_defaults_to_max_concurrent_jobs() -> None:
         (3, {}, 3),
         (0, {}, 0),
         (3, {"enabled": True, "minReplicas": 1, "maxReplicas": 5}, 3),
-        (9, {"enabled": True, "minReplicas": 1, "maxReplicas": 5}, 5),
+        (9, {"enabled": True, "minReplicas": 1, "maxReplicas": 5}, 9),
         (0, {"enabled": True, "minReplicas": 2, "maxReplicas": 5}, 2),
     ],
 )
-def test_desired_replicas_follow_replica_count_clamped_when_autoscaling(
+def test_desired_replicas_follow_replica_count_raised_to_min_when_autoscaling(
     replica_count: int, autoscaling: dict[str, object], expected: int
 ) -> None:
     spec = pool(replicaCount=replica_count, autoscaling=autoscaling).spec

@@ -141,8 +141,11 @@ def test_image_defaults_to_the_operator_setting_and_spec_overrides_it() -> None:
 
 def test_replicas_follow_the_spec() -> None:
     assert build_deployment(pool(replicaCount=3), default_image=IMAGE)["spec"]["replicas"] == 3
-    clamped = pool(replicaCount=30, autoscaling={"enabled": True, "maxReplicas": 4})
-    assert build_deployment(clamped, default_image=IMAGE)["spec"]["replicas"] == 4
+    below_min = pool(replicaCount=1, autoscaling={"enabled": True, "minReplicas": 2})
+    assert build_deployment(below_min, default_image=IMAGE)["spec"]["replicas"] == 2
+    # Above maxReplicas the autoscaler lowers replicas drain-aware; the builder never cuts.
+    above_max = pool(replicaCount=30, autoscaling={"enabled": True, "maxReplicas": 4})
+    assert build_deployment(above_max, default_image=IMAGE)["spec"]["replicas"] == 30
 
 
 def test_rollouts_never_reduce_ready_capacity() -> None:
