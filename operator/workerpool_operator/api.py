@@ -604,6 +604,15 @@ def effective_queue(pool: WorkerPool) -> str:
     return DEFAULT_JOB_QUEUE
 
 
+def pool_identity(pool: WorkerPool) -> str:
+    """``namespace/name``: what workers report as their pool in heartbeats.
+
+    Pools of the same name in two namespaces may share a broker; the namespace keeps their
+    heartbeats (and so their busy/idle view) apart.
+    """
+    return f"{pool.metadata.namespace}/{pool.metadata.name}"
+
+
 def target_jobs_per_replica(spec: WorkerPoolSpec) -> int:
     """Jobs one replica should carry: the explicit target, else ``maxConcurrentJobs``."""
     return spec.autoscaling.target_jobs_per_replica or spec.max_concurrent_jobs

@@ -151,7 +151,9 @@ class PoolScaler:
             ref = pool.spec.rabbitmq.secret_ref
             message = f"Secret {ref.name!r} has no key {ref.key!r} (or does not exist)"
             return BrokerRead(scaling.ObservationFailure(observe.BROKER_SECRET_MISSING, message))
-        return await self._broker.read(url, queue=api.effective_queue(pool), pool=self.name)
+        return await self._broker.read(
+            url, queue=api.effective_queue(pool), pool=api.pool_identity(pool)
+        )
 
     async def _apply(self, decision: scaling.Decision) -> None:
         """Deletion costs first, replicas second; commit the history only after both."""

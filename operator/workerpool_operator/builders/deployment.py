@@ -11,7 +11,13 @@ from typing import Any
 
 from itl_controlplane_sdk.workers.settings import WorkerSettings
 from itl_controlplane_sdk.workers.topology import provider_binding
-from workerpool_operator.api import WorkerPool, WorkerPoolSpec, desired_replicas, effective_queue
+from workerpool_operator.api import (
+    WorkerPool,
+    WorkerPoolSpec,
+    desired_replicas,
+    effective_queue,
+    pool_identity,
+)
 from workerpool_operator.builders import meta
 
 DRAIN_MARGIN_SECONDS = 30
@@ -44,7 +50,7 @@ def worker_env(pool: WorkerPool) -> list[dict[str, Any]]:
             "name": WorkerSettings.env_name("rabbitmq_url"),
             "valueFrom": {"secretKeyRef": {"name": secret.name, "key": secret.key}},
         },
-        _env("pool_name", pool.metadata.name),
+        _env("pool_name", pool_identity(pool)),
         _env("job_queue", effective_queue(pool)),
         _env("max_concurrent_jobs", str(spec.max_concurrent_jobs)),
         _env("job_timeout", str(spec.job_timeout)),

@@ -60,7 +60,7 @@ def test_env_names_are_exactly_the_worker_settings_contract() -> None:
     settings = WorkerSettings.model_validate(
         {**literal, "WORKER_ID": "workers-abc", "RABBITMQ_URL": "amqp://x"}
     )
-    assert settings.pool_name == "workers"
+    assert settings.pool_name == "team-a/workers"  # namespace keeps same-named pools apart
     assert settings.job_bindings == ["provider.ITL.Compute.VM.*"]
 
 
