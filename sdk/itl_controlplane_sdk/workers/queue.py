@@ -20,7 +20,7 @@ from itl_controlplane_sdk.workers import topology
 from itl_controlplane_sdk.workers.envelope import OPERATIONS, JobEnvelope, new_job_id
 from itl_controlplane_sdk.workers.errors import BrokerUnavailableError, JobSubmissionError
 from itl_controlplane_sdk.workers.heartbeats import Heartbeat, HeartbeatMonitor
-from itl_controlplane_sdk.workers.result_store import ResultReader
+from itl_controlplane_sdk.workers.result_store import PROCESSING_MESSAGE_TYPE, ResultReader
 from itl_controlplane_sdk.workers.results import JobResult, JobStatus
 from itl_controlplane_sdk.workers.settings import DEFAULT_RABBITMQ_URL
 
@@ -335,6 +335,7 @@ class JobQueue:
                 json.dumps(JobResult(job_id, JobStatus.PROCESSING).to_dict()).encode(),
                 content_type="application/json",
                 message_id=job_id,
+                type=PROCESSING_MESSAGE_TYPE,
             ),
             routing_key=topology.RESULTS_STREAM,
             mandatory=False,

@@ -25,12 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 from itl_controlplane_sdk.workers import topology
 from itl_controlplane_sdk.workers.envelope import job_id_time
-from itl_controlplane_sdk.workers.results import JobResult
+from itl_controlplane_sdk.workers.results import JobResult, JobStatus
 
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractQueue
 
 log = logging.getLogger(__name__)
+
+PROCESSING_MESSAGE_TYPE = "processing"
+"""AMQP ``type`` of processing markers (``cancellation`` writes them)."""
 
 STREAM_PREFETCH = 500
 TAIL_ACK_EVERY = 100
@@ -135,6 +138,11 @@ class ResultReader:
         if self._unacked >= TAIL_ACK_EVERY:
             self._unacked = 0
             await message.ack(multiple=True)
+        if message.type == PROCESSING_MESSAGE_TYPE and message.message_id:
+            # A processing marker: its id and type are all there is to know; skip the JSON.
+            if message.message_id not in self._cache:
+                self._remember_progress(JobResult(message.message_id, JobStatus.PROCESSING))
+            return
         result = _decode_result(message)
         if result is None:
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 
 from itl_controlplane_sdk.api import ApiSettings
 from itl_controlplane_sdk.api.failures import from_exception, from_job_error
-from itl_controlplane_sdk.workers.cancellation import expired, guarded
+from itl_controlplane_sdk.workers.cancellation import MARKER_DELAY_SECONDS, expired, guarded
 from itl_controlplane_sdk.workers.errors import PermanentJobError, RetryableJobError
 from itl_controlplane_sdk.workers.results import JobResult, JobStatus
 
@@ -94,6 +95,7 @@ async def test_guard_skips_cancelled_jobs_and_marks_started_ones() -> None:
 
     async def callback(job_id: str, payload: dict[str, Any]) -> JobResult:
         ran.append(job_id)
+        await asyncio.sleep(float(payload.get("seconds", 0)))
         return JobResult(job_id, JobStatus.COMPLETED)
 
     async def mark(job_id: str) -> None:
@@ -104,5 +106,8 @@ async def test_guard_skips_cancelled_jobs_and_marks_started_ones() -> None:
     run = guarded(callback, watcher=watcher, mark_started=mark)  # type: ignore[arg-type]
     skipped = await run("gone", {})
     assert skipped.status is JobStatus.CANCELLED and skipped.error == "by request"
-    assert (await run("ok", {})).status is JobStatus.COMPLETED
-    assert ran == ["ok"] and marked == ["ok"]
+    assert (await run("quick", {})).status is JobStatus.COMPLETED
+    slow = {"seconds": MARKER_DELAY_SECONDS * 4}
+    assert (await run("slow", slow)).status is JobStatus.COMPLETED
+    # Only a job still running after the marker delay is marked as processing.
+    assert ran == ["quick", "slow"] and marked == ["slow"]
