@@ -72,6 +72,8 @@ class JobQueue:
         self._watcher: CancellationWatcher | None = None
         self._marker_channel: AbstractChannel | None = None
         self._lazy_lock = asyncio.Lock()
+        self._stats_lock = asyncio.Lock()
+        self._stats_channel: AbstractChannel | None = None
 
     def __repr__(self) -> str:
         return f"JobQueue({redact_url(self.rabbitmq_url)!r}, queue_name={self.queue_name!r})"
@@ -135,6 +137,7 @@ class JobQueue:
         self._monitor = None
         self._watcher = None
         self._marker_channel = None
+        self._stats_channel = None
         if self._connection is not None:
             await self._connection.close()
         self._connection = None
@@ -389,22 +392,29 @@ class JobQueue:
         return {"connected": True, "queues": stats}
 
     async def _passive_queue_stats(self, name: str) -> dict[str, Any]:
+        """One passive declare on a reused channel (an operator polls many pools a second).
+
+        A missing queue makes the broker close the channel; the next read opens a new one.
+        Reads are serialised so that close cannot hit another read mid-flight.
+        """
         from aio_pika.exceptions import ChannelNotFoundEntity
 
         assert self._connection is not None
-        channel = await self._connection.channel(publisher_confirms=False)
-        try:
-            queue = await channel.declare_queue(name, passive=True, timeout=self._publish_timeout)
-        except ChannelNotFoundEntity:
-            return {
-                "exists": False,
-                "message_count": None,
-                "consumer_count": None,
-                "error": f"queue {name!r} not found",
-            }
-        finally:
-            if not channel.is_closed:
-                await channel.close()
+        async with self._stats_lock:
+            if self._stats_channel is None or self._stats_channel.is_closed:
+                self._stats_channel = await self._connection.channel(publisher_confirms=False)
+            try:
+                queue = await self._stats_channel.declare_queue(
+                    name, passive=True, timeout=self._publish_timeout
+                )
+            except ChannelNotFoundEntity:
+                self._stats_channel = None
+                return {
+                    "exists": False,
+                    "message_count": None,
+                    "consumer_count": None,
+                    "error": f"queue {name!r} not found",
+                }
         declared = queue.declaration_result
         return {
             "exists": True,

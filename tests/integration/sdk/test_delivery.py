@@ -222,11 +222,15 @@ async def test_queue_stats_report_job_queue_results_and_dlq(
 
 
 async def test_queue_stats_for_a_missing_queue_say_so(producer: JobQueue) -> None:
-    stats = await producer.get_queue_stats(queues=["no.such.queue"])
+    names = ["no.such.queue", producer.queue_name, "no.such.queue", producer.queue_name]
+
+    stats = await producer.get_queue_stats(queues=names)
 
     assert stats["connected"] is True
     assert stats["queues"]["no.such.queue"]["exists"] is False
     assert "not found" in stats["queues"]["no.such.queue"]["error"]
+    # The missing queue closed the stats channel; the next read opened a fresh one.
+    assert stats["queues"][producer.queue_name]["exists"] is True
 
 
 async def test_redrive_routes_by_provider_when_the_original_queue_is_gone(
