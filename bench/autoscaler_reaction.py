@@ -1,14 +1,15 @@
 """Scale-reaction time: from a burst of jobs to the Deployment's replicas, at default polling.
 
-Issue 5 targets a reaction under 3 s at the default poll interval (``pollIntervalSeconds:
-5``) and a comparison with KEDA's documented defaults. This script measures ours on the
-real control plane (``localcluster``) and the real RabbitMQ:
+Issue 5 targets a reaction under 3 s at the default poll interval (``pollIntervalSeconds``,
+read from the WorkerPool model) and a comparison with KEDA's documented defaults. This
+script measures ours on the real control plane (``localcluster``) and the real RabbitMQ:
 
 - it starts the operator with the autoscaler (the integration tests' launcher);
 - it creates ``--trials`` WorkerPools at ``minReplicas: 0`` with every autoscaling field at
   its default, one per trial, so each trial starts from an idle pool whose poll phase is
   independent of the others;
-- for each trial it waits a random 0-5 s (the burst lands anywhere in the poll cycle),
+- for each trial it waits a random time up to one poll interval (the burst lands anywhere
+  in the poll cycle),
   publishes 16 jobs to the pool's queue and times until the Deployment asks for
   ceil(16 / 4) = 4 replicas.
 
@@ -46,6 +47,9 @@ from autoscaling_operator import AutoscalingOperator, put_secret  # noqa: E402
 
 from localcluster import Cluster, LocalCluster, discover, recorded_cluster  # noqa: E402
 from workerpool_operator import crd  # noqa: E402
+from workerpool_operator.api import Autoscaling  # noqa: E402
+
+DEFAULT_POLL_SECONDS = Autoscaling.model_fields["poll_interval_seconds"].default
 
 URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -138,7 +142,7 @@ def main() -> int:
 
             reactions = []
             for name, queue in pools:
-                time.sleep(rng.uniform(0, 5))
+                time.sleep(rng.uniform(0, DEFAULT_POLL_SECONDS))
                 started = time.monotonic()
                 jobs.publish(URL, queue, [60.0] * 16)
                 reached = wait(lambda name=name: replicas(cluster, namespace, name) == 4, 30)

@@ -235,7 +235,10 @@ class Autoscaling(_Model):
         "defaults to maxConcurrentJobs.",
     )
     poll_interval_seconds: int = Field(
-        default=5, ge=1, le=3600, description="Seconds between queue-depth polls."
+        default=2,
+        ge=1,
+        le=3600,
+        description="Seconds between queue-depth polls (a burst is seen within one interval).",
     )
     activation_threshold: int = Field(
         default=0,

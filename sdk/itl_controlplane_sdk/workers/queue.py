@@ -404,7 +404,10 @@ class JobQueue:
             if self._stats_channel is None or self._stats_channel.is_closed:
                 self._stats_channel = await self._connection.channel(publisher_confirms=False)
             try:
-                queue = await self._stats_channel.declare_queue(
+                # The AMQP method itself: aio-pika's robust channel answers a passive declare
+                # of a queue it has seen from its cache, with the counts of that first time.
+                amqp_channel = await self._stats_channel.get_underlay_channel()
+                declared = await amqp_channel.queue_declare(
                     name, passive=True, timeout=self._publish_timeout
                 )
             except ChannelNotFoundEntity:
@@ -415,7 +418,6 @@ class JobQueue:
                     "consumer_count": None,
                     "error": f"queue {name!r} not found",
                 }
-        declared = queue.declaration_result
         return {
             "exists": True,
             "message_count": declared.message_count,

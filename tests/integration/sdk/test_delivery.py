@@ -206,11 +206,13 @@ async def test_malformed_message_goes_to_the_dlq_and_the_worker_keeps_working(
 async def test_queue_stats_report_job_queue_results_and_dlq(
     producer: JobQueue, clean_dlq: None
 ) -> None:
+    before = await producer.get_queue_stats()
     await producer.submit_job("ITL.Demo", "Job", "create", demo_request())
     await producer.submit_job("ITL.Demo", "Job", "create", demo_request())
 
     stats = await producer.get_queue_stats()
 
+    assert before["queues"][producer.queue_name]["message_count"] == 0  # fresh on every read
     assert stats["connected"] is True
     assert stats["queues"][producer.queue_name] == {
         "exists": True,
