@@ -106,22 +106,16 @@ class _Planes:
             shutil.rmtree(self.scratch.pop(), ignore_errors=True)
 
 
-_PLANES: _Planes | None = None
-
-
 @pytest.fixture(scope="session")
 def _localcluster_planes() -> Iterator[_Planes]:
     """Session registry; stops every cluster this session started (also at interpreter exit)."""
-    global _PLANES
     planes = _Planes()
-    _PLANES = planes
     atexit.register(planes.close)
     try:
         yield planes
     finally:
         planes.close()
         atexit.unregister(planes.close)
-        _PLANES = None
 
 
 @pytest.fixture(scope="session")
