@@ -145,7 +145,15 @@ def main() -> int:
                 time.sleep(rng.uniform(0, DEFAULT_POLL_SECONDS))
                 started = time.monotonic()
                 jobs.publish(URL, queue, [60.0] * 16)
-                reached = wait(lambda name=name: replicas(cluster, namespace, name) == 4, 30)
+                try:
+                    reached = wait(lambda name=name: replicas(cluster, namespace, name) == 4, 30)
+                except TimeoutError:
+                    status = cluster.kubectl(
+                        "-n", namespace, "get", "wp", name, "-o", "jsonpath={.status}"
+                    )
+                    print(f"{name}: no 4 replicas within 30 s; status: {status.stdout}")
+                    print(Path(tmp, "operator.log").read_text()[-3000:])
+                    raise
                 reactions.append(reached - started)
                 print(f"{name}: {reactions[-1]:.2f} s", flush=True)
         finally:
@@ -161,7 +169,7 @@ def main() -> int:
     keda_n = 30 / 2 + 15 / 2
     report = {
         "trials": len(reactions),
-        "poll_interval_seconds": 5,
+        "poll_interval_seconds": DEFAULT_POLL_SECONDS,
         "ours_seconds": {
             "mean": round(statistics.mean(reactions), 2),
             "p50": round(statistics.median(reactions), 2),

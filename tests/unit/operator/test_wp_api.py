@@ -27,7 +27,7 @@ def test_defaults_match_the_documented_contract() -> None:
     assert not scaling.enabled
     assert (scaling.min_replicas, scaling.max_replicas) == (0, 10)
     assert scaling.target_jobs_per_replica is None
-    assert (scaling.poll_interval_seconds, scaling.activation_threshold) == (5, 0)
+    assert (scaling.poll_interval_seconds, scaling.activation_threshold) == (2, 0)
     assert (scaling.cooldown_seconds, scaling.tolerance) == (300, 0.1)
     assert scaling.scale_up.stabilization_window_seconds == 0
     assert scaling.scale_up.select_policy == "Max"
