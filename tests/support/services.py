@@ -37,6 +37,9 @@ def rabbitmqctl(*args: str, timeout: float = 120) -> str:
     """Runs rabbitmqctl against the project's local broker (see tools/rabbitmq/rabbitmq.sh)."""
     done = subprocess.run(
         ["bash", str(RABBITMQ_SCRIPT), "ctl", *args],
-        capture_output=True, text=True, timeout=timeout, check=True,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
     )
     return done.stdout
