@@ -25,7 +25,11 @@ install: python-deps ## Install everything: Python deps, RabbitMQ, the Kubernete
 	bash tools/controlplane/build.sh
 
 .PHONY: demo
-demo: install rabbitmq-up ## Install, then run the demo (a worker fleet processing a burst of jobs)
+demo: install rabbitmq-up ## Install, then the whole story: chart, WorkerPool, burst of jobs, scale up and down
+	$(RUN) python tools/demo_cluster.py
+
+.PHONY: demo-sdk
+demo-sdk: python-deps rabbitmq-up ## The SDK alone: two worker processes and a burst of jobs (no cluster)
 	$(RUN) python tools/demo.py
 
 .PHONY: rabbitmq-up
@@ -52,6 +56,25 @@ cluster-down: ## Stop the local Kubernetes control plane
 generate: ## Regenerate the CRD (crds/ and the chart copy) from the WorkerPool model
 	$(RUN) python tools/generate.py
 
+VERSION ?= 0.1.0
+
+.PHONY: images
+images: ## Build the worker and operator images (needs a Docker engine)
+	docker build --target worker -t itl-controlplane-worker:$(VERSION) .
+	docker build --target operator -t itl-controlplane-operator:$(VERSION) .
+
+.PHONY: helm-lint
+helm-lint: k8s-binaries ## helm lint --strict the chart
+	"$$(bash tools/controlplane/build.sh --print-bin-dir)/helm" lint --strict charts/workerpool-operator
+
+.PHONY: e2e
+e2e: python-deps rabbitmq-up k8s-binaries ## The install story on the local control plane (also part of `make test`)
+	$(RUN) pytest -q -p no:cacheprovider e2e
+
+.PHONY: e2e-kind
+e2e-kind: ## The same install story on a kind cluster (needs Docker and kind)
+	$(RUN) bash e2e/kind.sh
+
 .PHONY: lint
 lint: ## ruff (lint + format check) and mypy --strict
 	$(RUN) ruff check .
@@ -69,3 +92,9 @@ test: python-deps rabbitmq-up k8s-binaries lint ## The whole suite: lint, unit, 
 .PHONY: bench
 bench: rabbitmq-up ## Throughput/latency: raw aio-pika vs JobQueue+ProviderWorker vs Celery
 	$(RUN) python bench/throughput.py
+
+.PHONY: bench-operator
+bench-operator: rabbitmq-up k8s-binaries ## Operator: 100 pools reconciled; autoscaler reaction and polling cost
+	$(RUN) python bench/operator_reconcile.py --pools 100
+	$(RUN) python bench/autoscaler_reaction.py --trials 20
+	$(RUN) python bench/autoscaler_polling.py --poll-interval 5

@@ -40,7 +40,6 @@ sys.path[:0] = [str(REPO / "tools"), str(REPO)]
 
 from e2e import stack  # noqa: E402
 from e2e.story import Snapshot, Story, pool_body  # noqa: E402
-
 from localcluster import Cluster, WaitTimeout, discover, wait_until  # noqa: E402
 from localcluster.existing import context_allowed, existing_cluster, recorded_cluster  # noqa: E402
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e import stack
 
+from e2e import stack
 from localcluster import Cluster, discover
 from tests.support.services import in_ci
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from e2e import stack
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e import stack
 
+from e2e import stack
 from localcluster import ApiError, Cluster, KubeClient, wait_until
 from tests.integration.operator.wp_operator_process import OperatorProcess
 from workerpool_operator import api

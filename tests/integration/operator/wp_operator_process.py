@@ -1,7 +1,7 @@
 """Run ``python -m workerpool_operator`` as a real process against a test cluster.
 
 A subprocess, not an in-process runner, so restarts, RSS and the CLI entry point are what
-users get. Used by the integration tests and by ``bench_wp_reconcile.py``.
+users get. Used by the integration tests and by ``bench/operator_reconcile.py``.
 """
 
 from __future__ import annotations

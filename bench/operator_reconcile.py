@@ -1,6 +1,6 @@
 """Benchmark: ``kubectl apply`` of N WorkerPools -> N Deployments, and the operator's RSS.
 
-    python tests/integration/operator/bench_wp_reconcile.py [--pools 100] [--server-side]
+    python bench/operator_reconcile.py [--pools 100] [--server-side]
 
 Starts its own full local control plane (etcd, apiserver, controllers, scheduler, kwok) and
 the operator as a process (``python -m workerpool_operator``), applies N pools in one
@@ -27,7 +27,8 @@ from pathlib import Path
 
 import yaml
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[3] / "tools"), str(Path(__file__).parent)]
+_REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(_REPO / "tools"), str(_REPO / "tests" / "integration" / "operator")]
 
 from wp_operator_process import REPO, OperatorProcess, sample_metric  # noqa: E402
 
