@@ -7,19 +7,15 @@ source of truth for the variables (a Helm chart or manifest builder asks ``env_n
 
 from __future__ import annotations
 
-from typing import Annotated
+from pydantic import AliasChoices, Field, SecretStr
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-
+from itl_controlplane_sdk.envsettings import CommaList, EnvSettings
 from itl_controlplane_sdk.workers.settings import DEFAULT_RABBITMQ_URL, LogLevel
 from itl_controlplane_sdk.workers.topology import DEFAULT_JOB_QUEUE
 
 
-class ApiSettings(BaseSettings):
+class ApiSettings(EnvSettings):
     """Configuration of one API server process, read from the environment."""
-
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
 
     offloading_enabled: bool = Field(
         default=False,
@@ -76,7 +72,7 @@ class ApiSettings(BaseSettings):
         validation_alias="API_POLL_INTERVAL",
         description="Retry-After seconds sent with 202: how often clients should poll.",
     )
-    providers: Annotated[list[str], NoDecode] = Field(
+    providers: CommaList = Field(
         default_factory=list,
         validation_alias=AliasChoices("API_PROVIDERS", "WORKER_PROVIDERS"),
         description=(
@@ -96,7 +92,7 @@ class ApiSettings(BaseSettings):
         validation_alias="JOB_QUEUE",
         description="Queue the API declares at start, so jobs wait even before workers exist.",
     )
-    job_bindings: Annotated[list[str], NoDecode] = Field(
+    job_bindings: CommaList = Field(
         default_factory=list,
         validation_alias="JOB_BINDINGS",
         description="Routing-key patterns of JOB_QUEUE (empty: the catch-all queue).",
@@ -107,21 +103,3 @@ class ApiSettings(BaseSettings):
         validation_alias="RESULT_RETENTION_SECONDS",
         description="How long operation results stay readable from any replica.",
     )
-
-    @field_validator("job_bindings", "providers", mode="before")
-    @classmethod
-    def _split_comma_list(cls, value: object) -> object:
-        """Lists come from the environment as comma-separated text, not JSON."""
-        if isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value
-
-    @classmethod
-    def env_name(cls, field_name: str) -> str:
-        """The environment variable that sets ``field_name`` (for manifest builders)."""
-        alias = cls.model_fields[field_name].validation_alias
-        if isinstance(alias, str):
-            return alias
-        if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
-            return alias.choices[0]
-        raise KeyError(f"{field_name} has no environment variable")

@@ -8,11 +8,11 @@ spelling them out, so the two sides cannot drift apart.
 from __future__ import annotations
 
 import secrets
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr
 
+from itl_controlplane_sdk.envsettings import CommaList, EnvSettings
 from itl_controlplane_sdk.workers.topology import DEFAULT_JOB_QUEUE
 
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@localhost/"
@@ -24,10 +24,8 @@ def _generated_worker_id() -> str:
     return f"worker-{secrets.token_hex(4)}"
 
 
-class WorkerSettings(BaseSettings):
+class WorkerSettings(EnvSettings):
     """Configuration of one worker process, read from the environment."""
-
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
 
     worker_id: str = Field(
         default_factory=_generated_worker_id,
@@ -77,7 +75,7 @@ class WorkerSettings(BaseSettings):
         validation_alias="JOB_QUEUE",
         description="Queue this worker consumes.",
     )
-    job_bindings: Annotated[list[str], NoDecode] = Field(
+    job_bindings: CommaList = Field(
         default_factory=list,
         validation_alias="JOB_BINDINGS",
         description=(
@@ -85,7 +83,7 @@ class WorkerSettings(BaseSettings):
             "Empty for the default queue, which receives every job no other queue claims."
         ),
     )
-    providers: Annotated[list[str], NoDecode] = Field(
+    providers: CommaList = Field(
         default_factory=list,
         validation_alias="WORKER_PROVIDERS",
         description=(
@@ -126,24 +124,6 @@ class WorkerSettings(BaseSettings):
         validation_alias="RESULT_RETENTION_SECONDS",
         description="How long results stay readable by get_result from any process.",
     )
-
-    @field_validator("job_bindings", "providers", mode="before")
-    @classmethod
-    def _split_comma_list(cls, value: object) -> object:
-        """Lists come from the environment as comma-separated text, not JSON."""
-        if isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value
-
-    @classmethod
-    def env_name(cls, field_name: str) -> str:
-        """The environment variable that sets ``field_name`` (for manifest builders)."""
-        alias = cls.model_fields[field_name].validation_alias
-        if isinstance(alias, str):
-            return alias
-        if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
-            return alias.choices[0]
-        raise KeyError(f"{field_name} has no environment variable")
 
     @property
     def effective_drain_timeout(self) -> float:
