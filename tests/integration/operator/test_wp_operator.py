@@ -128,7 +128,7 @@ def test_sample_pool_gets_its_children_and_ready_pods_under_restricted_pss(
     assert env["RABBITMQ_URL"]["valueFrom"]["secretKeyRef"] == {"name": "rabbitmq", "key": "url"}
     assert env["MAX_CONCURRENT_JOBS"]["value"] == "4"
     assert env["JOB_TIMEOUT"]["value"] == "300"
-    assert env["WORKER_POOL"]["value"] == SAMPLE_NAME
+    assert env["WORKER_POOL"]["value"] == f"{ns}/{SAMPLE_NAME}"  # heartbeats keep namespaces apart
     pod_spec = deployment["spec"]["template"]["spec"]
     assert pod_spec["terminationGracePeriodSeconds"] == 330
     assert pod_spec["containers"][0]["livenessProbe"]["httpGet"]["path"] == "/health"

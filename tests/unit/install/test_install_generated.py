@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -84,7 +85,6 @@ def test_default_worker_image_matches_the_operator_default() -> None:
 
 
 def test_values_match_their_schema() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
     schema = yaml.safe_load((CHART / "values.schema.json").read_text())
     jsonschema.Draft7Validator.check_schema(schema)
     jsonschema.validate(yaml.safe_load((CHART / "values.yaml").read_text()), schema)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -101,7 +102,6 @@ def test_samples_are_valid_pools(sample: Path) -> None:
         if doc and doc.get("kind") == "WorkerPool"
     ]
     assert pools, f"{sample.name} has no WorkerPool"
-    jsonschema = pytest.importorskip("jsonschema")
     schema = crd.openapi_schema()
     for body in pools:
         WorkerPool.model_validate({**body, "metadata": {**body["metadata"], "uid": "u"}})
