@@ -27,6 +27,8 @@ from workerpool_operator.metrics import OperatorMetrics, serve
 from workerpool_operator.runtime import Runtime
 from workerpool_operator.settings import OperatorSettings
 
+DISCOVERY_TIMEOUT_SECONDS = 30.0
+
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 300.0
@@ -75,9 +77,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     metrics = memo.get("metrics") or OperatorMetrics()
     if operator_settings.metrics_port and not memo.get("metrics"):
         serve(operator_settings.metrics_port, operator_settings.bind_address)
+    kube = await Kube.connect()
+    await _wait_for_discovery(kube)
     runtime = Runtime(
         settings=operator_settings,
-        kube=await Kube.connect(),
+        kube=kube,
         metrics=metrics,
         post_event=_post_event,
     )
@@ -88,6 +92,25 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         operator_settings.default_worker_image,
         operator_settings.resync_seconds,
     )
+
+
+async def _wait_for_discovery(kube: Kube) -> None:
+    """Kopf scans API discovery once, right after startup: make sure WorkerPools are in it.
+
+    Installing the CRD and starting the operator together (helm install, a test session)
+    can otherwise leave the operator blind to WorkerPools until an unrelated CRD event.
+    """
+    deadline = asyncio.get_running_loop().time() + DISCOVERY_TIMEOUT_SECONDS
+    while not await kube.discovers(api.API_VERSION, api.PLURAL):
+        if asyncio.get_running_loop().time() > deadline:
+            logger.warning(
+                "%s/%s is not in API discovery after %ss: is the CRD installed?",
+                api.API_VERSION,
+                api.PLURAL,
+                DISCOVERY_TIMEOUT_SECONDS,
+            )
+            return
+        await asyncio.sleep(0.5)
 
 
 @kopf.on.cleanup()

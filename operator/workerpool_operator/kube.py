@@ -178,6 +178,25 @@ class Kube:
         except NotFound:
             return None
 
+    async def discovers(self, api_version: str, plural: str) -> bool:
+        """Whether API discovery lists ``plural`` in ``api_version`` (group list included).
+
+        Discovery lags a CRD's Established condition by a moment; an operator that scans
+        discovery in that moment would not watch the resource until something else changes.
+        """
+        try:
+            groups = await self._request("GET", "/apis")
+            served = await self._request("GET", f"/apis/{api_version}")
+        except (NotFound, Unavailable):
+            return False
+        versions = {
+            version.get("groupVersion")
+            for group in groups.get("groups", [])
+            for version in group.get("versions", [])
+        }
+        names = {resource.get("name") for resource in served.get("resources", [])}
+        return api_version in versions and plural in names
+
     async def get_like(self, obj: Mapping[str, Any]) -> dict[str, Any] | None:
         """The live version of a built object (same apiVersion, kind, namespace, name)."""
         meta = obj["metadata"]

@@ -43,6 +43,7 @@ def autoscaling_operator(
     process = AutoscalingOperator(k8s_cluster.kubeconfig, log, namespaces=f"{NAMESPACE_PREFIX}*")
     process.start()
     try:
+        process.wait_until_watching(k8s_cluster, NAMESPACE_PREFIX)
         yield process
     finally:
         process.stop()

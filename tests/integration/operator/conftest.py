@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from wp_operator_process import REPO, OperatorProcess
+from wp_operator_process import REPO, OperatorProcess, create_secret
 
-from localcluster import ApiError, Cluster, wait_until
+from localcluster import ApiError, Cluster
 from workerpool_operator import crd
 
 NAMESPACE_PREFIX = "wpo-"
@@ -46,6 +46,7 @@ def operator(
     process = OperatorProcess(k8s_cluster.kubeconfig, log, namespaces=f"{NAMESPACE_PREFIX}*")
     process.start()
     try:
+        process.wait_until_watching(k8s_cluster, NAMESPACE_PREFIX)
         yield process
     finally:
         process.stop()
@@ -60,19 +61,3 @@ def wp_namespace(k8s_cluster: Cluster, operator: OperatorProcess) -> Iterator[st
     yield name
     with contextlib.suppress(ApiError):
         k8s_cluster.api.delete(f"/api/v1/namespaces/{name}")
-
-
-def create_secret(cluster: Cluster, namespace: str, name: str = "rabbitmq") -> None:
-    cluster.api.post(
-        f"/api/v1/namespaces/{namespace}/secrets",
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": name},
-            "stringData": {"url": "amqp://guest:guest@127.0.0.1:5672/"},
-        },
-    )
-
-
-def wait_gone(cluster: Cluster, path: str, *, timeout: float, what: str) -> None:
-    wait_until(lambda: cluster.api.get_or_none(path) is None, timeout=timeout, what=what)

@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 import yaml
-from wp_operator_process import REPO, OperatorProcess, sample_metric
+from wp_operator_process import REPO, OperatorProcess, create_secret, sample_metric, wait_gone
 
-from conftest import create_secret, wait_gone
 from localcluster import Cluster, wait_until
 from localcluster.workloads import running_and_ready
 
