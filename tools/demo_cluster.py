@@ -209,8 +209,6 @@ def cleanup_text(mode: str, cluster: Cluster) -> str:
         f"  kubectl delete workerpool {POOL} -n {POOL_NS}",
         f"  helm uninstall {RELEASE} -n {OPERATOR_NS}",
         f"  kubectl delete namespace {POOL_NS} {OPERATOR_NS}",
-        f"  (the pool's queue provider.jobs.{POOL_NS}.{POOL} stays on the broker; "
-        "--cleanup deletes it)",
     ]
     if mode == "local":
         lines.append("  make cluster-down      # the local control plane")
@@ -268,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
         if story.operator is not None:
             print(f"operator: local process with the chart's ServiceAccount token "
                   f"(log {story.operator.log_path})")  # fmt: skip
+        stale = story.purge_queue()
+        if stale:
+            print(f"(purged {stale} jobs an earlier run left in {story.queue_name})")
         say(f"kubectl apply: Secret rabbitmq and WorkerPool {POOL} (autoscaling 0..3)")
         story.create_pool(pool_body(POOL, max_replicas=3, cooldown=10))
         story.start_workers()
@@ -276,9 +277,6 @@ def main(argv: list[str] | None = None) -> int:
             timeout=90,
             what="the pool's Deployment",
         )
-        stale = story.purge_queue()
-        if stale:
-            print(f"(purged {stale} jobs an earlier run left in {story.queue_name})")
         say(f"submitting {args.jobs} jobs of {args.seconds}s (JobQueue.submit_job)")
         header()
         story.sample(interval=0.5, on_change=row)
@@ -288,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
         wait_until(lambda: story.deployment_replicas() == 0, timeout=180, what="scale-down to 0")
         time.sleep(1)
         story.stop_processes()
+        # A durable queue bound to ITL.Demo keeps collecting copies of every later ITL.Demo
+        # job on this broker (docs/queue-topology.md): remove it with its workers.
+        story.delete_queue()
         say(
             f"{done}/{len(job_ids)} jobs completed; the pool went up to "
             f"{story.max_replicas_seen()} replicas and back to 0"
