@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 
+import aio_pika
 import pytest
 
+from itl_controlplane_sdk.workers.topology import DEAD_LETTER_QUEUE
 from tests.support.services import require_rabbitmq
 
 pytest_plugins = ["localcluster.pytest_plugin"]
@@ -21,3 +23,13 @@ def rabbitmq_url() -> str:
     url = os.environ.get("ITL_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
     require_rabbitmq(url)
     return url
+
+
+@pytest.fixture
+async def clean_dlq(rabbitmq_url: str) -> None:
+    """An empty dead-letter queue (it is shared by every test on the broker)."""
+    connection = await aio_pika.connect(rabbitmq_url)
+    async with connection:
+        channel = await connection.channel()
+        dlq = await channel.declare_queue(DEAD_LETTER_QUEUE, durable=True)
+        await dlq.purge()

@@ -26,6 +26,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def stop_gracefully(process: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """SIGTERM, as kubelet sends it; SIGKILL to the process group after ``timeout``."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
 class WorkerProcess:
     """One SDK worker process with its own health port and log file."""
 
@@ -110,11 +122,4 @@ class WorkerProcess:
         return self.process.wait(timeout)
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+        stop_gracefully(self.process, timeout)

@@ -10,16 +10,14 @@ from pydantic import ValidationError
 
 from itl_controlplane_sdk.api.app import create_app
 from itl_controlplane_sdk.api.settings import ApiSettings
+from itl_controlplane_sdk.validation import describe
 
 
 def main() -> None:
     try:
         settings = ApiSettings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        sys.exit(f"invalid API configuration: {problems}")
+        sys.exit(f"invalid API configuration: {describe(exc)}")
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )

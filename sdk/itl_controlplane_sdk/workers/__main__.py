@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
+from itl_controlplane_sdk.validation import describe
 from itl_controlplane_sdk.workers.runtime import run_worker
 from itl_controlplane_sdk.workers.settings import WorkerSettings
 
@@ -17,10 +18,7 @@ def main() -> None:
     try:
         settings = WorkerSettings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        sys.exit(f"invalid worker configuration: {problems}")
+        sys.exit(f"invalid worker configuration: {describe(exc)}")
     logging.basicConfig(
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s [" + settings.worker_id + "] %(message)s",

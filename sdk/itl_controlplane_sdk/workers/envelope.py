@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from itl_controlplane_sdk.models import ResourceRequest
+from itl_controlplane_sdk.validation import describe
 
 ENVELOPE_VERSION = 1
 
@@ -69,11 +70,7 @@ def decode_job(body: bytes) -> JobEnvelope:
     try:
         return JobEnvelope.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise UndecodableJobError(f"invalid job envelope: {problems}") from None
+        raise UndecodableJobError(f"invalid job envelope: {describe(exc, whole='body')}") from None
 
 
 def new_job_id() -> str:

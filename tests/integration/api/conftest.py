@@ -16,7 +16,6 @@ import aio_pika
 import pytest
 
 from itl_controlplane_sdk.workers import JobQueue
-from itl_controlplane_sdk.workers.topology import DEAD_LETTER_QUEUE
 from tests.integration.api.apiprocess import ApiProcess
 from tests.support.workers import WorkerProcess
 
@@ -55,15 +54,6 @@ async def queue_name(rabbitmq_url: str) -> AsyncIterator[str]:
     async with connection:
         channel = await connection.channel()
         await channel.queue_delete(name)
-
-
-@pytest.fixture
-async def clean_dlq(rabbitmq_url: str) -> None:
-    connection = await aio_pika.connect(rabbitmq_url)
-    async with connection:
-        channel = await connection.channel()
-        await channel.declare_queue(DEAD_LETTER_QUEUE, durable=True)
-        await (await channel.get_queue(DEAD_LETTER_QUEUE)).purge()
 
 
 @pytest.fixture

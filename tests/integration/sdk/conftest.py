@@ -18,7 +18,6 @@ from itl_controlplane_sdk import ResourceProviderRegistry, ResourceRequest
 from itl_controlplane_sdk.providers.base import ResourceProvider
 from itl_controlplane_sdk.providers.examples import register_example_providers
 from itl_controlplane_sdk.workers import JobQueue, ProviderWorker
-from itl_controlplane_sdk.workers.topology import DEAD_LETTER_QUEUE
 from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -49,15 +48,6 @@ async def queue_name(rabbitmq_url: str) -> AsyncIterator[str]:
         for delay in (50, 100, 200, 400, 800, 1600):
             channel = await connection.channel()
             await channel.queue_delete(f"{name}.retry.{delay}ms")
-
-
-@pytest.fixture
-async def clean_dlq(rabbitmq_url: str) -> None:
-    connection = await aio_pika.connect(rabbitmq_url)
-    async with connection:
-        channel = await connection.channel()
-        await channel.declare_queue(DEAD_LETTER_QUEUE, durable=True)
-        await (await channel.get_queue(DEAD_LETTER_QUEUE)).purge()
 
 
 @pytest.fixture
