@@ -26,6 +26,7 @@ from aio_pika.abc import (
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
 from itl_controlplane_sdk.workers import amqp, topology
+from itl_controlplane_sdk.workers.acks import AckBatcher
 from itl_controlplane_sdk.workers.envelope import JobEnvelope, UndecodableJobError, decode_job
 from itl_controlplane_sdk.workers.errors import JobSubmissionError, RetryableJobError
 from itl_controlplane_sdk.workers.results import JobResult, JobStatus
@@ -109,7 +110,8 @@ class JobConsumer:
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._acks = AckBatcher()
         self._closing = False
         self._retry_queues: set[int] = set()
         self.retries_scheduled = 0
@@ -144,6 +146,7 @@ class JobConsumer:
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+        await self._acks.wait_sent()
         if self._channel is not None and not self._channel.is_closed:
             await self._channel.close()
         return len(pending)
@@ -152,9 +155,16 @@ class JobConsumer:
         if self._closing:
             await message.nack(requeue=True)
             return
-        task = asyncio.create_task(self._handle(message))
+        # aio-pika already runs each delivery in a task of its own: handle the job in it
+        # (no second task per job) and keep it for draining.
+        task = asyncio.current_task()
+        assert task is not None
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._acks.track(message)
+        try:
+            await self._handle(message)
+        finally:
+            self._tasks.discard(task)
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         try:
@@ -248,7 +258,7 @@ class JobConsumer:
             await self._requeue(message)
             return
         self.retries_scheduled += 1
-        await self._ack(message)
+        self._ack(message)
 
     async def _settle(
         self, message: AbstractIncomingMessage, *, dead_letter_reason: str | None, attempts: int = 1
@@ -294,19 +304,17 @@ class JobConsumer:
                 )
             except (JobSubmissionError, *TRANSIENT_ERRORS):
                 log.exception("could not dead-letter %s; rejecting it instead", message.message_id)
+                self._acks.forget(message)
                 await message.reject(requeue=False)
                 return
             self.dead_lettered += 1
-        await self._ack(message)
+        self._ack(message)
 
-    async def _ack(self, message: AbstractIncomingMessage) -> None:
-        try:
-            await message.ack()
-        except TRANSIENT_ERRORS:
-            # The channel died with the broker; the broker redelivers the job (at-least-once).
-            log.warning("could not ack %s; it will be redelivered", message.message_id)
+    def _ack(self, message: AbstractIncomingMessage) -> None:
+        self._acks.ack(message)
 
     async def _requeue(self, message: AbstractIncomingMessage) -> None:
+        self._acks.forget(message)
         try:
             await message.nack(requeue=True)
         except TRANSIENT_ERRORS:

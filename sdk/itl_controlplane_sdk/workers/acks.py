@@ -1,0 +1,126 @@
+"""Coalescing a worker's acknowledgements into ``basic.ack multiple``.
+
+The broker confirms published results in batches, so several jobs of a worker usually finish
+in the same event-loop iteration. Acking each one costs a frame, a socket write and a round
+of broker work per job; the batcher collects the acks of one iteration instead and sends, per
+channel, one ``multiple`` ack for the longest run of finished deliveries at the front of the
+channel's unacknowledged window, then single acks for finished deliveries that sit behind one
+still running (holding those back would hold prefetch slots, and with them throughput).
+
+An ack is only ever delayed to the end of the iteration, never sent before the caller asked
+for it, so "ack after the outcome is recorded" still holds. A delivery settled any other way
+(nack, reject) must be ``forget``-ed before that frame is sent, so a later ``multiple`` ack
+never claims it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aio_pika.abc import AbstractIncomingMessage
+    from aiormq.abc import AbstractChannel
+
+log = logging.getLogger(__name__)
+
+AckFrames = list[tuple[int, bool]]
+"""(delivery tag, multiple) pairs, in the order they must be sent."""
+
+
+def plan_acks(unsettled: dict[int, bool]) -> AckFrames:
+    """The ack frames for a channel's unsettled deliveries (tag -> finished).
+
+    Pure so it can be tested on its own: the run of finished tags below the oldest unfinished
+    one becomes one ack (``multiple`` when it covers more than one), every other finished tag
+    its own ack.
+    """
+    frames: AckFrames = []
+    leading = 0
+    last_leading: int | None = None
+    in_leading_run = True
+    for tag, finished in sorted(unsettled.items()):
+        if not finished:
+            in_leading_run = False
+        elif in_leading_run:
+            leading += 1
+            last_leading = tag
+        else:
+            frames.append((tag, False))
+    if last_leading is not None:
+        frames.insert(0, (last_leading, leading > 1))
+    return frames
+
+
+class AckBatcher:
+    """Tracks one consumer's unsettled deliveries and sends their acks once per iteration."""
+
+    def __init__(self) -> None:
+        # Per AMQP channel: delivery tag -> finished.
+        self._unsettled: dict[AbstractChannel, dict[int, bool]] = {}
+        self._scheduled = False
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def track(self, message: AbstractIncomingMessage) -> None:
+        """Records a new delivery; call it before the job starts."""
+        assert message.delivery_tag is not None
+        self._unsettled.setdefault(message.channel, {})[message.delivery_tag] = False
+
+    def forget(self, message: AbstractIncomingMessage) -> None:
+        """Drops a delivery that is being settled by nack or reject instead."""
+        tags = self._unsettled.get(message.channel)
+        if tags is not None and message.delivery_tag is not None:
+            tags.pop(message.delivery_tag, None)
+
+    def ack(self, message: AbstractIncomingMessage) -> None:
+        """Marks a delivery done; its ack goes out at the end of this loop iteration."""
+        assert message.delivery_tag is not None
+        if message.channel.is_closed:
+            return  # the broker redelivers it; the tag means nothing on a new channel
+        self._unsettled.setdefault(message.channel, {})[message.delivery_tag] = True
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    @property
+    def unsettled(self) -> int:
+        return sum(len(tags) for tags in self._unsettled.values())
+
+    async def wait_sent(self) -> None:
+        """Sends what is due now and waits until every ack frame has been written."""
+        if self._scheduled:
+            self._flush()
+        if self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        for channel, tags in list(self._unsettled.items()):
+            if channel.is_closed:
+                # Deliveries of a closed channel are redelivered by the broker; their tags
+                # mean nothing on the channel that replaced it.
+                del self._unsettled[channel]
+                continue
+            frames = plan_acks(tags)
+            if not frames:
+                continue
+            for tag, multiple in frames:
+                if multiple:
+                    for covered in [t for t in tags if t <= tag]:
+                        del tags[covered]
+                else:
+                    del tags[tag]
+            task = asyncio.get_running_loop().create_task(self._send(channel, frames))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _send(self, channel: AbstractChannel, frames: AckFrames) -> None:
+        from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+
+        try:
+            for tag, multiple in frames:
+                await channel.basic_ack(tag, multiple=multiple)
+        except (AMQPError, ConnectionError, ChannelInvalidStateError) as exc:
+            # The channel died with the broker: it redelivers these jobs (at-least-once).
+            log.warning("could not ack finished jobs (%s); the broker will redeliver them", exc)
