@@ -18,13 +18,16 @@ celery
     ``bench/_celery_app.py``: Celery 5, threads pool, concurrency 10, rpc result backend,
     a no-op task.
 
-For each system: a warm-up, then ``--rounds`` closed-loop rounds of ``--jobs`` jobs with at
-most ``--concurrency`` jobs in flight (throughput = jobs / time from the first submit to the
-last result, and the latency of every job), interleaved across systems so drift on a shared
-machine hits all three alike; the median round is reported. Then ``--rounds`` open-loop
-rounds at half that system's median peak rate for ``--paced-seconds`` each: submissions follow
-a fixed schedule whatever the replies do, and latency counts from the scheduled time, so a
-client that falls behind shows up in the figures instead of hiding.
+For each system: a warm-up, then ``--rounds`` closed-loop rounds of ``--jobs`` jobs at each
+client load of ``--concurrency`` (jobs in flight; default 50 and 200), interleaved across
+systems and loads so drift on a shared machine hits all alike. A round's throughput is jobs /
+time from the first submit to the last result. A system's peak is its best load's median
+round: the highest rate it sustains, whichever load it needs for that (Celery's client and
+worker saturate by 50 in flight; ours and raw, which wait on broker confirms, still gain at
+200). Every load's median is printed too. Then ``--rounds`` open-loop rounds at half that
+system's peak rate for ``--paced-seconds`` each: submissions follow a fixed schedule whatever
+the replies do, and latency counts from the scheduled time, so a client that falls behind
+shows up in the figures instead of hiding.
 
 Run ``make bench`` (starts RabbitMQ first) or ``python bench/throughput.py``. Everything it
 creates on the broker is named ``bench.*`` and deleted at the end (our results go to the
@@ -37,6 +40,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -126,6 +130,7 @@ class Run:
     latencies: list[float]
     offered_rate: float | None = None
     cpu: dict[str, float] = field(default_factory=dict)
+    in_flight: int = 0
 
     @property
     def throughput(self) -> float:
@@ -151,13 +156,30 @@ class Summary:
     def _median(runs: list[Run], key: Callable[[Run], float]) -> float:
         return statistics.median(key(r) for r in runs) if runs else float("nan")
 
+    def loads(self) -> list[int]:
+        return sorted({r.in_flight for r in self.peak})
+
+    def throughput_at(self, in_flight: int) -> float:
+        return self._median(
+            [r for r in self.peak if r.in_flight == in_flight], lambda r: r.throughput
+        )
+
+    @property
+    def peak_load(self) -> int:
+        """The client load (jobs in flight) at which this system's median rate is highest."""
+        return max(self.loads(), key=self.throughput_at, default=0)
+
+    @property
+    def peak_runs(self) -> list[Run]:
+        return [r for r in self.peak if r.in_flight == self.peak_load]
+
     @property
     def throughput(self) -> float:
-        return self._median(self.peak, lambda r: r.throughput)
+        return self._median(self.peak_runs, lambda r: r.throughput)
 
     def cpu_ms_per_job(self, side: str) -> float:
         """CPU one job costs ``side`` (client, worker, broker) at peak: robust to noise."""
-        runs = [r for r in self.peak if side in r.cpu]
+        runs = [r for r in self.peak_runs if side in r.cpu]
         return self._median(runs, lambda r: r.cpu[side] / r.jobs * 1000)
 
     def spread(self, runs: list[Run], key: Callable[[Run], float]) -> str:
@@ -174,14 +196,17 @@ class Summary:
                     "p50_ms": round(r.p50_ms, 2),
                     "p99_ms": round(r.p99_ms, 2),
                     "offered_rate": r.offered_rate,
+                    "in_flight": r.in_flight,
                 }
                 for r in runs
             ]
 
         return {
             "peak_jobs_per_s": round(self.throughput, 1),
-            "peak_p50_ms": round(self._median(self.peak, lambda r: r.p50_ms), 2),
-            "peak_p99_ms": round(self._median(self.peak, lambda r: r.p99_ms), 2),
+            "peak_in_flight": self.peak_load,
+            "jobs_per_s_by_in_flight": {n: round(self.throughput_at(n), 1) for n in self.loads()},
+            "peak_p50_ms": round(self._median(self.peak_runs, lambda r: r.p50_ms), 2),
+            "peak_p99_ms": round(self._median(self.peak_runs, lambda r: r.p99_ms), 2),
             "half_rate": round(self._median(self.half, lambda r: r.offered_rate or 0), 1),
             "half_p50_ms": round(self._median(self.half, lambda r: r.p50_ms), 2),
             "half_p99_ms": round(self._median(self.half, lambda r: r.p99_ms), 2),
@@ -727,10 +752,25 @@ class Options:
     systems: list[str]
     jobs: int
     warmup: int
-    concurrency: int
+    concurrency: list[int]
     rounds: int
     paced_seconds: float
     raw_marker: bool = False
+    client_loop: str = "uvloop"
+
+
+def new_client_loop(kind: str) -> asyncio.AbstractEventLoop:
+    """The clients' event loop: uvloop by default, as the SDK's own processes run.
+
+    ``itl-worker`` installs uvloop and ``itl-api`` (the SDK's producer in production) runs
+    under uvicorn, which picks uvloop when installed; ``--client-loop asyncio`` measures the
+    standard library loop instead. Celery's client is synchronous and not affected.
+    """
+    if kind == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 async def measure(options: Options, target: BrokerTarget, log_dir: Path) -> dict[str, Summary]:
@@ -760,20 +800,18 @@ async def measure(options: Options, target: BrokerTarget, log_dir: Path) -> dict
 
         broker = broker_pid()
 
-        async def peak(system: str, jobs: int) -> Run:
+        async def peak(system: str, jobs: int, in_flight: int) -> Run:
             meter = CpuMeter(workers[system].process.pid, broker)
             await meter.sample_broker_idle()
             with meter as cpu:
                 if system == "celery":
                     assert celery is not None
                     seconds, latencies = await loop.run_in_executor(
-                        celery_thread, celery.closed_loop, jobs, options.concurrency
+                        celery_thread, celery.closed_loop, jobs, in_flight
                     )
                 else:
-                    seconds, latencies = await closed_loop(
-                        clients[system].one_job, jobs, options.concurrency
-                    )
-            return Run(system, "peak", jobs, seconds, latencies, cpu=cpu.used)
+                    seconds, latencies = await closed_loop(clients[system].one_job, jobs, in_flight)
+            return Run(system, "peak", jobs, seconds, latencies, cpu=cpu.used, in_flight=in_flight)
 
         async def half(system: str, rate: float) -> Run:
             if system == "celery":
@@ -788,15 +826,16 @@ async def measure(options: Options, target: BrokerTarget, log_dir: Path) -> dict
             return Run(system, "half", len(latencies), seconds, latencies, round(rate, 1))
 
         for system in options.systems:
-            await peak(system, options.warmup)
+            await peak(system, options.warmup, options.concurrency[0])
             print(f"  warmed up {LABELS[system]}", flush=True)
         for round_no in range(1, options.rounds + 1):
-            for system in options.systems:
-                run = await peak(system, options.jobs)
+            for in_flight, system in itertools.product(options.concurrency, options.systems):
+                run = await peak(system, options.jobs, in_flight)
                 workers[system].check_alive()
                 summaries[system].peak.append(run)
                 print(
-                    f"  peak  round {round_no} {LABELS[system]:32} {run.throughput:8.0f} jobs/s"
+                    f"  peak  round {round_no} {in_flight:4d} in flight {LABELS[system]:32}"
+                    f" {run.throughput:8.0f} jobs/s"
                     f"  p50 {run.p50_ms:6.1f} ms  p99 {run.p99_ms:6.1f} ms  CPU ms/job "
                     + " ".join(f"{k} {v / run.jobs * 1000:.2f}" for k, v in run.cpu.items()),
                     flush=True,
@@ -830,17 +869,28 @@ def report(summaries: dict[str, Summary], options: Options, header: dict[str, st
     lines = [f"{key}: {value}" for key, value in header.items()]
     lines.append("")
     lines.append(
-        "| system | peak jobs/s (median; rounds min-max) | p50 ms @peak | p99 ms @peak "
-        "| half-peak rate jobs/s | p50 ms @half | p99 ms @half |"
+        "| system | peak jobs/s (median; rounds min-max) | in flight @peak | p50 ms @peak "
+        "| p99 ms @peak | half-peak rate jobs/s | p50 ms @half | p99 ms @half |"
     )
-    lines.append("|---|---:|---:|---:|---:|---:|---:|")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
     for system, s in summaries.items():
         d = s.as_dict()
         lines.append(
             f"| {LABELS[system]} | {d['peak_jobs_per_s']:.0f} "
-            f"({s.spread(s.peak, lambda r: r.throughput)}) | {d['peak_p50_ms']:.1f} "
-            f"| {d['peak_p99_ms']:.1f} | {d['half_rate']:.0f} | {d['half_p50_ms']:.1f} "
-            f"| {d['half_p99_ms']:.1f} |"
+            f"({s.spread(s.peak_runs, lambda r: r.throughput)}) | {d['peak_in_flight']} "
+            f"| {d['peak_p50_ms']:.1f} | {d['peak_p99_ms']:.1f} | {d['half_rate']:.0f} "
+            f"| {d['half_p50_ms']:.1f} | {d['half_p99_ms']:.1f} |"
+        )
+    lines.append("")
+    lines.append("Throughput by client load (jobs/s, median of rounds):")
+    lines.append("")
+    lines.append("| system | " + " | ".join(f"{n} in flight" for n in options.concurrency) + " |")
+    lines.append("|---|" + "---:|" * len(options.concurrency))
+    for system, s in summaries.items():
+        lines.append(
+            f"| {LABELS[system]} | "
+            + " | ".join(f"{s.throughput_at(n):.0f}" for n in options.concurrency)
+            + " |"
         )
     lines.append("")
     lines.append(
@@ -878,8 +928,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, argparse.Namespa
     parser.add_argument("--systems", default="raw,sdk,celery", help="comma-separated subset")
     parser.add_argument("--jobs", type=int, default=2000, help="jobs per peak round")
     parser.add_argument("--warmup", type=int, default=300, help="warm-up jobs per system")
-    parser.add_argument("--concurrency", type=int, default=50, help="client jobs in flight")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per phase (median)")
+    parser.add_argument(
+        "--concurrency",
+        default="50,200",
+        help="client loads (jobs in flight), comma-separated; the peak is the best load's rate",
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per phase (median)")
     parser.add_argument("--paced-seconds", type=float, default=8.0, help="seconds per half round")
     parser.add_argument(
         "--vhost",
@@ -891,6 +945,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, argparse.Namespa
         action="store_true",
         help="raw worker also sends the SDK's unconfirmed 'processing' marker per job",
     )
+    parser.add_argument(
+        "--client-loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="event loop of the raw and SDK clients (uvloop, as itl-api under uvicorn runs)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument(
         "--check", action="store_true", help="exit 1 when a target of issue 2 is missed"
@@ -900,14 +960,21 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, argparse.Namespa
     unknown = set(systems) - set(LABELS)
     if unknown:
         parser.error(f"unknown systems: {', '.join(sorted(unknown))}")
+    try:
+        loads = [int(n) for n in args.concurrency.split(",") if n.strip()]
+    except ValueError:
+        parser.error(f"--concurrency takes comma-separated integers, not {args.concurrency!r}")
+    if not loads or min(loads) < 1:
+        parser.error("--concurrency needs at least one load of 1 or more jobs in flight")
     options = Options(
         systems=systems,
         jobs=args.jobs,
         warmup=args.warmup,
-        concurrency=args.concurrency,
+        concurrency=loads,
         rounds=args.rounds,
         paced_seconds=args.paced_seconds,
         raw_marker=args.raw_marker,
+        client_loop=args.client_loop,
     )
     return options, args
 
@@ -939,9 +1006,10 @@ def main(argv: list[str] | None = None) -> int:
             f"celery {celery_package.__version__}"
         ),
         "shape": (
-            f"{options.rounds} rounds x {options.jobs} jobs at {options.concurrency} in flight, "
+            f"{options.rounds} rounds x {options.jobs} jobs at each of "
+            f"{', '.join(map(str, options.concurrency))} jobs in flight, "
             f"then {options.rounds} rounds x {options.paced_seconds:g}s at half peak; "
-            f"worker concurrency {WORKER_CONCURRENCY}"
+            f"worker concurrency {WORKER_CONCURRENCY}; clients on {options.client_loop}"
             + ("; raw worker sends processing markers" if options.raw_marker else "")
         ),
     }
@@ -953,7 +1021,8 @@ def main(argv: list[str] | None = None) -> int:
     ):
         header["vhost"] = target.vhost
         try:
-            summaries = asyncio.run(measure(options, target, Path(tmp)))
+            with asyncio.Runner(loop_factory=lambda: new_client_loop(options.client_loop)) as run:
+                summaries = run.run(measure(options, target, Path(tmp)))
         except Exception as exc:
             # On a shared broker a test suite may restart it (rabbitmqctl stop_app) mid-run;
             # a round disturbed that way measures nothing, so say so plainly and stop.
