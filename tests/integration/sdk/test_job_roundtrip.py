@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 
 import pytest
 
@@ -98,6 +99,39 @@ async def test_result_cache_is_bounded_and_evicted_results_are_still_found(
         await queue.disconnect()
 
     assert first is not None and first.job_id == job_ids[0]
+
+
+async def test_results_nobody_waited_for_are_served_from_the_tail(
+    rabbitmq_url: str, queue_name: str, start_worker: StartWorker
+) -> None:
+    await start_worker(max_concurrent_jobs=10)
+    observer = JobQueue(rabbitmq_url, queue_name=queue_name, bindings=ALL_JOBS)
+    await observer.connect()
+    producer = JobQueue(rabbitmq_url, queue_name=queue_name, bindings=ALL_JOBS)
+    await producer.connect()
+    try:
+        reader = await observer._result_reader()  # tailing before the jobs exist
+        job_ids = [
+            await producer.submit_job("ITL.Demo", "Job", "create", demo_request(f"t{i}"))
+            for i in range(5)
+        ]
+        for job_id in job_ids:
+            assert await producer.get_result(job_id, timeout=15) is not None
+        deadline = time.monotonic() + 10
+        while reader.cached < 5 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        # timeout=0: only what the tail already holds, no stream scan.
+        held = [await observer.get_result(job_id, timeout=0) for job_id in job_ids]
+        # A second terminal result for the same job (a late cancel) does not replace it.
+        await observer.cancel_job(job_ids[0], "too late")
+        again = await observer.get_result(job_ids[0], timeout=0)
+    finally:
+        await producer.disconnect()
+        await observer.disconnect()
+
+    assert [r.job_id if r else None for r in held] == job_ids
+    assert all(r is not None and r.status is JobStatus.COMPLETED for r in held)
+    assert again is not None and again.status is JobStatus.COMPLETED
 
 
 async def test_get_result_returns_none_when_no_result_comes(producer: JobQueue) -> None:
