@@ -90,11 +90,11 @@ test: python-deps rabbitmq-up k8s-binaries lint ## The whole suite: lint, unit, 
 	$(RUN) pytest -q -p no:cacheprovider
 
 .PHONY: bench
-bench: rabbitmq-up ## Throughput/latency: raw aio-pika vs JobQueue+ProviderWorker vs Celery
+bench: python-deps rabbitmq-up ## Throughput/latency: raw aio-pika vs JobQueue+ProviderWorker vs Celery
 	$(RUN) python bench/throughput.py
 
 .PHONY: bench-operator
-bench-operator: rabbitmq-up k8s-binaries ## Operator: 100 pools reconciled; autoscaler reaction and polling cost
+bench-operator: python-deps rabbitmq-up k8s-binaries ## Operator: 100 pools reconciled; autoscaler reaction and polling cost
 	$(RUN) python bench/operator_reconcile.py --pools 100
 	$(RUN) python bench/autoscaler_reaction.py --trials 20
 	$(RUN) python bench/autoscaler_polling.py --poll-interval 5
