@@ -21,7 +21,6 @@ Run: ``python bench/autoscaler_polling.py`` (``--pools 100 --seconds 60`` by def
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -37,8 +36,8 @@ for path in (REPO, REPO / "tools", REPO / "tests" / "integration" / "autoscaler"
     sys.path.insert(0, str(path))
 
 import autoscaler_jobs as jobs  # noqa: E402
-from autoscaler_reaction import URL, control_plane, install_crd  # noqa: E402
-from autoscaling_operator import AutoscalingOperator, put_secret  # noqa: E402
+from autoscaler_reaction import URL, autoscaling_environment  # noqa: E402
+from autoscaling_operator import AutoscalingOperator  # noqa: E402
 from wp_operator_process import sample_metric  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -101,46 +100,33 @@ def main() -> int:
     parser.add_argument("--poll-interval", type=int, default=5, help="pollIntervalSeconds")
     args = parser.parse_args()
 
-    with control_plane() as cluster, tempfile.TemporaryDirectory() as tmp:
-        install_crd(cluster)
-        namespace = cluster.create_namespace(f"wpa-poll-{uuid.uuid4().hex[:6]}")
-        put_secret(cluster, namespace, URL)
-        operator = AutoscalingOperator(
-            cluster.kubeconfig, Path(tmp) / "operator.log", namespaces="wpa-poll-*"
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        autoscaling_environment("wpa-poll", Path(tmp)) as (cluster, namespace, operator, queues),
+    ):
+        pools = []
+        for index in range(args.pools):
+            name, provider = f"pool-{index:03d}", f"ITL.Poll{uuid.uuid4().hex[:8]}"
+            queue = jobs.pool_queue(namespace, name)
+            jobs.declare(URL, queue, provider)
+            queues.append(queue)
+            pools.append((name, provider))
+        text = "---\n".join(
+            yaml.safe_dump(manifest(n, p, False, args.poll_interval)) for n, p in pools
         )
-        operator.start()
-        queues = []
-        try:
-            pools = []
-            for index in range(args.pools):
-                name, provider = f"pool-{index:03d}", f"ITL.Poll{uuid.uuid4().hex[:8]}"
-                queue = jobs.pool_queue(namespace, name)
-                jobs.declare(URL, queue, provider)
-                queues.append(queue)
-                pools.append((name, provider))
-            text = "---\n".join(
-                yaml.safe_dump(manifest(n, p, False, args.poll_interval)) for n, p in pools
-            )
-            cluster.kubectl("-n", namespace, "apply", "-f", "-", input=text)
-            time.sleep(30)  # reconciles settle
-            baseline = measure(operator, args.seconds)
-            print("autoscaling off:", baseline, flush=True)
+        cluster.kubectl("-n", namespace, "apply", "-f", "-", input=text)
+        time.sleep(30)  # reconciles settle
+        baseline = measure(operator, args.seconds)
+        print("autoscaling off:", baseline, flush=True)
 
-            text = "---\n".join(
-                yaml.safe_dump(manifest(n, p, True, args.poll_interval)) for n, p in pools
-            )
-            cluster.kubectl("-n", namespace, "apply", "-f", "-", input=text)
-            time.sleep(20)  # every poller started and polled a few times
-            polling = measure(operator, args.seconds)
-            print("autoscaling on: ", polling, flush=True)
-            connections = amqp_connections("itl-jobqueue workerpool-autoscaler")
-        finally:
-            operator.stop()
-            for queue in queues:
-                with contextlib.suppress(Exception):
-                    jobs.delete(URL, queue)
-            with contextlib.suppress(Exception):
-                cluster.api.delete(f"/api/v1/namespaces/{namespace}")
+        text = "---\n".join(
+            yaml.safe_dump(manifest(n, p, True, args.poll_interval)) for n, p in pools
+        )
+        cluster.kubectl("-n", namespace, "apply", "-f", "-", input=text)
+        time.sleep(20)  # every poller started and polled a few times
+        polling = measure(operator, args.seconds)
+        print("autoscaling on: ", polling, flush=True)
+        connections = amqp_connections("itl-jobqueue workerpool-autoscaler")
 
     report = {
         "pools": args.pools,

@@ -78,6 +78,36 @@ def install_crd(cluster: Cluster) -> None:
     )
 
 
+@contextlib.contextmanager
+def autoscaling_environment(
+    prefix: str, log_dir: Path
+) -> Iterator[tuple[Cluster, str, AutoscalingOperator, list[str]]]:
+    """A control plane with the CRD, a new ``{prefix}-*`` namespace holding the broker
+    Secret, and the operator (autoscaler loaded) watching it.
+
+    Yields the cluster, the namespace, the operator and a list the caller appends its pool
+    queues to; on exit the operator stops and those queues and the namespace are deleted.
+    """
+    with control_plane() as cluster:
+        install_crd(cluster)
+        namespace = cluster.create_namespace(f"{prefix}-{uuid.uuid4().hex[:6]}")
+        put_secret(cluster, namespace, URL)
+        operator = AutoscalingOperator(
+            cluster.kubeconfig, log_dir / "operator.log", namespaces=f"{prefix}-*"
+        )
+        operator.start()
+        queues: list[str] = []
+        try:
+            yield cluster, namespace, operator, queues
+        finally:
+            operator.stop()
+            for queue in queues:
+                with contextlib.suppress(Exception):
+                    jobs.delete(URL, queue)
+            with contextlib.suppress(Exception):
+                cluster.api.delete(f"/api/v1/namespaces/{namespace}")
+
+
 def pool_manifest(name: str, provider: str) -> str:
     return yaml.safe_dump(
         {
@@ -118,51 +148,40 @@ def main() -> int:
     args = parser.parse_args()
     rng = random.Random(args.seed)
 
-    with control_plane() as cluster, tempfile.TemporaryDirectory() as tmp:
-        install_crd(cluster)
-        namespace = cluster.create_namespace(f"wpa-bench-{uuid.uuid4().hex[:6]}")
-        put_secret(cluster, namespace, URL)
-        operator = AutoscalingOperator(
-            cluster.kubeconfig, Path(tmp) / "operator.log", namespaces="wpa-bench-*"
-        )
-        operator.start()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        autoscaling_environment("wpa-bench", Path(tmp)) as (cluster, namespace, _, queues),
+    ):
         pools = []
-        try:
-            for index in range(args.trials):
-                name, provider = f"pool-{index}", f"ITL.Bench{uuid.uuid4().hex[:8]}"
-                queue = jobs.pool_queue(namespace, name)
-                jobs.declare(URL, queue, provider)
-                cluster.kubectl(
-                    "-n", namespace, "apply", "-f", "-", input=pool_manifest(name, provider)
-                )
-                pools.append((name, queue))
-            for name, _ in pools:
-                wait(lambda name=name: replicas(cluster, namespace, name) == 0, timeout=120)
-            time.sleep(6)  # every pool has polled at least once: steady state
+        for index in range(args.trials):
+            name, provider = f"pool-{index}", f"ITL.Bench{uuid.uuid4().hex[:8]}"
+            queue = jobs.pool_queue(namespace, name)
+            jobs.declare(URL, queue, provider)
+            queues.append(queue)
+            cluster.kubectl(
+                "-n", namespace, "apply", "-f", "-", input=pool_manifest(name, provider)
+            )
+            pools.append((name, queue))
+        for name, _ in pools:
+            wait(lambda name=name: replicas(cluster, namespace, name) == 0, timeout=120)
+        time.sleep(6)  # every pool has polled at least once: steady state
 
-            reactions = []
-            for name, queue in pools:
-                time.sleep(rng.uniform(0, DEFAULT_POLL_SECONDS))
-                started = time.monotonic()
-                jobs.publish(URL, queue, [60.0] * 16)
-                try:
-                    reached = wait(lambda name=name: replicas(cluster, namespace, name) == 4, 30)
-                except TimeoutError:
-                    status = cluster.kubectl(
-                        "-n", namespace, "get", "wp", name, "-o", "jsonpath={.status}"
-                    )
-                    print(f"{name}: no 4 replicas within 30 s; status: {status.stdout}")
-                    print(Path(tmp, "operator.log").read_text()[-3000:])
-                    raise
-                reactions.append(reached - started)
-                print(f"{name}: {reactions[-1]:.2f} s", flush=True)
-        finally:
-            operator.stop()
-            for _, queue in pools:
-                with contextlib.suppress(Exception):
-                    jobs.delete(URL, queue)
-            with contextlib.suppress(Exception):
-                cluster.api.delete(f"/api/v1/namespaces/{namespace}")
+        reactions = []
+        for name, queue in pools:
+            time.sleep(rng.uniform(0, DEFAULT_POLL_SECONDS))
+            started = time.monotonic()
+            jobs.publish(URL, queue, [60.0] * 16)
+            try:
+                reached = wait(lambda name=name: replicas(cluster, namespace, name) == 4, 30)
+            except TimeoutError:
+                status = cluster.kubectl(
+                    "-n", namespace, "get", "wp", name, "-o", "jsonpath={.status}"
+                )
+                print(f"{name}: no 4 replicas within 30 s; status: {status.stdout}")
+                print(Path(tmp, "operator.log").read_text()[-3000:])
+                raise
+            reactions.append(reached - started)
+            print(f"{name}: {reactions[-1]:.2f} s", flush=True)
 
     ordered = sorted(reactions)
     keda_first = 30 / 2

@@ -105,12 +105,9 @@ class AckBatcher:
             frames = plan_acks(tags)
             if not frames:
                 continue
-            for tag, multiple in frames:
-                if multiple:
-                    for covered in [t for t in tags if t <= tag]:
-                        del tags[covered]
-                else:
-                    del tags[tag]
+            # The frames settle exactly the finished deliveries (tests/unit/sdk/test_ack_plan.py).
+            for finished in [tag for tag, done in tags.items() if done]:
+                del tags[finished]
             task = asyncio.get_running_loop().create_task(self._send(channel, frames))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)

@@ -25,15 +25,22 @@ def pool_queue(namespace: str, pool: str) -> str:
     return f"provider.jobs.{namespace}.{pool}"
 
 
-def _request(name: str, seconds: float) -> ResourceRequest:
-    return ResourceRequest(
-        subscription_id="sub-autoscaler",
-        resource_group="rg-autoscaler",
+def _job(name: str, seconds: float) -> JobEnvelope:
+    """An ``ITL.Demo/Job`` create job that runs ``seconds``."""
+    return JobEnvelope(
+        job_id=new_job_id(),
         provider_namespace="ITL.Demo",
         resource_type="Job",
-        resource_name=name,
-        location="westeurope",
-        body={"seconds": seconds},
+        operation="create",
+        request=ResourceRequest(
+            subscription_id="sub-autoscaler",
+            resource_group="rg-autoscaler",
+            provider_namespace="ITL.Demo",
+            resource_type="Job",
+            resource_name=name,
+            location="westeurope",
+            body={"seconds": seconds},
+        ),
     )
 
 
@@ -54,13 +61,7 @@ async def _publish(url: str, queue: str, durations: Sequence[float]) -> list[str
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
         for index, seconds in enumerate(durations):
-            envelope = JobEnvelope(
-                job_id=new_job_id(),
-                provider_namespace="ITL.Demo",
-                resource_type="Job",
-                operation="create",
-                request=_request(f"job-{index}", seconds),
-            )
+            envelope = _job(f"job-{index}", seconds)
             await channel.default_exchange.publish(
                 aio_pika.Message(
                     envelope.to_json(),
@@ -88,13 +89,7 @@ async def _produce(
         channel = await connection.channel(publisher_confirms=True)
         next_at = time.monotonic()
         while not stop.is_set():
-            envelope = JobEnvelope(
-                job_id=new_job_id(),
-                provider_namespace="ITL.Demo",
-                resource_type="Job",
-                operation="create",
-                request=_request(f"steady-{published}", seconds),
-            )
+            envelope = _job(f"steady-{published}", seconds)
             await channel.default_exchange.publish(
                 aio_pika.Message(envelope.to_json(), content_type="application/json"),
                 routing_key=queue,
