@@ -11,7 +11,7 @@ import os
 import aio_pika
 import pytest
 
-from itl_controlplane_sdk.workers.topology import DEAD_LETTER_QUEUE
+from itl_controlplane_sdk.contract.topology import DEAD_LETTER_QUEUE
 from tests.support.services import require_rabbitmq
 
 pytest_plugins = ["localcluster.pytest_plugin"]

@@ -18,8 +18,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
-from itl_controlplane_sdk.workers.settings import WorkerSettings
-from itl_controlplane_sdk.workers.topology import DEFAULT_JOB_QUEUE
+from itl_controlplane_sdk.contract.settings import WorkerSettings
+from itl_controlplane_sdk.contract.topology import DEFAULT_JOB_QUEUE
 
 GROUP = "controlplane.itlusions.com"
 VERSION = "v1alpha1"

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from itl_controlplane_sdk.workers import topology
+from itl_controlplane_sdk.contract import topology
 from itl_controlplane_sdk.workers.queue import JobQueue
 from workerpool_operator import scaling
 from workerpool_operator.autoscaler import observe

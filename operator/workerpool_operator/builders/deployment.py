@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from itl_controlplane_sdk.workers.settings import WorkerSettings
-from itl_controlplane_sdk.workers.topology import provider_binding
+from itl_controlplane_sdk.contract.settings import WorkerSettings
+from itl_controlplane_sdk.contract.topology import provider_binding
 from workerpool_operator.api import (
     WorkerPool,
     WorkerPoolSpec,

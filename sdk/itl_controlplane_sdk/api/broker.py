@@ -14,8 +14,8 @@ import contextlib
 import logging
 
 from itl_controlplane_sdk.api.errors import ApiError, broker_unavailable
+from itl_controlplane_sdk.errors import BrokerUnavailableError
 from itl_controlplane_sdk.redaction import redact_url
-from itl_controlplane_sdk.workers.errors import BrokerUnavailableError
 from itl_controlplane_sdk.workers.queue import JobQueue
 
 log = logging.getLogger(__name__)

@@ -20,9 +20,9 @@ from itl_controlplane_sdk.api import failures
 from itl_controlplane_sdk.api.arm import drop_none
 from itl_controlplane_sdk.api.context import ApiContext
 from itl_controlplane_sdk.api.errors import ApiError
+from itl_controlplane_sdk.errors import BrokerUnavailableError, JobSubmissionError
 from itl_controlplane_sdk.models import ProvisioningState, ResourceRequest
 from itl_controlplane_sdk.workers.envelope import Operation
-from itl_controlplane_sdk.workers.errors import BrokerUnavailableError, JobSubmissionError
 from itl_controlplane_sdk.workers.offloading import OPERATION_PRIORITY
 from itl_controlplane_sdk.workers.results import JobStatus
 

@@ -12,9 +12,10 @@ TypeError) is a provider bug and answers 500.
 from __future__ import annotations
 
 from itl_controlplane_sdk.api.errors import ApiError
-from itl_controlplane_sdk.workers.errors import (
+from itl_controlplane_sdk.errors import (
     PermanentJobError,
     ResourceNotFoundError,
+    UnsupportedActionError,
     is_retryable,
 )
 from itl_controlplane_sdk.workers.results import JobStatus
@@ -30,6 +31,8 @@ def from_job_error(status: JobStatus, error: str | None, *, retry_after: int) ->
         return ApiError(504, "OperationTimedOut", text)
     if text.startswith(f"{ResourceNotFoundError.__name__}:"):
         return ApiError(404, "ResourceNotFound", text)
+    if text.startswith((f"{UnsupportedActionError.__name__}:", "NotImplementedError:")):
+        return ApiError(400, "UnsupportedAction", text)
     if lowered.startswith("gave up after"):
         return ApiError(503, "ProviderUnavailable", text, headers={"Retry-After": str(retry_after)})
     return ApiError(400, "OperationFailed", text)
@@ -44,6 +47,6 @@ def from_exception(exc: Exception, *, retry_after: int) -> ApiError:
         return ApiError(504, "OperationTimedOut", text)
     if is_retryable(exc):
         return ApiError(503, "ProviderUnavailable", text, headers={"Retry-After": str(retry_after)})
-    if isinstance(exc, PermanentJobError | ValueError | TypeError):
+    if isinstance(exc, PermanentJobError | NotImplementedError | ValueError | TypeError):
         return from_job_error(JobStatus.FAILED, text, retry_after=retry_after)
     return ApiError(500, "ProviderError", f"the provider failed unexpectedly ({text})")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pydantic import AliasChoices, Field, SecretStr
 
+from itl_controlplane_sdk.contract.settings import DEFAULT_RABBITMQ_URL, LogLevel
+from itl_controlplane_sdk.contract.topology import DEFAULT_JOB_QUEUE
 from itl_controlplane_sdk.envsettings import CommaList, EnvSettings
-from itl_controlplane_sdk.workers.settings import DEFAULT_RABBITMQ_URL, LogLevel
-from itl_controlplane_sdk.workers.topology import DEFAULT_JOB_QUEUE
 
 
 class ApiSettings(EnvSettings):

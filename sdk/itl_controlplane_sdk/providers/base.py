@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 
+from itl_controlplane_sdk.errors import UnsupportedActionError
 from itl_controlplane_sdk.models import ResourceListResponse, ResourceRequest, ResourceResponse
 
 
@@ -31,8 +32,16 @@ class ResourceProvider(abc.ABC):
     @abc.abstractmethod
     async def delete_resource(self, request: ResourceRequest) -> ResourceResponse: ...
 
-    @abc.abstractmethod
-    async def execute_action(self, request: ResourceRequest) -> ResourceResponse: ...
+    async def execute_action(self, request: ResourceRequest) -> ResourceResponse:
+        """Runs ``request.action``; providers with actions override this.
+
+        The default lets a provider without actions be instantiated (as upstream providers
+        expect) and refuses every action with an error the API answers as 400.
+        """
+        raise UnsupportedActionError(
+            f"{self.provider_namespace} supports no action {request.action!r}"
+            f" on {request.resource_type}"
+        )
 
     def supports_resource_type(self, resource_type: str) -> bool:
         return resource_type in self.supported_resource_types

@@ -15,6 +15,11 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+from itl_controlplane_sdk.errors import (
+    PermanentJobError,
+    ResourceNotFoundError,
+    RetryableJobError,
+)
 from itl_controlplane_sdk.models import (
     ProvisioningState,
     ResourceListResponse,
@@ -23,11 +28,6 @@ from itl_controlplane_sdk.models import (
 )
 from itl_controlplane_sdk.providers.base import ResourceProvider
 from itl_controlplane_sdk.providers.registry import ResourceProviderRegistry
-from itl_controlplane_sdk.workers.errors import (
-    PermanentJobError,
-    ResourceNotFoundError,
-    RetryableJobError,
-)
 
 
 def _response(request: ResourceRequest, properties: dict[str, object]) -> ResourceResponse:

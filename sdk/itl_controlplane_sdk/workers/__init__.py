@@ -3,18 +3,19 @@
 See ``docs/`` and the API reference for the contract; every name below is part of it.
 """
 
-from itl_controlplane_sdk.workers.base import WorkerRole
-from itl_controlplane_sdk.workers.errors import (
+from itl_controlplane_sdk.contract.settings import WorkerSettings
+from itl_controlplane_sdk.errors import (
     BrokerUnavailableError,
+    JobFailedError,
     JobSubmissionError,
     JobTimeoutError,
     PermanentJobError,
     ResourceNotFoundError,
     RetryableJobError,
 )
+from itl_controlplane_sdk.workers.base import WorkerRole
 from itl_controlplane_sdk.workers.heartbeats import Heartbeat
 from itl_controlplane_sdk.workers.offloading import (
-    JobFailedError,
     OffloadingProviderRegistry,
     SyncOffloadingProviderRegistry,
 )
@@ -22,7 +23,6 @@ from itl_controlplane_sdk.workers.provider_worker import ProviderWorker
 from itl_controlplane_sdk.workers.queue import JobQueue
 from itl_controlplane_sdk.workers.registry import WorkerRegistry
 from itl_controlplane_sdk.workers.results import JobResult, JobStatus
-from itl_controlplane_sdk.workers.settings import WorkerSettings
 
 __all__ = [
     "BrokerUnavailableError",

@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
+from itl_controlplane_sdk.contract.settings import WorkerSettings
 from itl_controlplane_sdk.validation import describe
 from itl_controlplane_sdk.workers.runtime import run_worker
-from itl_controlplane_sdk.workers.settings import WorkerSettings
 
 
 def main() -> None:

@@ -16,8 +16,8 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, 
 from aio_pika.exceptions import ChannelPreconditionFailed, DeliveryError
 from pamqp.commands import Basic
 
-from itl_controlplane_sdk.workers import topology
-from itl_controlplane_sdk.workers.errors import JobSubmissionError
+from itl_controlplane_sdk.contract import topology
+from itl_controlplane_sdk.errors import JobSubmissionError
 
 log = logging.getLogger(__name__)
 

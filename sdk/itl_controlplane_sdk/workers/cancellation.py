@@ -34,6 +34,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import aio_pika
+from aio_pika.exceptions import ChannelPreconditionFailed
+
 from itl_controlplane_sdk.workers.results import JobResult, JobStatus
 
 if TYPE_CHECKING:
@@ -56,8 +59,6 @@ async def declare_cancellations_stream(
     connection: AbstractConnection, retention_seconds: float
 ) -> None:
     """The cancellations stream (idempotent; an existing stream keeps its settings)."""
-    from aio_pika.exceptions import ChannelPreconditionFailed
-
     arguments: dict[str, Any] = {
         "x-queue-type": "stream",
         "x-max-age": f"{max(1, int(retention_seconds))}s",
@@ -89,8 +90,6 @@ class CancellationWatcher:
 
     async def start(self) -> None:
         """Tails the stream and returns once it has read everything recorded before now."""
-        import aio_pika
-
         self._synced = asyncio.get_running_loop().create_future()
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=CANCEL_PREFETCH)

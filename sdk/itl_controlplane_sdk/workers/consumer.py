@@ -25,10 +25,11 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
-from itl_controlplane_sdk.workers import amqp, topology
+from itl_controlplane_sdk.contract import topology
+from itl_controlplane_sdk.errors import JobSubmissionError, RetryableJobError, UndecodableJobError
+from itl_controlplane_sdk.workers import amqp
 from itl_controlplane_sdk.workers.acks import AckBatcher
-from itl_controlplane_sdk.workers.envelope import JobEnvelope, UndecodableJobError, decode_job
-from itl_controlplane_sdk.workers.errors import JobSubmissionError, RetryableJobError
+from itl_controlplane_sdk.workers.envelope import JobEnvelope, decode_job
 from itl_controlplane_sdk.workers.results import JobResult, JobStatus
 
 log = logging.getLogger(__name__)

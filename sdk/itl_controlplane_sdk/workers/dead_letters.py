@@ -12,7 +12,9 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
-from itl_controlplane_sdk.workers import amqp, topology
+from itl_controlplane_sdk.contract import topology
+from itl_controlplane_sdk.errors import JobSubmissionError, UndecodableJobError
+from itl_controlplane_sdk.workers import amqp
 from itl_controlplane_sdk.workers.consumer import (
     HEADER_ATTEMPTS,
     HEADER_FAILED_AT,
@@ -20,8 +22,7 @@ from itl_controlplane_sdk.workers.consumer import (
     HEADER_REASON,
     HEADER_ROUTING_KEY,
 )
-from itl_controlplane_sdk.workers.envelope import JobEnvelope, UndecodableJobError, decode_job
-from itl_controlplane_sdk.workers.errors import JobSubmissionError
+from itl_controlplane_sdk.workers.envelope import JobEnvelope, decode_job
 
 DEAD_LETTER_HEADERS = (
     HEADER_REASON,

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from itl_controlplane_sdk.errors import UndecodableJobError
 from itl_controlplane_sdk.models import ResourceRequest
 from itl_controlplane_sdk.validation import describe
 
@@ -41,10 +42,6 @@ class JobEnvelope(BaseModel):
 
     def to_json(self) -> bytes:
         return self.model_dump_json().encode()
-
-
-class UndecodableJobError(ValueError):
-    """A message that is not a valid job envelope; its text says what is wrong."""
 
 
 def decode_job(body: bytes) -> JobEnvelope:

@@ -13,9 +13,10 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+import aio_pika
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from itl_controlplane_sdk.workers import topology
+from itl_controlplane_sdk.contract import topology
 
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractQueue
@@ -55,8 +56,6 @@ class HeartbeatMonitor:
         self.started_at = 0.0
 
     async def start(self) -> None:
-        import aio_pika
-
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=100)
         exchange = await channel.declare_exchange(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from itl_controlplane_sdk.errors import JobFailedError
 from itl_controlplane_sdk.models import (
     ProvisioningState,
     ResourceListResponse,
@@ -11,21 +12,10 @@ from itl_controlplane_sdk.models import (
     ResourceResponse,
 )
 from itl_controlplane_sdk.providers.registry import ResourceProviderRegistry
-from itl_controlplane_sdk.workers.errors import JobError
 from itl_controlplane_sdk.workers.queue import JobQueue
 from itl_controlplane_sdk.workers.results import JobStatus
 
 OPERATION_PRIORITY = {"get": 8, "create": 7, "delete": 6, "list": 5, "action": 5}
-
-
-class JobFailedError(JobError):
-    """An offloaded job finished with status failed or cancelled."""
-
-    def __init__(self, job_id: str, status: JobStatus, error: str | None) -> None:
-        super().__init__(f"job {job_id} {status.value}: {error or 'no reason given'}")
-        self.job_id = job_id
-        self.status = status
-        self.error = error
 
 
 class OffloadingProviderRegistry(ResourceProviderRegistry):

@@ -7,10 +7,10 @@ import logging
 import time
 from typing import Any
 
+from itl_controlplane_sdk.errors import JobTimeoutError, RetryableJobError, is_retryable
 from itl_controlplane_sdk.models import ResourceRequest
 from itl_controlplane_sdk.providers.registry import ResourceProviderRegistry
 from itl_controlplane_sdk.workers.base import WorkerRole
-from itl_controlplane_sdk.workers.errors import JobTimeoutError, RetryableJobError, is_retryable
 from itl_controlplane_sdk.workers.metrics import WorkerMetrics
 from itl_controlplane_sdk.workers.queue import JobQueue
 from itl_controlplane_sdk.workers.results import JobResult, JobStatus
@@ -71,9 +71,11 @@ class ProviderWorker(WorkerRole):
             )
 
     async def start_consuming_jobs(self) -> None:
-        """Starts taking jobs from the queue (returns once the consumer is registered)."""
-        if not self.is_running:
-            raise RuntimeError("start() the worker before consuming jobs")
+        """Starts taking jobs from the queue (returns once the consumer is registered).
+
+        Starts the worker first if it is not running, as upstream callers expect.
+        """
+        await self.start()
         await self.job_queue.consume_jobs(
             self._handle_job,
             prefetch=self.max_concurrent_jobs,

@@ -1,8 +1,4 @@
-"""JobQueue: submitting jobs, consuming them, and reading results and queue statistics.
-
-aio-pika is imported when a JobQueue connects, so the rest of the SDK (models, providers,
-registries) works without it and ``connect()`` names the missing package.
-"""
+"""JobQueue: submitting jobs, consuming them, and reading results and queue statistics."""
 
 from __future__ import annotations
 
@@ -12,27 +8,26 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from aio_pika.exceptions import ChannelNotFoundEntity
+
+from itl_controlplane_sdk.contract import topology
+from itl_controlplane_sdk.contract.settings import DEFAULT_RABBITMQ_URL
+from itl_controlplane_sdk.errors import BrokerUnavailableError, JobSubmissionError
 from itl_controlplane_sdk.models import ResourceRequest
 from itl_controlplane_sdk.redaction import redact_url, scrub
-from itl_controlplane_sdk.workers import topology
+from itl_controlplane_sdk.workers import amqp, cancellation, dead_letters
+from itl_controlplane_sdk.workers.cancellation import CancellationWatcher
+from itl_controlplane_sdk.workers.consumer import JobConsumer
 from itl_controlplane_sdk.workers.envelope import OPERATIONS, JobEnvelope, new_job_id
-from itl_controlplane_sdk.workers.errors import BrokerUnavailableError, JobSubmissionError
 from itl_controlplane_sdk.workers.heartbeats import Heartbeat, HeartbeatMonitor
 from itl_controlplane_sdk.workers.result_store import PROCESSING_MESSAGE_TYPE, ResultReader
 from itl_controlplane_sdk.workers.results import JobResult, JobStatus
-from itl_controlplane_sdk.workers.settings import DEFAULT_RABBITMQ_URL
-
-if TYPE_CHECKING:
-    from aio_pika.abc import AbstractChannel, AbstractRobustConnection
-
-    from itl_controlplane_sdk.workers.cancellation import CancellationWatcher
-    from itl_controlplane_sdk.workers.consumer import JobConsumer
 
 log = logging.getLogger(__name__)
-
-AIO_PIKA_MISSING = "aio-pika is required for JobQueue. Install with: pip install aio-pika"
 
 
 class JobQueue:
@@ -95,12 +90,6 @@ class JobQueue:
 
     async def connect(self) -> None:
         """Connects and declares the topology (idempotent). Raises on failure."""
-        try:
-            import aio_pika
-        except ImportError:
-            raise ImportError(AIO_PIKA_MISSING) from None
-        from itl_controlplane_sdk.workers import amqp, cancellation
-
         if self._connection is not None:
             return
         try:
@@ -160,10 +149,6 @@ class JobQueue:
         deadline: datetime | None = None,
     ) -> str:
         """Publishes a job and returns its id once the broker has confirmed it."""
-        import aio_pika
-
-        from itl_controlplane_sdk.workers import amqp
-
         if operation not in OPERATIONS:
             raise ValueError(f"operation must be one of {', '.join(OPERATIONS)}, not {operation!r}")
         if not 0 <= priority <= topology.MAX_PRIORITY:
@@ -221,14 +206,11 @@ class JobQueue:
         ``stop_consuming`` (or ``disconnect``) to stop. Cancelled and expired jobs are
         settled without calling it (see ``cancellation``).
         """
-        from itl_controlplane_sdk.workers import cancellation
-        from itl_controlplane_sdk.workers.consumer import JobConsumer
-
         connection, _ = self._require_connection()
         if self._consumer is not None:
             raise RuntimeError("this JobQueue is already consuming")
         if self._watcher is None:
-            watcher = cancellation.CancellationWatcher(connection)
+            watcher = CancellationWatcher(connection)
             await watcher.start()
             self._watcher = watcher
         if self._marker_channel is None:
@@ -257,10 +239,6 @@ class JobQueue:
 
     async def publish_result(self, result: JobResult) -> None:
         """Appends a result to the results stream (confirmed)."""
-        import aio_pika
-
-        from itl_controlplane_sdk.workers import amqp
-
         _, channel = self._require_connection()
         await amqp.publish_confirmed(
             channel.default_exchange,
@@ -288,10 +266,6 @@ class JobQueue:
         the first terminal result recorded for it: this one, unless the job already finished
         (check ``get_result``/``get_job_progress`` first; ``cancellation`` explains the race).
         """
-        import aio_pika
-
-        from itl_controlplane_sdk.workers import amqp, cancellation
-
         if status not in (JobStatus.CANCELLED, JobStatus.FAILED):
             raise ValueError(f"a job can be cancelled or failed, not set to {status.value}")
         _, channel = self._require_connection()
@@ -329,8 +303,6 @@ class JobQueue:
         Markers only help an API refuse to cancel running jobs; losing one is harmless, so the
         hot path does not pay for a confirm round trip.
         """
-        import aio_pika
-
         if self._marker_channel is None:
             return
         await self._marker_channel.default_exchange.publish(
@@ -397,8 +369,6 @@ class JobQueue:
         A missing queue makes the broker close the channel; the next read opens a new one.
         Reads are serialised so that close cannot hit another read mid-flight.
         """
-        from aio_pika.exceptions import ChannelNotFoundEntity
-
         assert self._connection is not None
         async with self._stats_lock:
             if self._stats_channel is None or self._stats_channel.is_closed:
@@ -425,8 +395,6 @@ class JobQueue:
         }
 
     async def publish_heartbeat(self, heartbeat: Heartbeat) -> None:
-        import aio_pika
-
         _, channel = self._require_connection()
         exchange = await channel.get_exchange(topology.HEARTBEAT_EXCHANGE, ensure=False)
         await exchange.publish(
@@ -462,15 +430,11 @@ class JobQueue:
 
     async def get_dlq_messages(self, limit: int = 100) -> list[dict[str, Any]]:
         """Dead-lettered jobs with their reasons, oldest first; they stay in the DLQ."""
-        from itl_controlplane_sdk.workers import dead_letters
-
         connection, _ = self._require_connection()
         return await dead_letters.peek(connection, limit)
 
     async def redrive_dlq(self, limit: int | None = None) -> int:
         """Moves dead-lettered jobs back to their queues (attempt reset to 1); returns the count."""
-        from itl_controlplane_sdk.workers import dead_letters
-
         connection, _ = self._require_connection()
         return await dead_letters.redrive(connection, limit, timeout=self._publish_timeout)
 

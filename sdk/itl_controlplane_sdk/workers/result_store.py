@@ -29,7 +29,7 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from itl_controlplane_sdk.workers import topology
+from itl_controlplane_sdk.contract import topology
 from itl_controlplane_sdk.workers.envelope import job_id_time
 from itl_controlplane_sdk.workers.results import JobResult, JobStatus
 

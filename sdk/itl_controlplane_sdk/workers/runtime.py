@@ -8,15 +8,15 @@ import gc
 import logging
 import signal
 
+from itl_controlplane_sdk.contract.settings import WorkerSettings
+from itl_controlplane_sdk.errors import BrokerUnavailableError
 from itl_controlplane_sdk.providers.loading import load_providers
 from itl_controlplane_sdk.providers.registry import ResourceProviderRegistry
 from itl_controlplane_sdk.redaction import redact_url
-from itl_controlplane_sdk.workers.errors import BrokerUnavailableError
 from itl_controlplane_sdk.workers.health import HealthServer
 from itl_controlplane_sdk.workers.heartbeats import Heartbeat
 from itl_controlplane_sdk.workers.provider_worker import ProviderWorker
 from itl_controlplane_sdk.workers.queue import JobQueue
-from itl_controlplane_sdk.workers.settings import WorkerSettings
 
 log = logging.getLogger("itl_controlplane_sdk.worker")
 

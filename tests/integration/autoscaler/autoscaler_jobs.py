@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import aio_pika
 
 from itl_controlplane_sdk import ResourceRequest
+from itl_controlplane_sdk.contract.topology import provider_binding
 from itl_controlplane_sdk.workers import JobQueue, amqp
 from itl_controlplane_sdk.workers.envelope import JobEnvelope, new_job_id
-from itl_controlplane_sdk.workers.topology import provider_binding
 
 
 def pool_queue(namespace: str, pool: str) -> str:

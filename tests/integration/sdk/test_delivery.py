@@ -10,9 +10,9 @@ import aio_pika
 import pytest
 
 from itl_controlplane_sdk import ResourceListResponse, ResourceRequest, ResourceResponse
+from itl_controlplane_sdk.contract.topology import DEAD_LETTER_QUEUE
 from itl_controlplane_sdk.providers.base import ResourceProvider
 from itl_controlplane_sdk.workers import JobQueue, JobStatus
-from itl_controlplane_sdk.workers.topology import DEAD_LETTER_QUEUE
 from tests.integration.sdk.conftest import StartWorker, demo_request
 
 pytestmark = pytest.mark.integration

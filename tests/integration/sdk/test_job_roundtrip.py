@@ -9,7 +9,9 @@ import time
 
 import pytest
 
-from itl_controlplane_sdk.workers import JobQueue, JobStatus, JobSubmissionError
+from itl_controlplane_sdk import ResourceProviderRegistry
+from itl_controlplane_sdk.providers.examples import register_example_providers
+from itl_controlplane_sdk.workers import JobQueue, JobStatus, JobSubmissionError, ProviderWorker
 from tests.integration.sdk.conftest import ALL_JOBS, StartWorker, demo_request
 
 pytestmark = pytest.mark.integration
@@ -28,6 +30,26 @@ async def test_submitted_job_is_processed_and_its_result_returned(
     assert result.result is not None
     assert result.result["properties"]["echo"] == {"x": 1}
     assert result.result["id"].endswith("/providers/ITL.Demo/Job/job")
+
+
+async def test_start_consuming_jobs_starts_a_worker_that_was_not_started(
+    rabbitmq_url: str, queue_name: str, producer: JobQueue
+) -> None:
+    registry = ResourceProviderRegistry()
+    register_example_providers(registry)
+    worker = ProviderWorker(
+        "upstream-style", registry, JobQueue(rabbitmq_url, queue_name=queue_name, bindings=ALL_JOBS)
+    )
+    try:
+        await worker.start_consuming_jobs()  # no start() first, as upstream callers do
+        job_id = await producer.submit_job("ITL.Demo", "Job", "create", demo_request())
+        result = await producer.get_result(job_id, timeout=10)
+    finally:
+        await worker.stop()
+        await worker.job_queue.disconnect()
+
+    assert worker.jobs_processed == 1
+    assert result is not None and result.status is JobStatus.COMPLETED
 
 
 async def test_result_is_readable_from_a_queue_connected_after_it_was_published(

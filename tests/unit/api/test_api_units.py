@@ -10,8 +10,8 @@ import pytest
 
 from itl_controlplane_sdk.api import ApiSettings
 from itl_controlplane_sdk.api.failures import from_exception, from_job_error
+from itl_controlplane_sdk.errors import PermanentJobError, RetryableJobError
 from itl_controlplane_sdk.workers.cancellation import MARKER_DELAY_SECONDS, expired, guarded
-from itl_controlplane_sdk.workers.errors import PermanentJobError, RetryableJobError
 from itl_controlplane_sdk.workers.results import JobResult, JobStatus
 
 

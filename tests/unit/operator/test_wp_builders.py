@@ -6,7 +6,7 @@ from typing import Any
 
 from wp_factories import UID, pool
 
-from itl_controlplane_sdk.workers.settings import WorkerSettings
+from itl_controlplane_sdk.contract.settings import WorkerSettings
 from workerpool_operator.api import MANAGED_ENV_FIELDS
 from workerpool_operator.builders import (
     build_children,

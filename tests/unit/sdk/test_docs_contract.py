@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from itl_controlplane_sdk.workers.settings import WorkerSettings
+from itl_controlplane_sdk.contract.settings import WorkerSettings
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "worker.md"
 

@@ -3,28 +3,27 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from datetime import UTC, datetime
 
 import pytest
 
 from itl_controlplane_sdk import ProvisioningState, ResourceRequest, ResourceResponse
-from itl_controlplane_sdk.redaction import redact_url, scrub
-from itl_controlplane_sdk.workers import JobQueue, JobResult, JobStatus, WorkerSettings
-from itl_controlplane_sdk.workers.consumer import coerce_result, retry_delay_ms
-from itl_controlplane_sdk.workers.envelope import (
-    JobEnvelope,
-    UndecodableJobError,
-    decode_job,
-    job_id_time,
-    new_job_id,
-)
-from itl_controlplane_sdk.workers.errors import (
+from itl_controlplane_sdk.errors import (
     JobTimeoutError,
     PermanentJobError,
     RetryableJobError,
+    UndecodableJobError,
     is_retryable,
+)
+from itl_controlplane_sdk.redaction import redact_url, scrub
+from itl_controlplane_sdk.workers import JobResult, JobStatus, WorkerSettings
+from itl_controlplane_sdk.workers.consumer import coerce_result, retry_delay_ms
+from itl_controlplane_sdk.workers.envelope import (
+    JobEnvelope,
+    decode_job,
+    job_id_time,
+    new_job_id,
 )
 
 
@@ -179,14 +178,3 @@ def test_env_names_come_from_the_settings_model() -> None:
     assert WorkerSettings.env_name("health_check_port") == "HEALTH_CHECK_PORT"
     assert WorkerSettings.env_name("job_timeout") == "JOB_TIMEOUT"
     assert WorkerSettings.env_name("pool_name") == "WORKER_POOL"
-
-
-async def test_connect_names_the_missing_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "aio_pika", None)
-
-    with pytest.raises(ImportError) as raised:
-        await JobQueue().connect()
-
-    assert (
-        str(raised.value) == "aio-pika is required for JobQueue. Install with: pip install aio-pika"
-    )

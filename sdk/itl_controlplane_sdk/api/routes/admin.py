@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from itl_controlplane_sdk.api.context import ApiContext, get_context
 from itl_controlplane_sdk.api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
-from itl_controlplane_sdk.workers.errors import BrokerUnavailableError, JobSubmissionError
+from itl_controlplane_sdk.errors import BrokerUnavailableError, JobSubmissionError
 
 bearer = HTTPBearer(auto_error=False, description="ADMIN_TOKEN")
 

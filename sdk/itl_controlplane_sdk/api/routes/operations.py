@@ -24,8 +24,8 @@ from itl_controlplane_sdk.api.errors import (
     ErrorDetail,
     ErrorResponse,
 )
+from itl_controlplane_sdk.errors import BrokerUnavailableError, JobSubmissionError
 from itl_controlplane_sdk.workers.envelope import job_id_time
-from itl_controlplane_sdk.workers.errors import BrokerUnavailableError, JobSubmissionError
 from itl_controlplane_sdk.workers.queue import JobQueue
 from itl_controlplane_sdk.workers.results import JobResult, JobStatus
 

@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
+from itl_controlplane_sdk.contract.topology import DEFAULT_JOB_QUEUE
 from itl_controlplane_sdk.envsettings import CommaList, EnvSettings
-from itl_controlplane_sdk.workers.topology import DEFAULT_JOB_QUEUE
 
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@localhost/"
 
