@@ -8,15 +8,25 @@ channel's unacknowledged window, then single acks for finished deliveries that s
 still running (holding those back would hold prefetch slots, and with them throughput).
 
 An ack is only ever delayed to the end of the iteration, never sent before the caller asked
-for it, so "ack after the outcome is recorded" still holds. A delivery settled any other way
-(nack, reject) must be ``forget``-ed before that frame is sent, so a later ``multiple`` ack
-never claims it.
+for it, so "ack after the outcome is recorded" still holds.
+
+Every tag must reach the broker settled exactly once: a second ack (or an ack after a
+``multiple`` one covered the tag) is a channel error, and the broker then redelivers every
+unacked job of the channel, so jobs run twice without any fault. Two rules keep it so
+(tests/unit/sdk/test_ack_batcher.py checks them against a model of the broker's window):
+
+- frames are written in plan order by a single sender, so the ``multiple`` ack of a later
+  flush never overtakes a single ack of an earlier one (each write awaits the socket drain,
+  and two concurrent senders interleaved their frames);
+- a delivery settled by ``nack`` stays in the window, blocking ``multiple`` acks, until its
+  nack frame is written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -60,18 +70,27 @@ class AckBatcher:
         # Per AMQP channel: delivery tag -> finished.
         self._unsettled: dict[AbstractChannel, dict[int, bool]] = {}
         self._scheduled = False
-        self._sending: set[asyncio.Task[None]] = set()
+        # Planned frames, written strictly in order by one sender task.
+        self._frames: deque[tuple[AbstractChannel, int, bool]] = deque()
+        self._sender: asyncio.Task[None] | None = None
 
     def track(self, message: AbstractIncomingMessage) -> None:
         """Records a new delivery; call it before the job starts."""
         assert message.delivery_tag is not None
         self._unsettled.setdefault(message.channel, {})[message.delivery_tag] = False
 
-    def forget(self, message: AbstractIncomingMessage) -> None:
-        """Drops a delivery that is being settled by nack or reject instead."""
-        tags = self._unsettled.get(message.channel)
-        if tags is not None and message.delivery_tag is not None:
-            tags.pop(message.delivery_tag, None)
+    async def nack(self, message: AbstractIncomingMessage, *, requeue: bool) -> None:
+        """Settles a delivery by nack (``requeue=False`` dead-letters it through the DLX).
+
+        The tag leaves the window only once the nack frame is written (or failed with the
+        channel), so no ``multiple`` ack planned meanwhile can claim it first.
+        """
+        try:
+            await message.nack(requeue=requeue)
+        finally:
+            tags = self._unsettled.get(message.channel)
+            if tags is not None and message.delivery_tag is not None:
+                tags.pop(message.delivery_tag, None)
 
     def ack(self, message: AbstractIncomingMessage) -> None:
         """Marks a delivery done; its ack goes out at the end of this loop iteration."""
@@ -91,8 +110,8 @@ class AckBatcher:
         """Sends what is due now and waits until every ack frame has been written."""
         if self._scheduled:
             self._flush()
-        if self._sending:
-            await asyncio.gather(*self._sending, return_exceptions=True)
+        if self._sender is not None:
+            await asyncio.gather(self._sender, return_exceptions=True)
 
     def _flush(self) -> None:
         self._scheduled = False
@@ -108,16 +127,19 @@ class AckBatcher:
             # The frames settle exactly the finished deliveries (tests/unit/sdk/test_ack_plan.py).
             for finished in [tag for tag, done in tags.items() if done]:
                 del tags[finished]
-            task = asyncio.get_running_loop().create_task(self._send(channel, frames))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+            self._frames.extend((channel, tag, multiple) for tag, multiple in frames)
+        if self._frames and (self._sender is None or self._sender.done()):
+            self._sender = asyncio.get_running_loop().create_task(self._send())
 
-    async def _send(self, channel: AbstractChannel, frames: AckFrames) -> None:
+    async def _send(self) -> None:
         from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
-        try:
-            for tag, multiple in frames:
+        while self._frames:
+            channel, tag, multiple = self._frames.popleft()
+            if channel.is_closed:
+                continue  # redelivered by the broker; see _flush
+            try:
                 await channel.basic_ack(tag, multiple=multiple)
-        except (AMQPError, ConnectionError, ChannelInvalidStateError) as exc:
-            # The channel died with the broker: it redelivers these jobs (at-least-once).
-            log.warning("could not ack finished jobs (%s); the broker will redeliver them", exc)
+            except (AMQPError, ConnectionError, ChannelInvalidStateError) as exc:
+                # The channel died with the broker: it redelivers these jobs (at-least-once).
+                log.warning("could not ack finished jobs (%s); the broker will redeliver them", exc)

@@ -305,8 +305,7 @@ class JobConsumer:
                 )
             except (JobSubmissionError, *TRANSIENT_ERRORS):
                 log.exception("could not dead-letter %s; rejecting it instead", message.message_id)
-                self._acks.forget(message)
-                await message.reject(requeue=False)
+                await self._acks.nack(message, requeue=False)
                 return
             self.dead_lettered += 1
         self._ack(message)
@@ -315,8 +314,7 @@ class JobConsumer:
         self._acks.ack(message)
 
     async def _requeue(self, message: AbstractIncomingMessage) -> None:
-        self._acks.forget(message)
         try:
-            await message.nack(requeue=True)
+            await self._acks.nack(message, requeue=True)
         except TRANSIENT_ERRORS:
             log.warning("could not requeue %s; the broker will redeliver it", message.message_id)
