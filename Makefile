@@ -40,6 +40,14 @@ rabbitmq-up: ## Start the local RabbitMQ on 127.0.0.1:5672 (idempotent)
 rabbitmq-down: ## Stop the local RabbitMQ
 	$(RABBITMQ) down
 
+.PHONY: rabbitmq-cluster-up
+rabbitmq-cluster-up: ## Start the local 3-node RabbitMQ cluster on 127.0.0.1:5701-5703 (idempotent)
+	bash tools/rabbitmq/cluster.sh up
+
+.PHONY: rabbitmq-cluster-down
+rabbitmq-cluster-down: ## Stop the local RabbitMQ cluster and delete its data
+	bash tools/rabbitmq/cluster.sh down
+
 .PHONY: k8s-binaries
 k8s-binaries: ## Build (or reuse) kube-apiserver, etcd, kwok, helm... in the cache
 	bash tools/controlplane/build.sh
@@ -86,7 +94,7 @@ test-unit: ## Unit tests only (pure logic, milliseconds, no services)
 	$(RUN) pytest tests/unit -q
 
 .PHONY: test
-test: python-deps rabbitmq-up k8s-binaries lint ## The whole suite: lint, unit, integration (real RabbitMQ + control plane), e2e
+test: python-deps rabbitmq-up rabbitmq-cluster-up k8s-binaries lint ## The whole suite: lint, unit, integration (real RabbitMQ, its 3-node cluster, control plane), e2e
 	$(RUN) pytest -q -p no:cacheprovider
 
 .PHONY: bench

@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# A local 3-node RabbitMQ cluster for tests, benchmarks and the demo: Debian's rabbitmq-server,
+# three nodes on 127.0.0.1 with their own AMQP and distribution ports, nodenames and data
+# under ${ITL_RABBITMQ_CLUSTER_HOME}. It never touches the single broker of rabbitmq.sh
+# (port 5672) or a system broker.
+#   cluster.sh up            start the nodes that are down, cluster them, wait (idempotent)
+#   cluster.sh down          stop every node and delete the cluster's data (it is disposable)
+#   cluster.sh status        print each node's state; exit 0 if all three run clustered
+#   cluster.sh urls          the comma-separated AMQP URLs of the three nodes
+#   cluster.sh kill N        SIGKILL node N (1-3): a crash, no clean shutdown
+#   cluster.sh stop N        stop node N cleanly
+#   cluster.sh start N       start node N again and wait until it is back in the cluster
+#   cluster.sh ctl N ARGS    rabbitmqctl against node N
+# Node N listens on AMQP port ITL_CLUSTER_BASE_PORT+N-1 (default 5701..5703), distribution
+# port 20000 more (25701..25703), and is named itl-cluster-N@localhost.
+set -euo pipefail
+
+ITL_RABBITMQ_CLUSTER_HOME=${ITL_RABBITMQ_CLUSTER_HOME:-${XDG_STATE_HOME:-$HOME/.local/state}/itl-workers/rabbitmq-cluster}
+ITL_CLUSTER_BASE_PORT=${ITL_CLUSTER_BASE_PORT:-5701}
+NODES=(1 2 3)
+SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd)
+export ERL_EPMD_ADDRESS=127.0.0.1
+export PATH=/usr/lib/rabbitmq/bin:/usr/sbin:$PATH
+
+port() { echo $((ITL_CLUSTER_BASE_PORT + $1 - 1)); }
+nodename() { echo "itl-cluster-$1@localhost"; }
+home() { echo "$ITL_RABBITMQ_CLUSTER_HOME/n$1"; }
+
+# Runs a command with node N's environment (the same variables rabbitmq.sh sets for its node).
+with_node() {
+  local n=$1 dir
+  shift
+  dir=$(home "$n")
+  RABBITMQ_NODENAME=$(nodename "$n") \
+    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
+    RABBITMQ_NODE_PORT=$(port "$n") \
+    RABBITMQ_DIST_PORT=$(($(port "$n") + 20000)) \
+    RABBITMQ_MNESIA_BASE=$dir/mnesia \
+    RABBITMQ_LOG_BASE=$dir/log \
+    RABBITMQ_PID_FILE=$dir/rabbitmq.pid \
+    RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins \
+    RABBITMQ_CONFIG_FILE=$dir/rabbitmq \
+    "$@"
+}
+
+ctl() {
+  local n=$1
+  shift
+  with_node "$n" rabbitmqctl -n "$(nodename "$n")" "$@"
+}
+
+check_node() {
+  case "${1:-}" in
+    1 | 2 | 3) ;;
+    *) echo "node must be 1, 2 or 3, not '${1:-}'" >&2; exit 2 ;;
+  esac
+}
+
+running() { ctl "$1" -q status >/dev/null 2>&1; }
+
+configure() {
+  local n=$1 dir
+  dir=$(home "$n")
+  mkdir -p "$dir/log" "$dir/mnesia"
+  echo "[]." >"$dir/enabled_plugins"
+  # As rabbitmq.sh: long jobs hold deliveries for up to jobTimeout. A lost node is noticed
+  # within seconds (net_ticktime), so quorum queues elect a new leader quickly.
+  cat >"$dir/rabbitmq.conf" <<EOF
+listeners.tcp.default = 127.0.0.1:$(port "$n")
+consumer_timeout = 86400000
+loopback_users = none
+net_ticktime = 10
+EOF
+}
+
+launch() {
+  local n=$1
+  configure "$n"
+  if running "$n"; then return 0; fi
+  if (exec 3<>/dev/tcp/127.0.0.1/"$(port "$n")") 2>/dev/null; then
+    echo "port $(port "$n") is taken by another process; set ITL_CLUSTER_BASE_PORT" >&2
+    exit 1
+  fi
+  with_node "$n" rabbitmq-server -detached
+}
+
+await_node() {
+  local n=$1
+  ctl "$n" -q wait --timeout 120 "$(home "$n")/rabbitmq.pid"
+  ctl "$n" -q await_startup --timeout 300
+}
+
+members() { ctl "$1" -q cluster_status --formatter json 2>/dev/null || true; }
+
+# Joins node N to node 1's cluster unless it already is a member.
+join() {
+  local n=$1
+  if members 1 | grep -q "\"$(nodename "$n")\""; then return 0; fi
+  ctl "$n" -q stop_app 2>/dev/null
+  ctl "$n" -q reset 2>/dev/null
+  ctl "$n" -q join_cluster "$(nodename 1)" 2>/dev/null
+  ctl "$n" -q start_app 2>/dev/null
+}
+
+up() {
+  bash "$SCRIPT_DIR/rabbitmq.sh" install
+  # Start every stopped node at once: a node that did not stop last waits for its peers.
+  for n in "${NODES[@]}"; do launch "$n"; done
+  for n in "${NODES[@]}"; do await_node "$n"; done
+  join 2
+  join 3
+  ctl 1 -q await_online_nodes 3 --timeout 120
+  echo "RabbitMQ cluster running: $(urls) (data: $ITL_RABBITMQ_CLUSTER_HOME)"
+}
+
+down() {
+  for n in 3 2 1; do
+    if running "$n"; then ctl "$n" -q stop "$(home "$n")/rabbitmq.pid"; fi
+  done
+  rm -rf "$ITL_RABBITMQ_CLUSTER_HOME"
+  echo "RabbitMQ cluster stopped and its data deleted"
+}
+
+status() {
+  local all=0 n
+  for n in "${NODES[@]}"; do
+    if running "$n"; then
+      echo "node $n $(nodename "$n") 127.0.0.1:$(port "$n") running"
+    else
+      echo "node $n $(nodename "$n") 127.0.0.1:$(port "$n") down"
+      all=1
+    fi
+  done
+  if [ "$all" = 0 ] && ! ctl 1 -q await_online_nodes 3 --timeout 1 >/dev/null 2>&1; then
+    echo "not all three nodes are clustered"
+    all=1
+  fi
+  return "$all"
+}
+
+urls() {
+  local n out=()
+  for n in "${NODES[@]}"; do out+=("amqp://guest:guest@127.0.0.1:$(port "$n")/"); done
+  (IFS=,; echo "${out[*]}")
+}
+
+kill_node() {
+  local n=$1 pid
+  check_node "$n"
+  pid=$(cat "$(home "$n")/rabbitmq.pid" 2>/dev/null || true)
+  if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+    echo "node $n is not running"
+    return 0
+  fi
+  kill -KILL "$pid"
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  rm -f "$(home "$n")/rabbitmq.pid"
+  echo "node $n killed (SIGKILL, pid $pid)"
+}
+
+stop_node() {
+  check_node "$1"
+  if running "$1"; then ctl "$1" -q stop "$(home "$1")/rabbitmq.pid"; fi
+  echo "node $1 stopped"
+}
+
+start_node() {
+  check_node "$1"
+  launch "$1"
+  await_node "$1"
+  ctl 1 -q await_online_nodes 3 --timeout 120 2>/dev/null || ctl "$1" -q await_online_nodes 3 --timeout 120
+  echo "node $1 running on 127.0.0.1:$(port "$1")"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  urls) urls ;;
+  kill) kill_node "${2:-}" ;;
+  stop) stop_node "${2:-}" ;;
+  start) start_node "${2:-}" ;;
+  ctl) check_node "${2:-}"; n=$2; shift 2; ctl "$n" "$@" ;;
+  *) echo "usage: $0 up|down|status|urls|kill N|stop N|start N|ctl N ARGS" >&2; exit 2 ;;
+esac
