@@ -20,8 +20,9 @@ python-deps: $(PYTHON) ## Install the project and its dev tools into .venv
 	$(PYTHON) -m pip install -q -e '.[operator,api,dev]'
 
 .PHONY: install
-install: python-deps ## Install everything: Python deps, RabbitMQ, the Kubernetes test binaries
+install: python-deps ## Install everything: Python deps, RabbitMQ, promtool, the Kubernetes test binaries
 	$(RABBITMQ) install
+	bash tools/prometheus/promtool.sh install
 	bash tools/controlplane/build.sh
 
 .PHONY: demo

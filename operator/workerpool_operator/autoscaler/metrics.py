@@ -9,12 +9,20 @@ endpoint does not grow with every pool ever seen.
 from __future__ import annotations
 
 import contextlib
+import typing
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from workerpool_operator import scaling
+from workerpool_operator.autoscaler import observe
 
 POOL_LABELS = ("namespace", "pool")
+
+UNREACHABLE_REASONS = frozenset(
+    {observe.BROKER_UNREACHABLE, observe.STATS_TIMEOUT, observe.BROKER_SECRET_MISSING}
+)
+"""Observation failures that mean the pool's broker could not be asked at all."""
+MODES: tuple[str, ...] = typing.get_args(scaling.Mode)
 
 
 class AutoscalerMetrics:
@@ -52,6 +60,31 @@ class AutoscalerMetrics:
             POOL_LABELS,
             registry=registry,
         )
+        self.ready_replicas = Gauge(
+            "workerpool_ready_replicas",
+            "The pool's pods that are Ready and not terminating, at the last poll.",
+            POOL_LABELS,
+            registry=registry,
+        )
+        self.max_capacity = Gauge(
+            "workerpool_max_capacity_jobs",
+            "Jobs the pool runs at once at maxReplicas (maxReplicas x jobs per replica).",
+            POOL_LABELS,
+            registry=registry,
+        )
+        self.mode = Gauge(
+            "workerpool_scaling_mode",
+            "1 for the mode of the last decision (auto, paused, pinned; hold and fallback "
+            "when the queue could not be read: ScalingActive False), 0 for the others.",
+            (*POOL_LABELS, "mode"),
+            registry=registry,
+        )
+        self.broker_reachable = Gauge(
+            "workerpool_broker_reachable",
+            "1 when the last poll reached the pool's broker, 0 when it could not.",
+            POOL_LABELS,
+            registry=registry,
+        )
         self.busy_workers = Gauge(
             "workerpool_busy_workers",
             "Pods running jobs (or silent while Ready), never removed by a scale-down.",
@@ -79,11 +112,28 @@ class AutoscalerMetrics:
         self._seen: set[tuple[str, str]] = set()
         self._reasons: dict[tuple[str, str], set[str]] = {}
 
-    def record(self, namespace: str, pool: str, decision: scaling.Decision) -> None:
-        """Update the pool's series from one decision."""
+    def record(
+        self,
+        namespace: str,
+        pool: str,
+        decision: scaling.Decision,
+        *,
+        ready_replicas: int,
+        max_capacity: int,
+    ) -> None:
+        """Update the pool's series from one decision and the pods it saw."""
         labels = (namespace, pool)
         self._seen.add(labels)
         self.desired.labels(*labels).set(decision.replicas)
+        self.ready_replicas.labels(*labels).set(ready_replicas)
+        self.max_capacity.labels(*labels).set(max_capacity)
+        for mode in MODES:
+            self.mode.labels(*labels, mode).set(mode == decision.mode)
+        unreachable = (
+            decision.ready_messages is None
+            and decision.scaling_active.reason in UNREACHABLE_REASONS
+        )
+        self.broker_reachable.labels(*labels).set(not unreachable)
         self.busy_workers.labels(*labels).set(len(decision.busy_pods))
         if decision.ready_messages is not None:
             self.queue_ready.labels(*labels).set(decision.ready_messages)
@@ -110,10 +160,16 @@ class AutoscalerMetrics:
             self.consumers,
             self.dead_letters,
             self.desired,
+            self.ready_replicas,
+            self.max_capacity,
+            self.broker_reachable,
             self.busy_workers,
         ):
             with contextlib.suppress(KeyError):
                 gauge.remove(*labels)
+        for mode in MODES:
+            with contextlib.suppress(KeyError):
+                self.mode.remove(*labels, mode)
         for direction in ("up", "down"):
             with contextlib.suppress(KeyError):
                 self.scale_events.remove(*labels, direction)

@@ -121,13 +121,21 @@ class PoolScaler:
             self.state.last_scale_time = status.get("lastScaleTime")
             self._started = True
 
-        decision = await self._decide(pool, list(pods))
+        seen = list(pods)
+        decision = await self._decide(pool, seen)
         try:
             await self._apply(decision)
         except kube.KubeError as exc:
             logger.warning("scaling %s/%s failed: %s", self.namespace, self.name, exc)
             return decision
         await self._report(body, pool, decision)
+        self._metrics.record(
+            self.namespace,
+            self.name,
+            decision,
+            ready_replicas=sum(1 for pod in seen if pod.ready and not pod.terminating),
+            max_capacity=pool.spec.autoscaling.max_replicas * pool.spec.max_concurrent_jobs,
+        )
         self._metrics.poll_duration.observe(time.perf_counter() - started)
         return decision
 
@@ -182,7 +190,6 @@ class PoolScaler:
         )
         for event in report.events(decision, state.previous):
             self._post_event(body, event.type, event.reason, event.message)
-        self._metrics.record(self.namespace, self.name, decision)
         state.history = decision.history
         state.previous = decision
         if fields != state.applied_status:

@@ -44,41 +44,48 @@ def _label(value: str) -> str:
 
 
 class WorkerMetrics:
-    def __init__(self, worker_id: str) -> None:
+    """The worker's metric families; every series carries ``worker_id`` and ``pool``.
+
+    ``pool`` is the worker's WORKER_POOL (``namespace/name`` under the operator), so a
+    dashboard can sum a pool's workers without relying on how Prometheus found the pods.
+    """
+
+    def __init__(self, worker_id: str, pool: str = "default") -> None:
         self.worker_id = worker_id
+        self.pool = pool
         self.registry = CollectorRegistry(auto_describe=True)
-        labels = ["worker_id"]
+        labels = ["worker_id", "pool"]
         self.job_duration = Histogram(
             "worker_job_duration_seconds",
             "Time from job start to outcome",
-            ["worker_id", "operation", "status"],
+            ["worker_id", "pool", "operation", "status"],
             buckets=JOB_DURATION_BUCKETS,
             registry=self.registry,
         )
         self.in_flight = Gauge(
             "worker_jobs_in_flight", "Jobs running now", labels, registry=self.registry
-        ).labels(worker_id)
+        ).labels(worker_id, pool)
         self.capacity = Gauge(
             "worker_job_capacity",
             "Jobs this worker may run at once (maxConcurrentJobs)",
             labels,
             registry=self.registry,
-        ).labels(worker_id)
+        ).labels(worker_id, pool)
         self.retries = Counter(
             "worker_job_retries",
             "Job attempts that failed retryably and were rescheduled",
             labels,
             registry=self.registry,
-        ).labels(worker_id)
+        ).labels(worker_id, pool)
         self.draining = Gauge(
             "worker_draining",
             "1 while the worker drains before exit",
             labels,
             registry=self.registry,
-        ).labels(worker_id)
+        ).labels(worker_id, pool)
 
     def observe_job(self, operation: str, status: str, seconds: float) -> None:
-        self.job_duration.labels(self.worker_id, operation, status).observe(seconds)
+        self.job_duration.labels(self.worker_id, self.pool, operation, status).observe(seconds)
 
     def render(self, worker: WorkerRole) -> bytes:
         status = worker.get_status()

@@ -50,7 +50,7 @@ class ProviderWorker(WorkerRole):
         self.retry_base_delay = retry_base_delay
         self.drain_timeout = job_timeout if drain_timeout is None else drain_timeout
         self.pool_name = pool_name
-        self.metrics = metrics or WorkerMetrics(worker_id)
+        self.metrics = metrics or WorkerMetrics(worker_id, pool_name)
         self.metrics.capacity.set(max_concurrent_jobs)
         self.in_flight = 0
         self.draining = False

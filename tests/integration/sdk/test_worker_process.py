@@ -58,13 +58,13 @@ async def test_health_status_and_metrics_endpoints(
         'worker_jobs_failed{worker_id="pod-endpoints"} 0',
         "# TYPE worker_uptime_seconds gauge",
         'worker_running{worker_id="pod-endpoints"} 1',
-        'worker_jobs_in_flight{worker_id="pod-endpoints"} 0.0',
-        'worker_job_capacity{worker_id="pod-endpoints"} 4.0',
+        'worker_jobs_in_flight{pool="default",worker_id="pod-endpoints"} 0.0',
+        'worker_job_capacity{pool="default",worker_id="pod-endpoints"} 4.0',
     ):
         assert line in metrics, line
     assert (
-        'worker_job_duration_seconds_count{operation="create",status="completed",'
-        'worker_id="pod-endpoints"} 1.0' in metrics
+        'worker_job_duration_seconds_count{operation="create",pool="default",'
+        'status="completed",worker_id="pod-endpoints"} 1.0' in metrics
     )
 
 

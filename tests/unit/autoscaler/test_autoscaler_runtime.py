@@ -438,3 +438,39 @@ async def test_supervisor_polls_enabled_pools_and_marks_disabled_ones() -> None:
     await asyncio.sleep(0.05)
     assert len(cluster.writes) == writes
     await supervisor.close()
+
+
+async def test_a_poll_exports_the_pool_series_the_dashboard_and_alerts_read() -> None:
+    cluster, broker, events = FakeCluster(), FakeBroker(), []
+    registry = CollectorRegistry()
+    scaler = PoolScaler(
+        "ns",
+        "pool",
+        cluster=cluster,
+        broker=broker,
+        metrics=AutoscalerMetrics(registry),
+        post_event=lambda body, *event: events.append(event),
+        clock=Clock(),
+    )
+    broker.read_result = BrokerRead(observe.QueueReading(ready=12, consumers=1, dead_letters=0))
+    pods = [
+        scaling.PodView("ready", ready=True),
+        scaling.PodView("starting", ready=False),
+        scaling.PodView("leaving", ready=True, terminating=True),
+    ]
+    await scaler.poll(_body(1, maxReplicas=5), pods)
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, {"namespace": "ns", "pool": "pool", **labels})
+
+    assert value("workerpool_ready_replicas") == 1
+    assert value("workerpool_max_capacity_jobs") == 5 * 4
+    assert value("workerpool_broker_reachable") == 1
+    assert value("workerpool_scaling_mode", mode="auto") == 1
+    assert value("workerpool_scaling_mode", mode="hold") == 0
+
+    broker.read_result = BrokerRead(scaling.ObservationFailure("BrokerUnreachable", "down"))
+    await scaler.poll(_body(1, maxReplicas=5), pods)
+    assert value("workerpool_broker_reachable") == 0
+    assert value("workerpool_scaling_mode", mode="hold") == 1
+    assert value("workerpool_scaling_mode", mode="auto") == 0
