@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
+from itl_controlplane_sdk.contract.brokers import split_broker_urls
+
 
 def redact_url(url: str) -> str:
-    """``amqp://user:secret@host/vh`` -> ``amqp://user:***@host/vh``; unparsable -> ``***``."""
+    """``amqp://user:secret@host/vh`` -> ``amqp://user:***@host/vh``; unparsable -> ``***``.
+
+    A comma-separated list of broker URLs is redacted URL by URL.
+    """
+    urls = split_broker_urls(url) if url.strip() else [url]
+    return ",".join(_redact_one(one) for one in urls)
+
+
+def _redact_one(url: str) -> str:
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -22,10 +32,15 @@ def redact_url(url: str) -> str:
 
 def scrub(text: str, secret: str) -> str:
     """Removes a URL and its password from free text such as a library's exception message."""
-    if not secret:
+    if not secret.strip():
         return text
     text = text.replace(secret, redact_url(secret))
-    password = urlsplit(secret).password if "://" in secret else None
-    if password:
-        text = text.replace(password, "***")
+    for url in split_broker_urls(secret):
+        text = text.replace(url, _redact_one(url))
+        try:
+            password = urlsplit(url).password if "://" in url else None
+        except ValueError:
+            password = None
+        if password:
+            text = text.replace(password, "***")
     return text

@@ -15,6 +15,7 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from aio_pika.exceptions import ChannelNotFoundEntity
 
 from itl_controlplane_sdk.contract import topology
+from itl_controlplane_sdk.contract.brokers import split_broker_urls
 from itl_controlplane_sdk.contract.settings import DEFAULT_RABBITMQ_URL
 from itl_controlplane_sdk.errors import BrokerUnavailableError, JobSubmissionError
 from itl_controlplane_sdk.models import ResourceRequest
@@ -23,6 +24,7 @@ from itl_controlplane_sdk.workers import amqp, cancellation, dead_letters
 from itl_controlplane_sdk.workers.cancellation import CancellationWatcher
 from itl_controlplane_sdk.workers.consumer import JobConsumer
 from itl_controlplane_sdk.workers.envelope import OPERATIONS, JobEnvelope, new_job_id
+from itl_controlplane_sdk.workers.failover import FailoverConnection, connect_failover
 from itl_controlplane_sdk.workers.heartbeats import Heartbeat, HeartbeatMonitor
 from itl_controlplane_sdk.workers.result_store import PROCESSING_MESSAGE_TYPE, ResultReader
 from itl_controlplane_sdk.workers.results import JobResult, JobStatus
@@ -34,7 +36,9 @@ class JobQueue:
     """Manages job distribution via RabbitMQ.
 
     One instance holds one robust connection: it reconnects by itself after a broker restart,
-    re-declaring its channels and consumers. Publishes wait for broker confirms.
+    re-declaring its channels and consumers. ``rabbitmq_url`` may list the nodes of a cluster,
+    comma-separated; the connection then moves to the next node when it loses one
+    (``failover``). Publishes wait for broker confirms.
     """
 
     def __init__(
@@ -59,7 +63,7 @@ class JobQueue:
         self._result_lookback = min(result_lookback, result_retention)
         self._publish_timeout = publish_timeout
         self._connect_timeout = connect_timeout
-        self._connection: AbstractRobustConnection | None = None
+        self._connection: FailoverConnection | None = None
         self._channel: AbstractChannel | None = None
         self._consumer: JobConsumer | None = None
         self._reader: ResultReader | None = None
@@ -82,6 +86,11 @@ class JobQueue:
         )
 
     @property
+    def connected_url(self) -> str | None:
+        """The broker address in use, password redacted (None before ``connect``)."""
+        return self._connection.current_url if self._connection is not None else None
+
+    @property
     def in_flight(self) -> int:
         return self._consumer.in_flight if self._consumer is not None else 0
 
@@ -93,8 +102,8 @@ class JobQueue:
         if self._connection is not None:
             return
         try:
-            connection = await aio_pika.connect_robust(
-                self.rabbitmq_url,
+            connection = await connect_failover(
+                split_broker_urls(self.rabbitmq_url),
                 timeout=self._connect_timeout,
                 client_properties={"connection_name": f"itl-jobqueue {self.queue_name}"},
             )
@@ -112,7 +121,7 @@ class JobQueue:
             await connection.close()
             raise
         self._connection = connection
-        log.info("connected to RabbitMQ at %s", redact_url(self.rabbitmq_url))
+        log.info("connected to RabbitMQ at %s", connection.current_url)
 
     async def disconnect(self) -> None:
         """Stops consumers and readers, then closes the connection."""
