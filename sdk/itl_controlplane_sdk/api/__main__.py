@@ -2,30 +2,42 @@
 
 from __future__ import annotations
 
-import logging
-import sys
+from collections.abc import Sequence
 
 import uvicorn
-from pydantic import ValidationError
 
 from itl_controlplane_sdk.api.app import create_app
 from itl_controlplane_sdk.api.settings import ApiSettings
-from itl_controlplane_sdk.validation import describe
+from itl_controlplane_sdk.cli import Flag, load_settings
+from itl_controlplane_sdk.logs import configure_logging
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+FLAGS = (
+    Flag("--host", "host"),
+    Flag("--port", "port", type=int),
+    Flag("--log-level", "log_level", type=str.upper, choices=LOG_LEVELS),
+    Flag("--job-timeout", "job_timeout", type=float),
+    Flag("--offloading", "offloading_enabled", switch=True),
+)
 
 
-def main() -> None:
-    try:
-        settings = ApiSettings()
-    except ValidationError as exc:
-        sys.exit(f"invalid API configuration: {describe(exc)}")
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+def main(argv: Sequence[str] | None = None) -> None:
+    settings = load_settings(
+        ApiSettings,
+        prog="itl-api",
+        description="Serve the ARM-style HTTP API (providers in-process, or offloaded to workers).",
+        flags=FLAGS,
+        what="API",
+        argv=argv,
     )
+    configure_logging(settings.log_level)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        log_config=None,
         access_log=False,
         timeout_graceful_shutdown=30,
     )

@@ -41,12 +41,19 @@ class ApiSettings(EnvSettings):
         ),
     )
     host: str = Field(
-        default="0.0.0.0",
+        default="127.0.0.1",
         validation_alias="API_HOST",
-        description="Address the HTTP server binds; 0.0.0.0 so a Service reaches the pod.",
+        description=(
+            "Address the HTTP server binds: loopback unless asked (0.0.0.0 in a pod, so a "
+            "Service reaches it)."
+        ),
     )
-    port: int = Field(default=8000, ge=0, le=65535, validation_alias="API_PORT")
-    log_level: LogLevel = Field(default="INFO", validation_alias="LOG_LEVEL")
+    port: int = Field(
+        default=8000, ge=0, le=65535, validation_alias="API_PORT", description="HTTP port."
+    )
+    log_level: LogLevel = Field(
+        default="INFO", validation_alias="LOG_LEVEL", description="Log level of the process."
+    )
     admin_token: SecretStr | None = Field(
         default=None,
         validation_alias="ADMIN_TOKEN",

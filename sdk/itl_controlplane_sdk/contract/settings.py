@@ -38,7 +38,9 @@ class WorkerSettings(EnvSettings):
         validation_alias="RABBITMQ_URL",
         description="AMQP URL of the broker. Secret: it usually carries a password.",
     )
-    log_level: LogLevel = Field(default="INFO", validation_alias="LOG_LEVEL")
+    log_level: LogLevel = Field(
+        default="INFO", validation_alias="LOG_LEVEL", description="Log level of the process."
+    )
     health_check_host: str = Field(
         default="0.0.0.0",
         validation_alias="HEALTH_CHECK_HOST",

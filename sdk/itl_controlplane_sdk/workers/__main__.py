@@ -3,26 +3,38 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from pydantic import ValidationError
-
+from itl_controlplane_sdk.cli import Flag, load_settings
 from itl_controlplane_sdk.contract.settings import WorkerSettings
-from itl_controlplane_sdk.validation import describe
+from itl_controlplane_sdk.logs import configure_logging
 from itl_controlplane_sdk.workers.runtime import run_worker
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
-def main() -> None:
-    try:
-        settings = WorkerSettings()
-    except ValidationError as exc:
-        sys.exit(f"invalid worker configuration: {describe(exc)}")
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s [" + settings.worker_id + "] %(message)s",
+FLAGS = (
+    Flag("--worker-id", "worker_id"),
+    Flag("--pool", "pool_name"),
+    Flag("--queue", "job_queue"),
+    Flag("--max-concurrent-jobs", "max_concurrent_jobs", type=int),
+    Flag("--job-timeout", "job_timeout", type=float),
+    Flag("--host", "health_check_host"),
+    Flag("--port", "health_check_port", type=int),
+    Flag("--log-level", "log_level", type=str.upper, choices=LOG_LEVELS),
+)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    settings = load_settings(
+        WorkerSettings,
+        prog="itl-worker",
+        description="Run one worker: take jobs from RabbitMQ, run the providers, publish results.",
+        flags=FLAGS,
+        what="worker",
+        argv=argv,
     )
+    configure_logging(settings.log_level, context=settings.worker_id)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         sys.exit(runner.run(run_worker(settings)))
 

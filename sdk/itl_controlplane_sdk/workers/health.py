@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Iterator
 
 import uvicorn
@@ -73,6 +72,7 @@ class HealthServer:
             host=host,
             port=port,
             log_level="warning",
+            log_config=None,
             access_log=False,
             lifespan="off",
         )
@@ -96,6 +96,3 @@ class HealthServer:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-
-
-logging.getLogger("uvicorn.error").propagate = True

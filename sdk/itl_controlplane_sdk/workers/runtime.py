@@ -18,7 +18,7 @@ from itl_controlplane_sdk.workers.heartbeats import Heartbeat
 from itl_controlplane_sdk.workers.provider_worker import ProviderWorker
 from itl_controlplane_sdk.workers.queue import JobQueue
 
-log = logging.getLogger("itl_controlplane_sdk.worker")
+log = logging.getLogger(__name__)
 
 MAX_CONNECT_BACKOFF = 10.0
 
