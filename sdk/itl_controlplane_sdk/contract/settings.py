@@ -17,6 +17,10 @@ from itl_controlplane_sdk.envsettings import CommaList, EnvSettings
 
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@localhost/"
 
+DEFAULT_MAX_JOB_BYTES = 1024 * 1024
+"""Largest job message body a worker decodes (1 MiB): a ResourceRequest is a few kB, and a
+bigger body is far more likely a mistake than a job."""
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
@@ -119,6 +123,12 @@ class WorkerSettings(EnvSettings):
         gt=0,
         validation_alias="DRAIN_TIMEOUT",
         description="Seconds SIGTERM waits for in-flight jobs; defaults to JOB_TIMEOUT.",
+    )
+    max_job_bytes: int = Field(
+        default=DEFAULT_MAX_JOB_BYTES,
+        ge=1024,
+        validation_alias="MAX_JOB_BYTES",
+        description="Largest job message body accepted; bigger ones are dead-lettered.",
     )
     result_retention: float = Field(
         default=3600.0,

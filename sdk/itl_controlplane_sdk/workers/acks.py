@@ -102,9 +102,26 @@ class AckBatcher:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
+    def is_open(self, message: AbstractIncomingMessage) -> bool:
+        """Whether a delivery is tracked and neither acked nor nacked yet."""
+        tags = self._unsettled.get(message.channel)
+        return tags is not None and tags.get(message.delivery_tag or 0) is False
+
     @property
     def unsettled(self) -> int:
-        return sum(len(tags) for tags in self._unsettled.values())
+        """Deliveries not settled yet on live channels (acks not yet written included)."""
+        return sum(len(tags) for channel, tags in self._unsettled.items() if not channel.is_closed)
+
+    @property
+    def open(self) -> int:
+        """Deliveries on live channels that nobody has acked or nacked yet."""
+        return sum(
+            1
+            for channel, tags in self._unsettled.items()
+            if not channel.is_closed
+            for finished in tags.values()
+            if not finished
+        )
 
     async def wait_sent(self) -> None:
         """Sends what is due now and waits until every ack frame has been written."""

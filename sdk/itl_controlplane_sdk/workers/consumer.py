@@ -26,10 +26,14 @@ from aio_pika.abc import (
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
 from itl_controlplane_sdk.contract import topology
+from itl_controlplane_sdk.contract.settings import DEFAULT_MAX_JOB_BYTES
 from itl_controlplane_sdk.errors import JobSubmissionError, RetryableJobError, UndecodableJobError
 from itl_controlplane_sdk.workers import amqp
 from itl_controlplane_sdk.workers.acks import AckBatcher
-from itl_controlplane_sdk.workers.envelope import JobEnvelope, decode_job
+from itl_controlplane_sdk.workers.envelope import (
+    JobEnvelope,
+    decode_delivery,
+)
 from itl_controlplane_sdk.workers.results import JobResult, JobStatus
 
 log = logging.getLogger(__name__)
@@ -99,6 +103,7 @@ class JobConsumer:
         retry_base_delay: float,
         publish_timeout: float,
         results: Callable[[JobResult], Awaitable[None]],
+        max_job_bytes: int = DEFAULT_MAX_JOB_BYTES,
     ) -> None:
         self._connection = connection
         self._queue_name = queue_name
@@ -108,6 +113,7 @@ class JobConsumer:
         self._retry_base_delay = retry_base_delay
         self._publish_timeout = publish_timeout
         self._publish_result = results
+        self._max_job_bytes = max_job_bytes
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
@@ -120,7 +126,27 @@ class JobConsumer:
 
     @property
     def in_flight(self) -> int:
+        """Concurrency slots held: deliveries between arrival and settlement."""
         return len(self._tasks)
+
+    @property
+    def unacked(self) -> int:
+        """Deliveries the broker counts as unacknowledged by this consumer's channel.
+
+        The client's mirror of the broker's count (AMQP does not report it per channel):
+        every delivery from its arrival until its ack or nack frame is written.
+        """
+        return self._acks.unsettled
+
+    @property
+    def stuck(self) -> int:
+        """Deliveries held unsettled with no job working on them: slots lost for good.
+
+        Every unsettled delivery is either being handled (a slot) or waiting for its ack
+        frame, so this is 0 unless a delivery escaped its handler; the health endpoints
+        report it rather than let the autoscaler count the worker as idle.
+        """
+        return max(0, self._acks.open - len(self._tasks))
 
     async def start(self) -> None:
         self._channel = await self._connection.channel(
@@ -164,12 +190,41 @@ class JobConsumer:
         self._acks.track(message)
         try:
             await self._handle(message)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # a bug of ours: never leave the delivery held
+            await self._settle_after_bug(message, exc)
         finally:
             self._tasks.discard(task)
 
+    async def _settle_after_bug(self, message: AbstractIncomingMessage, exc: BaseException) -> None:
+        """Dead-letters a delivery whose handling broke, or rejects it to the queue's DLX."""
+        log.error("handling of message %s failed", message.message_id, exc_info=exc)
+        if not self._acks.is_open(message):
+            return  # already settled before the failure
+        reason = f"worker error while handling the message: {type(exc).__name__}: {exc}"
+        try:
+            await self._settle(message, dead_letter_reason=reason)
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            log.exception("could not dead-letter %s; rejecting it instead", message.message_id)
+            if self._acks.is_open(message):
+                try:
+                    await self._acks.nack(message, requeue=False)
+                except TRANSIENT_ERRORS:
+                    log.warning(
+                        "could not reject %s; the broker will redeliver it", message.message_id
+                    )
+
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         try:
-            envelope = decode_job(message.body)
+            envelope = decode_delivery(
+                message.body,
+                content_type=message.content_type,
+                content_encoding=message.content_encoding,
+                max_bytes=self._max_job_bytes,
+            )
         except UndecodableJobError as exc:
             log.error("dead-lettering undecodable message %s: %s", message.message_id, exc)
             await self._settle(message, dead_letter_reason=str(exc))
@@ -189,7 +244,7 @@ class JobConsumer:
                 status=JobStatus.FAILED,
                 error=f"gave up after {envelope.attempt} attempts: {exc}",
             )
-        except Exception as exc:
+        except BaseException as exc:  # any failure of the job, even a BaseException, is its result
             log.exception("job %s failed", envelope.job_id)
             result = JobResult(
                 job_id=envelope.job_id,

@@ -37,7 +37,7 @@ def describe(message: AbstractIncomingMessage) -> dict[str, Any]:
     headers = message.headers or {}
     try:
         body: Any = json.loads(message.body)
-    except ValueError:
+    except (ValueError, RecursionError):  # poison stays readable: deep nesting shows as text
         body = message.body.decode(errors="replace")
     return {
         "job_id": message.message_id,

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from itl_controlplane_sdk.contract.settings import DEFAULT_MAX_JOB_BYTES
 from itl_controlplane_sdk.errors import UndecodableJobError
 from itl_controlplane_sdk.models import ResourceRequest
 from itl_controlplane_sdk.validation import describe
@@ -44,6 +45,63 @@ class JobEnvelope(BaseModel):
         return self.model_dump_json().encode()
 
 
+JSON_CONTENT_TYPE = "application/json"
+
+
+def check_delivery(
+    body: bytes, content_type: str | None, content_encoding: str | None, max_bytes: int
+) -> None:
+    """Refuses, before any parsing, what is not a job message: too big, not JSON, encoded.
+
+    A job must say ``content_type=application/json`` (``charset=utf-8`` allowed) as every
+    publisher of this SDK does: a message labelled anything else, or nothing, was published
+    by something that does not speak the job format, and running it on a guess could run
+    the wrong thing. It goes to the DLQ with the reason instead.
+    """
+    if len(body) > max_bytes:
+        raise UndecodableJobError(
+            f"message body of {len(body)} bytes exceeds MAX_JOB_BYTES={max_bytes}"
+        )
+    if not content_type:
+        raise UndecodableJobError(f"message has no content type; a job is {JSON_CONTENT_TYPE}")
+    media_type, *parameters = (part.strip().lower() for part in content_type.split(";"))
+    charset = next(
+        (p.partition("=")[2].strip('"') for p in parameters if p.startswith("charset=")), "utf-8"
+    )
+    if media_type != JSON_CONTENT_TYPE or charset not in ("utf-8", "utf8"):
+        raise UndecodableJobError(
+            f"content type {content_type[:100]!r} is not {JSON_CONTENT_TYPE} (UTF-8)"
+        )
+    if content_encoding and content_encoding.lower() != "identity":
+        raise UndecodableJobError(f"unsupported content encoding {content_encoding[:100]!r}")
+
+
+def decode_delivery(
+    body: bytes,
+    *,
+    content_type: str | None,
+    content_encoding: str | None = None,
+    max_bytes: int = DEFAULT_MAX_JOB_BYTES,
+) -> JobEnvelope:
+    """The envelope of a delivered job; every way of failing is an UndecodableJobError.
+
+    A worker must never hold a message it cannot handle: deep nesting makes the JSON parser
+    raise RecursionError, a huge body MemoryError, and both would escape a narrower except,
+    leaving the delivery unacknowledged and its concurrency slot taken for good.
+    """
+    check_delivery(body, content_type, content_encoding, max_bytes)
+    try:
+        return decode_job(body)
+    except UndecodableJobError:
+        raise
+    except RecursionError:
+        raise UndecodableJobError("message body nests too deeply to be a job envelope") from None
+    except MemoryError:
+        raise UndecodableJobError("message body too large to decode in memory") from None
+    except Exception as exc:
+        raise UndecodableJobError(f"message body cannot be decoded: {type(exc).__name__}") from None
+
+
 def decode_job(body: bytes) -> JobEnvelope:
     # Fast path for the well-formed message a worker sees almost always: pydantic parses and
     # validates the JSON in one pass. Anything it refuses takes the slow path below, which
@@ -56,14 +114,16 @@ def decode_job(body: bytes) -> JobEnvelope:
         if envelope.version == ENVELOPE_VERSION:
             return envelope
     try:
-        data: Any = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data: Any = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UndecodableJobError(f"message body is not JSON (not UTF-8): {exc}") from None
+    except json.JSONDecodeError as exc:
         raise UndecodableJobError(f"message body is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise UndecodableJobError("message body is not a JSON object")
     version = data.get("version", ENVELOPE_VERSION)
     if version != ENVELOPE_VERSION:
-        raise UndecodableJobError(f"unsupported job envelope version {version!r}")
+        raise UndecodableJobError(f"unsupported job envelope version {version!r}"[:120])
     try:
         return JobEnvelope.model_validate(data)
     except ValidationError as exc:

@@ -25,7 +25,8 @@ from itl_controlplane_sdk.workers.queue import JobQueue
 
 def build_app(worker: ProviderWorker, job_queue: JobQueue) -> Starlette:
     async def health(_: Request) -> JSONResponse:
-        if worker.is_running and not worker.draining and job_queue.is_connected:
+        stuck = job_queue.stuck
+        if worker.is_running and not worker.draining and job_queue.is_connected and not stuck:
             return JSONResponse({"status": "healthy", "worker_id": worker.worker_id})
         reason = (
             "draining"
@@ -33,6 +34,8 @@ def build_app(worker: ProviderWorker, job_queue: JobQueue) -> Starlette:
             else "not running"
             if not worker.is_running
             else "broker disconnected"
+            if not job_queue.is_connected
+            else f"{stuck} job deliveries held with no job running (slots lost)"
         )
         return JSONResponse({"status": "unhealthy", "reason": reason}, status_code=503)
 

@@ -33,6 +33,10 @@ class Heartbeat(BaseModel):
     pool: str
     queue: str = topology.DEFAULT_JOB_QUEUE
     in_flight: int = Field(ge=0)
+    unacked: int = Field(default=0, ge=0)
+    """Job deliveries the broker counts as unacknowledged by the worker."""
+    stuck: int = Field(default=0, ge=0)
+    """Deliveries held with no job running for them; not 0 means the worker is broken."""
     capacity: int = Field(ge=0)
     draining: bool = False
     stopped: bool = False

@@ -7,6 +7,7 @@ import logging
 import time
 from typing import Any
 
+from itl_controlplane_sdk.contract.settings import DEFAULT_MAX_JOB_BYTES
 from itl_controlplane_sdk.errors import JobTimeoutError, RetryableJobError, is_retryable
 from itl_controlplane_sdk.models import ResourceRequest
 from itl_controlplane_sdk.providers.registry import ResourceProviderRegistry
@@ -40,6 +41,7 @@ class ProviderWorker(WorkerRole):
         drain_timeout: float | None = None,
         pool_name: str = "default",
         metrics: WorkerMetrics | None = None,
+        max_job_bytes: int = DEFAULT_MAX_JOB_BYTES,
     ) -> None:
         super().__init__(worker_id, worker_type="provider")
         self.provider_registry = provider_registry
@@ -51,8 +53,10 @@ class ProviderWorker(WorkerRole):
         self.drain_timeout = job_timeout if drain_timeout is None else drain_timeout
         self.pool_name = pool_name
         self.metrics = metrics or WorkerMetrics(worker_id, pool_name)
+        self.max_job_bytes = max_job_bytes
         self.metrics.capacity.set(max_concurrent_jobs)
-        self.in_flight = 0
+        self.metrics.in_flight.set_function(lambda: self.in_flight)
+        self._running = 0
         self.draining = False
         self.jobs_requeued_on_stop = 0
 
@@ -81,12 +85,24 @@ class ProviderWorker(WorkerRole):
             prefetch=self.max_concurrent_jobs,
             max_attempts=self.max_attempts,
             retry_base_delay=self.retry_base_delay,
+            max_job_bytes=self.max_job_bytes,
         )
+
+    @property
+    def in_flight(self) -> int:
+        """Concurrency slots held: every job delivery from arrival to settlement.
+
+        The autoscaler reads this (through heartbeats) as the worker's load, so it counts a
+        job being decoded, retried or recorded as much as one inside its provider.
+        """
+        return max(self._running, self.job_queue.in_flight)
 
     def get_status(self) -> dict[str, Any]:
         status = super().get_status()
         status.update(
             in_flight=self.in_flight,
+            unacked=self.job_queue.unacked,
+            stuck=self.job_queue.stuck,
             capacity=self.max_concurrent_jobs,
             draining=self.draining,
             pool=self.pool_name,
@@ -147,8 +163,7 @@ class ProviderWorker(WorkerRole):
         attempt = int(payload.get("attempt", 1))
         operation = str(payload.get("operation"))
         started = time.monotonic()
-        self.in_flight += 1
-        self.metrics.in_flight.inc()
+        self._running += 1
         try:
             result = await self._run_with_timeout(job_id, payload)
         except Exception as exc:
@@ -163,8 +178,7 @@ class ProviderWorker(WorkerRole):
             log.warning("job %s failed%s: %s", job_id, suffix, exc)
             return JobResult(job_id, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}{suffix}")
         finally:
-            self.in_flight -= 1
-            self.metrics.in_flight.dec()
+            self._running -= 1
         self.jobs_processed += 1
         self.metrics.observe_job(operation, JobStatus.COMPLETED.value, time.monotonic() - started)
         return JobResult(job_id, JobStatus.COMPLETED, result=result)

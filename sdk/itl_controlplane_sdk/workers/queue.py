@@ -16,7 +16,7 @@ from aio_pika.exceptions import ChannelNotFoundEntity
 
 from itl_controlplane_sdk.contract import topology
 from itl_controlplane_sdk.contract.brokers import split_broker_urls
-from itl_controlplane_sdk.contract.settings import DEFAULT_RABBITMQ_URL
+from itl_controlplane_sdk.contract.settings import DEFAULT_MAX_JOB_BYTES, DEFAULT_RABBITMQ_URL
 from itl_controlplane_sdk.errors import BrokerUnavailableError, JobSubmissionError
 from itl_controlplane_sdk.models import ResourceRequest
 from itl_controlplane_sdk.redaction import redact_url, scrub
@@ -92,7 +92,18 @@ class JobQueue:
 
     @property
     def in_flight(self) -> int:
+        """Job deliveries this process holds now (one concurrency slot each)."""
         return self._consumer.in_flight if self._consumer is not None else 0
+
+    @property
+    def unacked(self) -> int:
+        """Job deliveries the broker counts as unacknowledged by this process."""
+        return self._consumer.unacked if self._consumer is not None else 0
+
+    @property
+    def stuck(self) -> int:
+        """Job deliveries held with no job running for them (0 unless something broke)."""
+        return self._consumer.stuck if self._consumer is not None else 0
 
     def _error(self, exc: BaseException) -> str:
         return scrub(f"{type(exc).__name__}: {exc}", self.rabbitmq_url)
@@ -207,6 +218,7 @@ class JobQueue:
         prefetch: int = 10,
         max_attempts: int = 3,
         retry_base_delay: float = 1.0,
+        max_job_bytes: int = DEFAULT_MAX_JOB_BYTES,
     ) -> None:
         """Starts consuming this queue's jobs; returns once the consumer is registered.
 
@@ -235,6 +247,7 @@ class JobQueue:
             retry_base_delay=retry_base_delay,
             publish_timeout=self._publish_timeout,
             results=self.publish_result,
+            max_job_bytes=max_job_bytes,
         )
         await consumer.start()
         self._consumer = consumer

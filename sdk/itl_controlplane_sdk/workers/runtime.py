@@ -26,11 +26,14 @@ MAX_CONNECT_BACKOFF = 10.0
 def heartbeat_of(
     worker: ProviderWorker, settings: WorkerSettings, *, stopped: bool = False
 ) -> Heartbeat:
+    queue = worker.job_queue
     return Heartbeat(
         worker_id=worker.worker_id,
         pool=settings.pool_name,
         queue=settings.job_queue,
         in_flight=worker.in_flight,
+        unacked=queue.unacked,
+        stuck=queue.stuck,
         capacity=worker.max_concurrent_jobs,
         draining=worker.draining,
         stopped=stopped,
@@ -91,6 +94,7 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event | None = None
         retry_base_delay=settings.retry_base_delay,
         drain_timeout=settings.effective_drain_timeout,
         pool_name=settings.pool_name,
+        max_job_bytes=settings.max_job_bytes,
     )
     log.info(
         "worker %s: pool=%s queue=%s broker=%s providers=%s (from %s)",

@@ -189,7 +189,8 @@ async def test_malformed_message_goes_to_the_dlq_and_the_worker_keeps_working(
         channel = await connection.channel()
         for body in (b"not json at all", b'{"job_id": "x1", "operation": "explode"}', b"[1,2]"):
             await channel.default_exchange.publish(
-                aio_pika.Message(body, message_id="bad"), routing_key=producer.queue_name
+                aio_pika.Message(body, content_type="application/json", message_id="bad"),
+                routing_key=producer.queue_name,
             )
 
     good = await producer.submit_job("ITL.Demo", "Job", "create", demo_request())
