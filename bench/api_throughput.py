@@ -97,6 +97,7 @@ def processes(target: BrokerTarget, log_dir: Path, port: int) -> Iterator[None]:
     api_env = {
         **common,
         "OFFLOADING_ENABLED": "true",
+        "AUTH_MODE": "none",
         "API_HOST": "127.0.0.1",
         "API_PORT": str(port),
         "JOB_TIMEOUT": "60",

@@ -8,10 +8,13 @@ from the environment at import time.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from itl_controlplane_sdk.api.audit import AuditLog
+from itl_controlplane_sdk.api.auth import TokenVerifier
 from itl_controlplane_sdk.api.broker import BrokerLink
 from itl_controlplane_sdk.api.context import ApiContext
 from itl_controlplane_sdk.api.errors import install_handlers
@@ -23,11 +26,15 @@ from itl_controlplane_sdk.providers.loading import load_providers
 from itl_controlplane_sdk.providers.registry import ResourceProviderRegistry
 from itl_controlplane_sdk.workers.queue import JobQueue
 
+log = logging.getLogger(__name__)
+
 DESCRIPTION = """\
 ARM-style resource API of the ITL ControlPlane. With `OFFLOADING_ENABLED=true` operations
 become jobs for the worker fleet: `202 Accepted` with `Location`/`Azure-AsyncOperation`
 headers pointing at `/operations/{job_id}`, or `?wait=true` to wait up to `JOB_TIMEOUT`.
-Errors have the ARM shape `{"error": {"code", "message"}}`. See docs/api.md.
+Errors have the ARM shape `{"error": {"code", "message"}}`. Every ARM and operations route
+needs an OpenID Connect bearer token (`AUTH_MODE=oidc`) granting the subscription. See
+docs/api.md and docs/security.md.
 """
 
 
@@ -53,8 +60,22 @@ def create_app(
     broker = None
     if settings.offloading_enabled:
         broker = BrokerLink(job_queue or default_queue(settings), retry_after=settings.retry_after)
+    verifier = None
+    if settings.auth_mode == "oidc":
+        verifier = TokenVerifier(settings)
+    else:
+        log.warning(
+            "AUTH_MODE=none: AUTHENTICATION IS OFF. Anyone who reaches this port can create, "
+            "change and delete resources in every subscription and read every operation. "
+            "Use this for local development only; set AUTH_MODE=oidc with AUTH_ISSUER and "
+            "AUTH_AUDIENCE anywhere else."
+        )
     context = ApiContext(
-        settings=settings, providers=providers, metrics=ApiMetrics(), broker=broker
+        settings=settings,
+        providers=providers,
+        metrics=ApiMetrics(),
+        broker=broker,
+        verifier=verifier,
     )
 
     @contextlib.asynccontextmanager
@@ -79,4 +100,5 @@ def create_app(
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=context.metrics, router=app.router)
+    app.add_middleware(AuditLog)  # outermost: refusals by any layer are recorded too
     return app

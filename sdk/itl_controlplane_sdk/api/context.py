@@ -1,4 +1,4 @@
-"""What every route needs, built once per app: settings, provider catalogue, broker, metrics."""
+"""What every route needs, built once per app: settings, providers, broker, metrics, tokens."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import cast
 
 from fastapi import Request
 
+from itl_controlplane_sdk.api.auth import TokenVerifier
 from itl_controlplane_sdk.api.broker import BrokerLink
 from itl_controlplane_sdk.api.metrics import ApiMetrics
 from itl_controlplane_sdk.api.settings import ApiSettings
@@ -21,6 +22,8 @@ class ApiContext:
     metrics: ApiMetrics
     broker: BrokerLink | None
     """None when offloading is disabled."""
+    verifier: TokenVerifier | None = None
+    """None under ``AUTH_MODE=none``: every caller is anonymous and may do everything."""
 
 
 async def get_context(request: Request) -> ApiContext:

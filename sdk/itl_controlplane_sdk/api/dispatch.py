@@ -17,6 +17,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from itl_controlplane_sdk.api import failures
+from itl_controlplane_sdk.api.access import caller_of, job_caller
 from itl_controlplane_sdk.api.arm import drop_none
 from itl_controlplane_sdk.api.context import ApiContext
 from itl_controlplane_sdk.api.errors import ApiError
@@ -130,11 +131,13 @@ async def offloaded(
             request,
             priority=OPERATION_PRIORITY[operation],
             deadline=deadline,
+            caller=job_caller(caller_of(http)),
         )
     except BrokerUnavailableError as exc:
         raise context.broker.unavailable(str(exc)) from None
     except JobSubmissionError as exc:
         raise context.broker.unavailable(str(exc)) from None
+    http.state.job_id = job_id  # for the audit log
     context.metrics.jobs_submitted.labels(operation).inc()
     if not (wait if wait is not None else operation in WAIT_BY_DEFAULT):
         return accepted(context, http, operation, request, job_id)

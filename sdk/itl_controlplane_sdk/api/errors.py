@@ -160,3 +160,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "Broker unreachable; nothing was submitted. Honour Retry-After.",
     },
 }
+
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {
+        "model": ErrorResponse,
+        "description": "No bearer token, or one that is expired, forged or for another "
+        "audience or issuer; WWW-Authenticate says which",
+    },
+    403: {"model": ErrorResponse, "description": "The token does not grant the subscription"},
+}

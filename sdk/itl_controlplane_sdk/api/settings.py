@@ -1,13 +1,18 @@
 """The API server's environment contract.
 
 ``OFFLOADING_ENABLED``, ``RABBITMQ_URL`` and ``JOB_TIMEOUT`` are the names the API reference
-gives the API server; the rest are ours. Like ``WorkerSettings``, this model is the single
-source of truth for the variables (a Helm chart or manifest builder asks ``env_name``).
+gives the API server; the rest are ours. Authentication is on by default (``AUTH_MODE=oidc``):
+a control plane that acts for subscriptions must not start open by accident, so without an
+issuer and audience the settings are refused; ``AUTH_MODE=none`` opts out explicitly. Like
+``WorkerSettings``, this model is the single source of truth for the variables (a Helm chart
+or manifest builder asks ``env_name``).
 """
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr
+from typing import Literal, Self
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 
 from itl_controlplane_sdk.contract.settings import DEFAULT_RABBITMQ_URL, LogLevel
 from itl_controlplane_sdk.contract.topology import DEFAULT_JOB_QUEUE
@@ -110,3 +115,96 @@ class ApiSettings(EnvSettings):
         validation_alias="RESULT_RETENTION_SECONDS",
         description="How long operation results stay readable from any replica.",
     )
+
+    auth_mode: Literal["oidc", "none"] = Field(
+        default="oidc",
+        validation_alias="AUTH_MODE",
+        description=(
+            "oidc: every ARM and /operations route needs an OpenID Connect bearer token. "
+            "none: no authentication (local development only; logged loudly at start-up)."
+        ),
+    )
+    auth_issuer: str | None = Field(
+        default=None,
+        validation_alias="AUTH_ISSUER",
+        description="Issuer URL the tokens' iss claim must equal; its discovery document "
+        "(/.well-known/openid-configuration) names the JWKS unless AUTH_JWKS_URL is set.",
+    )
+    auth_audience: str | None = Field(
+        default=None,
+        validation_alias="AUTH_AUDIENCE",
+        description="Audience the tokens' aud claim must contain (this API's client id or URI).",
+    )
+    auth_jwks_url: str | None = Field(
+        default=None,
+        validation_alias="AUTH_JWKS_URL",
+        description="JWKS URL of the issuer's signing keys; unset: from the discovery document.",
+    )
+    auth_algorithms: CommaList = Field(
+        default_factory=lambda: ["RS256", "ES256"],
+        validation_alias="AUTH_ALGORITHMS",
+        description="Accepted signature algorithms (asymmetric only: never HS* or none).",
+    )
+    auth_clock_skew: float = Field(
+        default=60.0,
+        ge=0,
+        le=300,
+        validation_alias="AUTH_CLOCK_SKEW_SECONDS",
+        description="Leeway in seconds for exp, nbf and iat between this host and the issuer.",
+    )
+    auth_subscriptions_claim: str = Field(
+        default="subscriptions",
+        min_length=1,
+        validation_alias="AUTH_SUBSCRIPTIONS_CLAIM",
+        description=(
+            "Claim listing what the caller may act on: subscription ids, or (with "
+            "AUTH_CLAIM_MAP) role or group names. '*' grants every subscription."
+        ),
+    )
+    auth_claim_map: dict[str, list[str]] = Field(
+        default_factory=dict,
+        validation_alias="AUTH_CLAIM_MAP",
+        description=(
+            'JSON object mapping claim values to subscription ids, e.g. {"team-a": '
+            '["sub-1", "sub-2"], "platform-admins": ["*"]}. Empty: claim values are '
+            "subscription ids. Values it does not name grant nothing."
+        ),
+    )
+    auth_jwks_cache_seconds: float = Field(
+        default=300.0,
+        ge=10,
+        validation_alias="AUTH_JWKS_CACHE_SECONDS",
+        description="How long fetched signing keys are trusted before the JWKS is fetched again.",
+    )
+    auth_jwks_refetch_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        validation_alias="AUTH_JWKS_REFETCH_SECONDS",
+        description=(
+            "Least time between two JWKS fetches caused by an unknown key id (key rotation), "
+            "so tokens with made-up key ids cannot make the API hammer the issuer."
+        ),
+    )
+    auth_ca_bundle: str | None = Field(
+        default=None,
+        validation_alias="AUTH_CA_BUNDLE",
+        description="CA bundle to verify the issuer's HTTPS certificate (default: system CAs).",
+    )
+
+    @model_validator(mode="after")
+    def _auth_configured(self) -> Self:
+        if self.auth_mode == "oidc":
+            missing = [
+                self.env_name(name)
+                for name in ("auth_issuer", "auth_audience")
+                if not getattr(self, name)
+            ]
+            if missing:
+                raise ValueError(
+                    f"AUTH_MODE=oidc (the default) needs {' and '.join(missing)}; "
+                    "set AUTH_MODE=none to run without authentication (development only)"
+                )
+        bad = [a for a in self.auth_algorithms if not a.startswith(("RS", "ES", "PS", "Ed"))]
+        if bad:
+            raise ValueError(f"AUTH_ALGORITHMS: only asymmetric algorithms, not {', '.join(bad)}")
+        return self

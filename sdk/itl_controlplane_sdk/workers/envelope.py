@@ -2,11 +2,14 @@
 
 Fields match the upstream job schema (job_id, provider_namespace, resource_type, operation,
 request, submitted_at, priority) and add what reliable delivery needs: ``version`` to evolve the
-format, ``attempt`` for bounded retries and ``deadline`` so stale work can be refused.
+format, ``attempt`` for bounded retries and ``deadline`` so stale work can be refused, and
+``caller``, who asked for the job (the identity an authenticated API saw, never a credential), so
+providers and audit trails can tell who acted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -27,6 +30,15 @@ Operation = Literal["create", "get", "list", "delete", "action"]
 OPERATIONS: tuple[Operation, ...] = ("create", "get", "list", "delete", "action")
 
 
+class JobCaller(BaseModel):
+    """Who submitted a job: the token's subject and issuer as the API verified them."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    subject: str = Field(min_length=1, max_length=256)
+    issuer: str | None = Field(default=None, max_length=512)
+
+
 class JobEnvelope(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -40,6 +52,7 @@ class JobEnvelope(BaseModel):
     attempt: int = Field(default=1, ge=1)
     submitted_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     deadline: datetime | None = None
+    caller: JobCaller | None = None
 
     def to_json(self) -> bytes:
         return self.model_dump_json().encode()
@@ -130,11 +143,23 @@ def decode_job(body: bytes) -> JobEnvelope:
         raise UndecodableJobError(f"invalid job envelope: {describe(exc, whole='body')}") from None
 
 
-def new_job_id() -> str:
+OWNER_TAG_BITS = 32
+_OWNER_MASK = (1 << OWNER_TAG_BITS) - 1
+
+
+def _owner_tag(untagged: int, owner: str) -> int:
+    digest = hashlib.sha256(owner.lower().encode() + b"\0" + untagged.to_bytes(16, "big"))
+    return int.from_bytes(digest.digest()[: OWNER_TAG_BITS // 8], "big")
+
+
+def new_job_id(owner: str | None = None) -> str:
     """A time-ordered UUID (version 7): its first 48 bits are the creation time in ms.
 
     The time lets ``get_result`` in a process that started later know where in the results
-    stream to look for the job without scanning the whole retention window.
+    stream to look for the job without scanning the whole retention window. With ``owner``
+    (the subscription), the last 32 bits bind the id to it (``job_owned_by``), so an API can
+    refuse another subscription's job id without storing who submitted what; 42 random bits
+    per millisecond remain.
     """
     millis = time.time_ns() // 1_000_000
     rand = int.from_bytes(os.urandom(10), "big")
@@ -143,7 +168,25 @@ def new_job_id() -> str:
     value |= (rand >> 68) << 64  # 12 random bits
     value |= 0b10 << 62
     value |= rand & ((1 << 62) - 1)
+    if owner is not None:
+        value &= ~_OWNER_MASK
+        value |= _owner_tag(value, owner)
     return str(uuid.UUID(int=value))
+
+
+def job_owned_by(job_id: str, owner: str) -> bool:
+    """Whether ``job_id`` was made by ``new_job_id(owner)`` (case-insensitive owner).
+
+    A binding, not a secret: ids are not forgeable into other jobs, so a caller holding
+    another subscription's id learns nothing; a caller's chance that a foreign id carries one
+    of its own subscriptions' tags is 2**-32 per subscription.
+    """
+    try:
+        value = uuid.UUID(job_id).int
+    except ValueError:
+        return False
+    untagged = value & ~_OWNER_MASK
+    return value & _OWNER_MASK == _owner_tag(untagged, owner)
 
 
 def job_id_time(job_id: str) -> float | None:

@@ -23,7 +23,7 @@ from itl_controlplane_sdk.redaction import redact_url, scrub
 from itl_controlplane_sdk.workers import amqp, cancellation, dead_letters
 from itl_controlplane_sdk.workers.cancellation import CancellationWatcher
 from itl_controlplane_sdk.workers.consumer import JobConsumer
-from itl_controlplane_sdk.workers.envelope import OPERATIONS, JobEnvelope, new_job_id
+from itl_controlplane_sdk.workers.envelope import OPERATIONS, JobCaller, JobEnvelope, new_job_id
 from itl_controlplane_sdk.workers.failover import FailoverConnection, connect_failover
 from itl_controlplane_sdk.workers.heartbeats import Heartbeat, HeartbeatMonitor
 from itl_controlplane_sdk.workers.result_store import PROCESSING_MESSAGE_TYPE, ResultReader
@@ -167,8 +167,13 @@ class JobQueue:
         *,
         job_id: str | None = None,
         deadline: datetime | None = None,
+        caller: JobCaller | None = None,
     ) -> str:
-        """Publishes a job and returns its id once the broker has confirmed it."""
+        """Publishes a job and returns its id once the broker has confirmed it.
+
+        A new id is bound to the request's subscription (``envelope.job_owned_by``); ``caller``
+        records who asked, for providers and audit trails.
+        """
         if operation not in OPERATIONS:
             raise ValueError(f"operation must be one of {', '.join(OPERATIONS)}, not {operation!r}")
         if not 0 <= priority <= topology.MAX_PRIORITY:
@@ -177,13 +182,14 @@ class JobQueue:
             )
         _, channel = self._require_connection()
         envelope = JobEnvelope(
-            job_id=job_id or new_job_id(),
+            job_id=job_id or new_job_id(request.subscription_id),
             provider_namespace=provider_namespace,
             resource_type=resource_type,
             operation=operation,
             request=request,
             priority=priority,
             deadline=deadline,
+            caller=caller,
         )
         routing_key = topology.job_routing_key(provider_namespace, resource_type, operation)
         message = aio_pika.Message(

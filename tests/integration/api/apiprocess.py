@@ -27,6 +27,7 @@ class ApiProcess:
             "API_HOST": "127.0.0.1",
             "API_PORT": str(self.port),
             "LOG_LEVEL": "INFO",
+            "AUTH_MODE": "none",  # the authentication tests set AUTH_MODE=oidc
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None

@@ -25,7 +25,7 @@ ENTRY_POINTS = ["itl-worker", "itl-api", "workerpool-operator"]
 CLEAN_ENV = {
     k: v
     for k, v in os.environ.items()
-    if not k.startswith(("API_", "WORKERPOOL_OPERATOR_", "HEALTH_CHECK_", "LOG_"))
+    if not k.startswith(("API_", "AUTH_", "WORKERPOOL_OPERATOR_", "HEALTH_CHECK_", "LOG_"))
 }
 
 
@@ -106,7 +106,7 @@ def api_on_flag_port(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     with log.open("wb") as out:
         process = subprocess.Popen(
             [str(BIN / "itl-api"), "--port", str(port), "--log-level", "debug"],
-            env={**CLEAN_ENV, "API_PORT": str(free_port())},  # the flag wins
+            env={**CLEAN_ENV, "API_PORT": str(free_port()), "AUTH_MODE": "none"},  # the flag wins
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -20,7 +20,9 @@ RESOURCE = f"{GROUP}/providers/ITL.Core/ResourceGroup/rg1"
 def client() -> Iterator[TestClient]:
     registry = ResourceProviderRegistry()
     register_example_providers(registry)
-    settings = ApiSettings(ADMIN_TOKEN="secret", API_MAX_BODY_BYTES=1024, JOB_TIMEOUT=1)
+    settings = ApiSettings(
+        AUTH_MODE="none", ADMIN_TOKEN="secret", API_MAX_BODY_BYTES=1024, JOB_TIMEOUT=1
+    )
     with TestClient(create_app(settings, providers=registry)) as test_client:
         yield test_client
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from itl_controlplane_sdk.api import ApiSettings
+from itl_controlplane_sdk.api.auth import granted_subscriptions
 from itl_controlplane_sdk.api.failures import from_exception, from_job_error
 from itl_controlplane_sdk.errors import PermanentJobError, RetryableJobError
 from itl_controlplane_sdk.workers.cancellation import MARKER_DELAY_SECONDS, expired, guarded
@@ -16,6 +17,7 @@ from itl_controlplane_sdk.workers.results import JobResult, JobStatus
 
 
 def test_settings_read_the_reference_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTH_MODE", "none")
     monkeypatch.setenv("OFFLOADING_ENABLED", "true")
     monkeypatch.setenv("RABBITMQ_URL", "amqp://u:p@broker/")
     monkeypatch.setenv("JOB_TIMEOUT", "12.5")
@@ -111,3 +113,22 @@ async def test_guard_skips_cancelled_jobs_and_marks_started_ones() -> None:
     assert (await run("slow", slow)).status is JobStatus.COMPLETED
     # Only a job still running after the marker delay is marked as processing.
     assert ran == ["quick", "slow"] and marked == ["slow"]
+
+
+def test_authentication_is_required_unless_explicitly_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AUTH_MODE", "AUTH_ISSUER", "AUTH_AUDIENCE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValueError, match="AUTH_MODE=oidc \\(the default\\) needs AUTH_ISSUER"):
+        ApiSettings()
+    with pytest.raises(ValueError, match="only asymmetric algorithms"):
+        ApiSettings(AUTH_MODE="none", AUTH_ALGORITHMS="RS256,HS256")
+    assert ApiSettings(AUTH_MODE="none").auth_mode == "none"
+
+
+def test_claim_values_map_to_subscriptions() -> None:
+    claims = {"roles": ["team-a", "other", 7], "subscriptions": "Sub-1"}
+    assert granted_subscriptions(claims, "subscriptions", {}) == {"sub-1"}
+    mapping = {"team-a": ["S1", "s2"], "admins": ["*"]}
+    assert granted_subscriptions(claims, "roles", mapping) == {"s1", "s2"}
+    assert granted_subscriptions({"roles": "admins"}, "roles", mapping) == {"*"}
+    assert granted_subscriptions({}, "roles", mapping) == frozenset()

@@ -23,6 +23,7 @@ from itl_controlplane_sdk.workers.envelope import (
     JobEnvelope,
     decode_job,
     job_id_time,
+    job_owned_by,
     new_job_id,
 )
 
@@ -178,3 +179,12 @@ def test_env_names_come_from_the_settings_model() -> None:
     assert WorkerSettings.env_name("health_check_port") == "HEALTH_CHECK_PORT"
     assert WorkerSettings.env_name("job_timeout") == "JOB_TIMEOUT"
     assert WorkerSettings.env_name("pool_name") == "WORKER_POOL"
+
+
+def test_job_ids_are_bound_to_their_subscription() -> None:
+    ids = {new_job_id("Sub-A") for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(job_owned_by(job_id, "sub-a") for job_id in ids)  # case-insensitive
+    assert not any(job_owned_by(job_id, "sub-b") for job_id in ids)
+    assert all(job_id_time(job_id) is not None for job_id in ids)
+    assert not job_owned_by("not-a-uuid", "sub-a")

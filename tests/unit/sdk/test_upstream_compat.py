@@ -79,7 +79,7 @@ def test_the_api_answers_an_unsupported_action_with_400() -> None:
     registry = ResourceProviderRegistry()
     registry.register_provider("ITL.Plain", "Thing", PlainProvider())
 
-    with TestClient(create_app(ApiSettings(), providers=registry)) as client:
+    with TestClient(create_app(ApiSettings(AUTH_MODE="none"), providers=registry)) as client:
         assert client.put(f"{RESOURCE}?{V}", json={"location": "we"}).status_code == 201
         response = client.post(f"{RESOURCE}/restart?{V}")
 

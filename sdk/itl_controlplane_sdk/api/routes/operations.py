@@ -13,12 +13,14 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 
 from itl_controlplane_sdk.api import failures
+from itl_controlplane_sdk.api.access import Authenticated, job_subscription
 from itl_controlplane_sdk.api.context import ApiContext, get_context
 from itl_controlplane_sdk.api.errors import (
+    AUTH_RESPONSES,
     ERROR_RESPONSES,
     ApiError,
     ErrorDetail,
@@ -29,7 +31,9 @@ from itl_controlplane_sdk.workers.envelope import job_id_time
 from itl_controlplane_sdk.workers.queue import JobQueue
 from itl_controlplane_sdk.workers.results import JobResult, JobStatus
 
-router = APIRouter(prefix="/operations", responses=ERROR_RESPONSES, tags=["operations"])
+router = APIRouter(
+    prefix="/operations", responses={**ERROR_RESPONSES, **AUTH_RESPONSES}, tags=["operations"]
+)
 
 CLOCK_SKEW_SECONDS = 60.0
 SETTLE_SECONDS = 5.0
@@ -68,8 +72,14 @@ def _status(
     return status.model_dump(mode="json", exclude_none=True)
 
 
-def _known_job(context: ApiContext, job_id: str) -> tuple[JobQueue, float]:
-    """The queue and the submission time of a job id this API could have issued."""
+def _known_job(
+    context: ApiContext, http: Request, caller: Authenticated, job_id: str
+) -> tuple[JobQueue, float]:
+    """The queue and the submission time of a job id this API could have issued the caller.
+
+    Another subscription's job answers exactly like an unknown id: 404, same text.
+    """
+    http.state.job_id = job_id
     if context.broker is None:
         raise ApiError(
             404,
@@ -78,15 +88,18 @@ def _known_job(context: ApiContext, job_id: str) -> tuple[JobQueue, float]:
         )
     submitted = job_id_time(job_id)
     now = time.time()
+    http.state.subscription = job_subscription(caller, job_id)
     if (
-        submitted is None
+        http.state.subscription is None
+        or submitted is None
         or submitted > now + CLOCK_SKEW_SECONDS
         or submitted < now - context.settings.result_retention
     ):
         raise ApiError(
             404,
             "OperationNotFound",
-            f"no operation {job_id!r}: not a job id, or older than the result retention",
+            f"no operation {job_id!r} in the caller's subscriptions: not a job id, or older "
+            "than the result retention",
         )
     return context.broker.require(), submitted
 
@@ -128,13 +141,15 @@ async def _current(
 )
 async def get_operation(
     context: Context,
+    http: Request,
+    caller: Authenticated,
     job_id: JobId,
     wait: Annotated[
         bool, Query(description="Wait up to JOB_TIMEOUT for the operation to finish")
     ] = False,
     api_version: Annotated[str | None, Query(alias="api-version")] = None,
 ) -> dict[str, Any]:
-    queue, submitted = _known_job(context, job_id)
+    queue, submitted = _known_job(context, http, caller, job_id)
     timeout = context.settings.job_timeout if wait else 0.0
     result, started = await _current(context, queue, job_id, submitted, wait=timeout)
     return _status(job_id, submitted, result, started)
@@ -149,10 +164,12 @@ async def get_operation(
 )
 async def cancel_operation(
     context: Context,
+    http: Request,
+    caller: Authenticated,
     job_id: JobId,
     api_version: Annotated[str | None, Query(alias="api-version")] = None,
 ) -> dict[str, Any]:
-    queue, submitted = _known_job(context, job_id)
+    queue, submitted = _known_job(context, http, caller, job_id)
     result, started = await _current(context, queue, job_id, submitted, wait=0.0)
     if result is not None:
         raise ApiError(

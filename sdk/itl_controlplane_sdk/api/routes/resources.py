@@ -12,13 +12,17 @@ from fastapi import APIRouter, Body, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
 from itl_controlplane_sdk.api import arm
+from itl_controlplane_sdk.api.access import authorize_subscription
 from itl_controlplane_sdk.api.arm import ActionBody, ApiVersion, ResourceBody, Wait
 from itl_controlplane_sdk.api.context import ApiContext, get_context
 from itl_controlplane_sdk.api.dispatch import dispatch
-from itl_controlplane_sdk.api.errors import ERROR_RESPONSES
+from itl_controlplane_sdk.api.errors import AUTH_RESPONSES, ERROR_RESPONSES
 from itl_controlplane_sdk.workers.envelope import Operation
 
-router = APIRouter(responses=ERROR_RESPONSES)
+router = APIRouter(
+    responses={**ERROR_RESPONSES, **AUTH_RESPONSES},
+    dependencies=[Depends(authorize_subscription)],
+)
 
 RESOURCE = (
     "/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
