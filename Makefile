@@ -98,8 +98,12 @@ test-unit: ## Unit tests only (pure logic, milliseconds, no services)
 test: python-deps rabbitmq-up rabbitmq-cluster-up k8s-binaries lint ## The whole suite: lint, unit, integration (real RabbitMQ, its 3-node cluster, control plane), e2e
 	$(RUN) pytest -q -p no:cacheprovider
 
+.PHONY: bench-peers
+bench-peers: ## Install the benchmark's peers (dramatiq, taskiq, Celery, FastStream) in their own venv, and redis-server
+	bash tools/bench/peers.sh install
+
 .PHONY: bench
-bench: python-deps rabbitmq-up ## Throughput/latency: raw aio-pika vs JobQueue+ProviderWorker vs Celery
+bench: python-deps rabbitmq-up bench-peers ## Throughput/latency: ours vs raw aio-pika, dramatiq, taskiq, Celery, FastStream
 	$(RUN) python bench/throughput.py
 
 .PHONY: bench-operator
