@@ -4,7 +4,7 @@ Writes the CRD to ``crds/`` and its byte-identical copy to the chart's ``crds/``
 generated field reference inside ``docs/workerpool.md``, and (through
 ``tools/generate_install.py``) the install artefacts derived from the CRD and ``rbac.py``.
 Unit tests fail when any of these differ from what this script would write, so run it after
-changing ``operator/workerpool_operator/api.py`` or ``rbac.py``.
+changing ``operator/workerpool_operator/api/`` or ``rbac.py``.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from workerpool_operator import scaling
 from workerpool_operator.api import Condition
 
 READY = "Ready"
@@ -22,8 +23,10 @@ PROGRESSING = "Progressing"
 """A spec change is rolling out to the workers."""
 DEGRADED = "Degraded"
 """The operator cannot make the pool what the spec says (reason tells why)."""
-SCALING_ACTIVE = "ScalingActive"
+SCALING_ACTIVE = scaling.SCALING_ACTIVE
 """Owned by the autoscaler: queue statistics are being read and acted on."""
+SCALING_LIMITED = scaling.SCALING_LIMITED
+"""Owned by the autoscaler: a bound, a rate policy or busy workers held replicas back."""
 
 OPERATOR_CONDITIONS = (READY, PROGRESSING, DEGRADED)
 """The condition types the operator (not the autoscaler) owns in status."""
@@ -49,11 +52,6 @@ def format_time(now: datetime) -> str:
 def find(conditions: Iterable[Condition], type_: str) -> Condition | None:
     """The condition of ``type_``, if present."""
     return next((c for c in conditions if c.type == type_), None)
-
-
-def is_true(conditions: Iterable[Condition], type_: str) -> bool:
-    found = find(conditions, type_)
-    return found is not None and found.status == "True"
 
 
 def settle(

@@ -28,10 +28,6 @@ PAUSED_REPLICAS = f"{ANNOTATION_PREFIX}paused-replicas"
 PAUSED_SCALE_IN = f"{ANNOTATION_PREFIX}paused-scale-in"
 PAUSED_SCALE_OUT = f"{ANNOTATION_PREFIX}paused-scale-out"
 
-HEARTBEAT_STALE_SECONDS = 30.0
-"""Heartbeats older than this are ignored. The SDK already expires a worker after three
-missed intervals (6 s by default); this is the backstop if its clock or monitor lags."""
-
 
 def _truthy(value: str | None) -> bool:
     return value is not None and value.strip().lower() in {"true", "1", "yes", "on"}
@@ -107,7 +103,6 @@ def policy_from_spec(
         scale_down=down_rules,
         fallback_failure_threshold=auto.fallback.failure_threshold,
         fallback_replicas=auto.fallback.replicas,
-        heartbeat_stale_seconds=HEARTBEAT_STALE_SECONDS,
         paused=_truthy(annotations.get(PAUSED)) or not readable,
         paused_replicas=_within(pinned, auto.min_replicas, auto.max_replicas),
     )

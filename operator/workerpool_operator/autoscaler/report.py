@@ -25,8 +25,6 @@ from workerpool_operator import api, conditions, scaling
 from workerpool_operator.conditions import SCALING_ACTIVE, Desired
 
 AUTOSCALER_FIELD_MANAGER = "workerpool-autoscaler"
-SCALING_LIMITED = "ScalingLimited"
-"""A rate policy, a bound, or busy workers held the decision back (reason says which)."""
 
 MAX_REASON = 1024
 """``status.decisions[].reason`` is bounded by the schema."""

@@ -32,7 +32,7 @@ def test_crd_defaults_become_hpa_defaults() -> None:
         scale_down=scaling.default_scale_down(),
         fallback_failure_threshold=3,
         fallback_replicas=None,
-        heartbeat_stale_seconds=policy_mod.HEARTBEAT_STALE_SECONDS,
+        heartbeat_stale_seconds=30.0,
     )
 
 

@@ -1,37 +1,23 @@
-"""The WorkerPool API (``controlplane.itlusions.com/v1alpha1``) as pydantic models.
+"""``spec``: what a WorkerPool asks for (broker, autoscaling, the worker pods).
 
-These models are the single source of truth for the custom resource: ``crd.py`` turns them
-into the CRD's OpenAPI schema (descriptions become ``kubectl explain`` text, ``ge``/``le``
-become bounds, ``x-kubernetes-validations`` carry the CEL rules), ``builders/`` read them to
-render the children, and ``docs/workerpool.md`` lists their fields. Python attributes are
-snake_case; the wire format is camelCase (``alias_generator=to_camel``), exactly what the API
-server stores.
-
-Pure module: no kopf, no Kubernetes client, no broker client.
+Autoscaling defaults come from ``scaling.ScalingPolicy()``, the one set of defaults the
+decision uses as well. Pure module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, WithJsonSchema
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, Field, JsonValue, WithJsonSchema
 
 from itl_controlplane_sdk.contract.settings import WorkerSettings
 from itl_controlplane_sdk.contract.topology import DEFAULT_JOB_QUEUE
-
-GROUP = "controlplane.itlusions.com"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-KIND = "WorkerPool"
-PLURAL = "workerpools"
-SINGULAR = "workerpool"
-SHORT_NAMES = ("wp",)
-CRD_NAME = f"{PLURAL}.{GROUP}"
-
-MAX_DECISIONS = 10
-"""Length of the decision log kept in status; older entries are dropped by the autoscaler."""
+from workerpool_operator.api.base import GROUP, Model, rules
+from workerpool_operator.scaling import (
+    DEFAULT_SCALE_DOWN_POLICIES,
+    DEFAULT_SCALE_UP_POLICIES,
+    ScalingPolicy,
+)
 
 MANAGED_ENV_FIELDS = (
     "worker_id",
@@ -71,27 +57,7 @@ Quantity = Annotated[
 """A resource quantity such as ``500m`` or ``1Gi``, with the API server's own pattern."""
 
 
-class _Model(BaseModel):
-    """Base of every API model: camelCase on the wire, snake_case in Python."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        extra="ignore",
-    )
-
-
-def _rules(*rules: tuple[str, str]) -> dict[str, Any]:
-    """CEL rules for ``json_schema_extra``: (rule, message) pairs."""
-    return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]}
-
-
-# --- spec: broker -------------------------------------------------------------------------
-
-
-class SecretKeyRef(_Model):
+class SecretKeyRef(Model):
     """A key in a Secret in the pool's namespace."""
 
     name: str = Field(
@@ -107,7 +73,7 @@ class SecretKeyRef(_Model):
     )
 
 
-class RabbitMQ(_Model):
+class RabbitMQ(Model):
     """How the workers reach RabbitMQ. Only a Secret reference: the URL carries a password."""
 
     secret_ref: SecretKeyRef = Field(
@@ -118,10 +84,7 @@ class RabbitMQ(_Model):
     )
 
 
-# --- spec: autoscaling --------------------------------------------------------------------
-
-
-class ScalingPolicy(_Model):
+class RatePolicy(Model):
     """One rate limit on replica changes, as in the HPA's behavior policies."""
 
     type: Literal["Pods", "Percent"] = Field(
@@ -133,6 +96,9 @@ class ScalingPolicy(_Model):
     )
 
 
+_DEFAULTS = ScalingPolicy()
+"""The decision's defaults, which the CRD's defaults repeat."""
+
 _STABILIZATION_DOC = (
     "Recommendations over this many past seconds are considered: scale-up takes the lowest, "
     "scale-down the highest, so short spikes or dips do not move replicas."
@@ -143,31 +109,37 @@ _SELECT_POLICY_DOC = (
 )
 
 
-def _default_up_policies() -> list[ScalingPolicy]:
+def _default_up_policies() -> list[RatePolicy]:
     return [
-        ScalingPolicy(type="Percent", value=100, period_seconds=15),
-        ScalingPolicy(type="Pods", value=4, period_seconds=15),
+        RatePolicy(type=p.type, value=p.value, period_seconds=p.period_seconds)
+        for p in DEFAULT_SCALE_UP_POLICIES
     ]
 
 
-def _default_down_policies() -> list[ScalingPolicy]:
-    return [ScalingPolicy(type="Percent", value=100, period_seconds=15)]
+def _default_down_policies() -> list[RatePolicy]:
+    return [
+        RatePolicy(type=p.type, value=p.value, period_seconds=p.period_seconds)
+        for p in DEFAULT_SCALE_DOWN_POLICIES
+    ]
 
 
-def _dumped(policies: list[ScalingPolicy]) -> list[JsonValue]:
+def _dumped(policies: list[RatePolicy]) -> list[JsonValue]:
     return [policy.model_dump(mode="json") for policy in policies]
 
 
-class ScaleUpRules(_Model):
+class ScaleUpRules(Model):
     """Stabilization and rate limits for scaling up (HPA defaults)."""
 
     stabilization_window_seconds: int = Field(
-        default=0, ge=0, le=3600, description=_STABILIZATION_DOC
+        default=_DEFAULTS.scale_up.stabilization_window_seconds,
+        ge=0,
+        le=3600,
+        description=_STABILIZATION_DOC,
     )
     select_policy: Literal["Max", "Min", "Disabled"] = Field(
-        default="Max", description=_SELECT_POLICY_DOC
+        default=_DEFAULTS.scale_up.select_policy, description=_SELECT_POLICY_DOC
     )
-    policies: list[ScalingPolicy] = Field(
+    policies: list[RatePolicy] = Field(
         default_factory=_default_up_policies,
         max_length=10,
         description="Rate limits (default: 100% or 4 pods per 15 s, whichever is more).",
@@ -175,16 +147,19 @@ class ScaleUpRules(_Model):
     )
 
 
-class ScaleDownRules(_Model):
+class ScaleDownRules(Model):
     """Stabilization and rate limits for scaling down (HPA defaults)."""
 
     stabilization_window_seconds: int = Field(
-        default=300, ge=0, le=3600, description=_STABILIZATION_DOC
+        default=_DEFAULTS.scale_down.stabilization_window_seconds,
+        ge=0,
+        le=3600,
+        description=_STABILIZATION_DOC,
     )
     select_policy: Literal["Max", "Min", "Disabled"] = Field(
-        default="Max", description=_SELECT_POLICY_DOC
+        default=_DEFAULTS.scale_down.select_policy, description=_SELECT_POLICY_DOC
     )
-    policies: list[ScalingPolicy] = Field(
+    policies: list[RatePolicy] = Field(
         default_factory=_default_down_policies,
         max_length=10,
         description="Rate limits (default: 100% per 15 s).",
@@ -192,14 +167,17 @@ class ScaleDownRules(_Model):
     )
 
 
-class Fallback(_Model):
+class Fallback(Model):
     """What to do when queue statistics cannot be read several times in a row."""
 
     failure_threshold: int = Field(
-        default=3, ge=1, le=100, description="Consecutive failed polls before the fallback."
+        default=_DEFAULTS.fallback_failure_threshold,
+        ge=1,
+        le=100,
+        description="Consecutive failed polls before the fallback.",
     )
     replicas: int | None = Field(
-        default=None,
+        default=_DEFAULTS.fallback_replicas,
         ge=0,
         le=1000,
         description="Replicas to scale up to (never down) after the threshold; "
@@ -207,12 +185,12 @@ class Fallback(_Model):
     )
 
 
-class Autoscaling(_Model):
+class Autoscaling(Model):
     """Queue-depth autoscaling. Off by default: the pool then runs replicaCount replicas,
     which kubectl scale or an external HPA/KEDA may drive through the scale subresource."""
 
     model_config = ConfigDict(
-        json_schema_extra=_rules(
+        json_schema_extra=rules(
             (
                 # has(): the CRD's own `default: {}` is validated before nested defaulting.
                 "!has(self.minReplicas) || !has(self.maxReplicas) "
@@ -224,9 +202,14 @@ class Autoscaling(_Model):
 
     enabled: bool = Field(default=False, description="Turn the built-in autoscaler on.")
     min_replicas: int = Field(
-        default=0, ge=0, le=1000, description="Lowest replica count; 0 allows scale to zero."
+        default=_DEFAULTS.min_replicas,
+        ge=0,
+        le=1000,
+        description="Lowest replica count; 0 allows scale to zero.",
     )
-    max_replicas: int = Field(default=10, ge=1, le=1000, description="Highest replica count.")
+    max_replicas: int = Field(
+        default=_DEFAULTS.max_replicas, ge=1, le=1000, description="Highest replica count."
+    )
     target_jobs_per_replica: int | None = Field(
         default=None,
         ge=1,
@@ -241,19 +224,19 @@ class Autoscaling(_Model):
         description="Seconds between queue-depth polls (a burst is seen within one interval).",
     )
     activation_threshold: int = Field(
-        default=0,
+        default=_DEFAULTS.activation_threshold,
         ge=0,
         le=1000000,
         description="Scale up from zero only when more than this many jobs are waiting.",
     )
     cooldown_seconds: int = Field(
-        default=300,
+        default=_DEFAULTS.cooldown_seconds,
         ge=0,
         le=86400,
         description="Seconds with nothing ready and nothing in flight before scaling to zero.",
     )
     tolerance: float = Field(
-        default=0.1,
+        default=_DEFAULTS.tolerance,
         ge=0,
         le=1,
         description="Relative change in load ignored to avoid flapping (0.1 = 10%).",
@@ -278,7 +261,7 @@ class Autoscaling(_Model):
 # --- spec: pod-level settings -------------------------------------------------------------
 
 
-class ResourceRequirements(_Model):
+class ResourceRequirements(Model):
     """Compute resources of the worker container (corev1 ResourceRequirements)."""
 
     requests: dict[str, Quantity] = Field(
@@ -295,7 +278,7 @@ def _default_resources() -> ResourceRequirements:
     )
 
 
-class EnvVar(_Model):
+class EnvVar(Model):
     """An extra environment variable for the worker container (corev1 EnvVar)."""
 
     name: str = Field(min_length=1, max_length=253, description="Variable name.")
@@ -306,7 +289,7 @@ class EnvVar(_Model):
     )
 
 
-class LocalObjectReference(_Model):
+class LocalObjectReference(Model):
     """A reference to an object in the same namespace, by name."""
 
     name: str = Field(min_length=1, max_length=253, description="Name of the object.")
@@ -327,11 +310,11 @@ ProviderName = Annotated[
 ]
 
 
-class WorkerPoolSpec(_Model):
+class WorkerPoolSpec(Model):
     """Desired state of a pool of SDK workers consuming jobs from RabbitMQ."""
 
     model_config = ConfigDict(
-        json_schema_extra=_rules(
+        json_schema_extra=rules(
             (
                 "!has(self.providers) || size(self.providers) == 0 || !has(self.queue) "
                 f"|| self.queue != '{DEFAULT_JOB_QUEUE}'",
@@ -375,7 +358,7 @@ class WorkerPoolSpec(_Model):
         pattern=r"^[A-Za-z0-9_.:-]+$",
         description=f"Queue the workers consume. Default: '{DEFAULT_JOB_QUEUE}', or a "
         "dedicated queue 'provider.jobs.<namespace>.<name>' when providers is set.",
-        json_schema_extra=_rules(
+        json_schema_extra=rules(
             ("!self.startsWith('amq.')", "spec.queue must not start with 'amq.' (reserved)")
         ),
     )
@@ -408,7 +391,7 @@ class WorkerPoolSpec(_Model):
         json_schema_extra={
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["name"],
-            **_rules(
+            **rules(
                 (
                     f"self.all(e, !(e.name in [{_MANAGED_ENV_LIST}]))",
                     "spec.env must not set variables the operator manages",
@@ -439,197 +422,10 @@ class WorkerPoolSpec(_Model):
     pod_labels: dict[str, str] = Field(
         default_factory=dict,
         description="Extra labels on the worker pods (the selector labels are reserved).",
-        json_schema_extra=_rules(
+        json_schema_extra=rules(
             (_RESERVED_LABEL_RULE, "spec.podLabels must not set the pool's selector labels")
         ),
     )
     pod_annotations: dict[str, str] = Field(
         default_factory=dict, description="Extra annotations on the worker pods."
     )
-
-
-# --- status -------------------------------------------------------------------------------
-
-
-class Condition(_Model):
-    """A metav1.Condition: one aspect of the pool's state."""
-
-    type: str = Field(
-        min_length=1,
-        max_length=316,
-        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-        r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
-        description="Ready, Progressing, Degraded, ScalingActive.",
-    )
-    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
-    observed_generation: int = Field(
-        default=0, ge=0, description="metadata.generation the condition was computed for."
-    )
-    last_transition_time: str = Field(
-        description="When status last changed.", json_schema_extra={"format": "date-time"}
-    )
-    reason: str = Field(
-        min_length=1,
-        max_length=1024,
-        pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
-        description="CamelCase reason for the last transition.",
-    )
-    message: str = Field(default="", max_length=32768, description="Human-readable details.")
-
-
-class QueueStatus(_Model):
-    """Last queue observation (filled by the autoscaler)."""
-
-    ready: int = Field(default=0, ge=0, description="Messages waiting in the queue.")
-    in_flight: int = Field(default=0, ge=0, description="Jobs the workers are running.")
-    consumers: int = Field(default=0, ge=0, description="Consumers attached to the queue.")
-    dlq: int = Field(default=0, ge=0, description="Messages in the dead-letter queue.")
-
-
-class ScalingDecision(_Model):
-    """One replica change the autoscaler made, for the decision log."""
-
-    time: str = Field(description="When it was made.", json_schema_extra={"format": "date-time"})
-    from_: int = Field(alias="from", ge=0, description="Replicas before.")
-    to: int = Field(ge=0, description="Replicas after.")
-    reason: str = Field(max_length=1024, description="Why, in words.")
-
-
-class WorkerPoolStatus(_Model):
-    """Observed state. The operator writes the rollout part, the autoscaler the queue part."""
-
-    observed_generation: int | None = Field(
-        default=None, ge=0, description="metadata.generation the operator last acted on."
-    )
-    replicas: int | None = Field(
-        default=None, ge=0, description="Worker pods that exist (scale subresource)."
-    )
-    ready_replicas: int | None = Field(default=None, ge=0, description="Worker pods ready.")
-    desired_replicas: int | None = Field(
-        default=None, ge=0, description="Replicas the operator asks the Deployment for."
-    )
-    selector: str | None = Field(
-        default=None, description="Label selector of the pods, as a string (scale subresource)."
-    )
-    conditions: list[Condition] = Field(
-        default_factory=list,
-        description="Ready, Progressing, Degraded (operator) and ScalingActive (autoscaler).",
-        json_schema_extra={
-            "x-kubernetes-list-type": "map",
-            "x-kubernetes-list-map-keys": ["type"],
-        },
-    )
-    queue: QueueStatus | None = Field(default=None, description="Last queue observation.")
-    last_scale_time: str | None = Field(
-        default=None,
-        description="When the autoscaler last changed replicas.",
-        json_schema_extra={"format": "date-time"},
-    )
-    decisions: list[ScalingDecision] = Field(
-        default_factory=list,
-        max_length=MAX_DECISIONS,
-        description=f"The last {MAX_DECISIONS} scaling decisions, newest last.",
-    )
-
-
-# --- the resource -------------------------------------------------------------------------
-
-
-class ObjectMeta(_Model):
-    """The parts of metav1.ObjectMeta the operator reads."""
-
-    name: str
-    namespace: str = "default"
-    uid: str = ""
-    generation: int = 0
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
-
-
-class WorkerPool(_Model):
-    """A pool of SDK workers the operator runs as a Deployment and (optionally) autoscales."""
-
-    model_config = ConfigDict(
-        json_schema_extra=_rules(
-            (
-                "self.metadata.name.size() <= 63",
-                "metadata.name must be at most 63 characters (it is a label value)",
-            ),
-            (
-                "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
-                "metadata.name must be a DNS label starting with a letter (it names a Service)",
-            ),
-        )
-    )
-
-    api_version: str = API_VERSION
-    kind: str = KIND
-    metadata: ObjectMeta
-    spec: WorkerPoolSpec
-    status: WorkerPoolStatus = Field(default_factory=WorkerPoolStatus)
-
-
-def parse_status(raw: Mapping[str, Any] | None) -> WorkerPoolStatus:
-    """Status as far as it is readable: a malformed entry from another writer is dropped.
-
-    Status is observation, not intent; a bad condition written by someone else must never
-    stop the operator from reconciling the spec.
-    """
-    try:
-        return WorkerPoolStatus.model_validate(raw or {})
-    except ValidationError:
-        pass
-    usable: list[Condition] = []
-    for item in (raw or {}).get("conditions") or []:
-        try:
-            usable.append(Condition.model_validate(item))
-        except ValidationError:
-            continue
-    return WorkerPoolStatus(conditions=usable)
-
-
-def parse_pool(body: Mapping[str, Any]) -> WorkerPool:
-    """A WorkerPool from an API body: metadata and spec strictly, status leniently.
-
-    Raises ``ValidationError`` only for an unusable spec or metadata.
-    """
-    pool = WorkerPool.model_validate({k: v for k, v in body.items() if k != "status"})
-    pool.status = parse_status(body.get("status"))
-    return pool
-
-
-def effective_queue(pool: WorkerPool) -> str:
-    """The queue a pool's workers consume (the autoscaler polls the same one)."""
-    if pool.spec.queue:
-        return pool.spec.queue
-    if pool.spec.providers:
-        return f"{DEFAULT_JOB_QUEUE}.{pool.metadata.namespace}.{pool.metadata.name}"
-    return DEFAULT_JOB_QUEUE
-
-
-def pool_identity(pool: WorkerPool) -> str:
-    """``namespace/name``: what workers report as their pool in heartbeats.
-
-    Pools of the same name in two namespaces may share a broker; the namespace keeps their
-    heartbeats (and so their busy/idle view) apart.
-    """
-    return f"{pool.metadata.namespace}/{pool.metadata.name}"
-
-
-def target_jobs_per_replica(spec: WorkerPoolSpec) -> int:
-    """Jobs one replica should carry: the explicit target, else ``maxConcurrentJobs``."""
-    return spec.autoscaling.target_jobs_per_replica or spec.max_concurrent_jobs
-
-
-def desired_replicas(spec: WorkerPoolSpec) -> int:
-    """Replicas the Deployment should run.
-
-    ``replicaCount`` is the one source: ``kubectl scale``, an external HPA and the built-in
-    autoscaler all write it through the scale subresource. With autoscaling on it is raised
-    to minReplicas at once (adding pods is always safe) but never cut to maxReplicas here:
-    lowering is the autoscaler's job, which removes only idle pods (deletion costs first), so
-    shrinking maxReplicas never stops a busy worker.
-    """
-    if not spec.autoscaling.enabled:
-        return spec.replica_count
-    return max(spec.autoscaling.min_replicas, spec.replica_count)
