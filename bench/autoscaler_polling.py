@@ -37,8 +37,7 @@ for path in (REPO, REPO / "tools", REPO / "tests" / "integration" / "autoscaler"
 
 import autoscaler_jobs as jobs  # noqa: E402
 from autoscaler_reaction import URL, autoscaling_environment  # noqa: E402
-from autoscaling_operator import AutoscalingOperator  # noqa: E402
-from wp_operator_process import sample_metric  # noqa: E402
+from wp_operator_process import OperatorProcess, sample_metric  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -48,12 +47,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
-def polls(operator: AutoscalingOperator) -> float:
+def polls(operator: OperatorProcess) -> float:
     """Polls done so far (the poll-duration histogram's count)."""
     return sample_metric(operator.metrics(), "workerpool_autoscaler_poll_duration_seconds_count")
 
 
-def measure(operator: AutoscalingOperator, seconds: float) -> dict[str, float]:
+def measure(operator: OperatorProcess, seconds: float) -> dict[str, float]:
     assert operator.process is not None
     pid = operator.process.pid
     polls0, cpu0, wall0 = polls(operator), cpu_seconds(pid), time.monotonic()

@@ -43,7 +43,8 @@ for path in (REPO, REPO / "tools", REPO / "tests" / "integration" / "autoscaler"
     sys.path.insert(0, str(path))
 
 import autoscaler_jobs as jobs  # noqa: E402
-from autoscaling_operator import AutoscalingOperator, put_secret  # noqa: E402
+from autoscaling_operator import put_secret  # noqa: E402
+from wp_operator_process import OperatorProcess  # noqa: E402
 
 from localcluster import Cluster, LocalCluster, discover, recorded_cluster  # noqa: E402
 from workerpool_operator import crd  # noqa: E402
@@ -81,7 +82,7 @@ def install_crd(cluster: Cluster) -> None:
 @contextlib.contextmanager
 def autoscaling_environment(
     prefix: str, log_dir: Path
-) -> Iterator[tuple[Cluster, str, AutoscalingOperator, list[str]]]:
+) -> Iterator[tuple[Cluster, str, OperatorProcess, list[str]]]:
     """A control plane with the CRD, a new ``{prefix}-*`` namespace holding the broker
     Secret, and the operator (autoscaler loaded) watching it.
 
@@ -92,7 +93,7 @@ def autoscaling_environment(
         install_crd(cluster)
         namespace = cluster.create_namespace(f"{prefix}-{uuid.uuid4().hex[:6]}")
         put_secret(cluster, namespace, URL)
-        operator = AutoscalingOperator(
+        operator = OperatorProcess(
             cluster.kubeconfig, log_dir / "operator.log", namespaces=f"{prefix}-*"
         )
         operator.start()

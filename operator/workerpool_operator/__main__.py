@@ -1,9 +1,8 @@
 """``python -m workerpool_operator`` / ``workerpool-operator``: run the operator.
 
-Equivalent to ``kopf run -m workerpool_operator.handlers -m
-workerpool_operator.autoscaler.handlers`` (reconciling plus autoscaling) with the namespaces,
-peering, liveness endpoint and logging taken from ``OperatorSettings``: from the environment,
-or from the flags ``--help`` lists (a flag overrides its variable).
+Equivalent to ``kopf run -m workerpool_operator.handlers`` (reconciling plus autoscaling)
+with the namespaces, peering, liveness endpoint and logging taken from ``OperatorSettings``:
+from the environment, or from the flags ``--help`` lists (a flag overrides its variable).
 """
 
 from __future__ import annotations
@@ -53,9 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     set_levels(settings.log_level, quiet=QUIET_LOGGERS)
 
-    # Importing registers the Kopf handlers: reconciling first, then autoscaling.
+    # Importing registers the Kopf handlers (after kopf.configure, as Kopf expects).
     from workerpool_operator import handlers  # noqa: F401
-    from workerpool_operator.autoscaler import handlers as autoscaler_handlers  # noqa: F401
 
     liveness = None
     if settings.health_port:

@@ -1,10 +1,18 @@
-"""The thin Kopf layer: decorators that hand every trigger to ``Runtime``.
+"""The thin Kopf layer: decorators that hand every trigger to the two runtimes.
 
 ``kopf run -m workerpool_operator.handlers`` or ``python -m workerpool_operator`` loads this
-module. Handlers translate between Kopf and the operator and nothing else: the startup
-handler configures Kopf and builds the ``Runtime``; pool create/update/resume reconcile and
-turn failures into Kopf retries with exponential backoff; watching the managed Deployments
-repairs drift and refreshes status; the cleanup handler closes the client.
+module, the operator's only Kopf module. Handlers translate between Kopf and the operator and
+nothing else: the startup handler configures Kopf and builds the ``Runtime`` (reconciling) and
+the autoscaler's ``Supervisor`` over one Kubernetes client, one pool cache and one event
+poster; the one WorkerPool watch feeds the cache both read; pool create/update/resume
+reconcile and turn failures into Kopf retries with exponential backoff; watching the managed
+Deployments repairs drift and refreshes status; the cleanup handler stops the autoscaler and
+closes the client.
+
+Why a Kopf index for pods: Kopf starts handlers only after every index has been populated.
+So the first poll after a restart already sees every pod of the pool, and a pod the
+autoscaler has not seen can never be mistaken for a replica with no pod (which would be
+"safe to remove").
 
 Kopf persistence is kept in annotations and handlers return None, because the strict,
 generated status schema would prune anything Kopf wrote to ``status``. No handler requires a
@@ -20,10 +28,21 @@ from typing import Any
 
 import kopf
 
-from workerpool_operator import api
-from workerpool_operator.builders.meta import LABEL_MANAGED_BY, MANAGED_BY, MANAGED_SELECTOR
+from workerpool_operator import api, scaling
+from workerpool_operator.autoscaler import observe
+from workerpool_operator.autoscaler.broker import BrokerHub
+from workerpool_operator.autoscaler.cluster import AutoscalerKube
+from workerpool_operator.autoscaler.metrics import AutoscalerMetrics
+from workerpool_operator.autoscaler.supervisor import Supervisor
+from workerpool_operator.builders.meta import (
+    LABEL_MANAGED_BY,
+    LABEL_POOL,
+    MANAGED_BY,
+    MANAGED_SELECTOR,
+)
 from workerpool_operator.kube import Kube, KubeError
 from workerpool_operator.metrics import OperatorMetrics, serve
+from workerpool_operator.pools import PoolCache, PoolKey
 from workerpool_operator.runtime import Runtime
 from workerpool_operator.settings import OperatorSettings
 
@@ -39,7 +58,7 @@ def backoff(retry: int) -> float:
     return float(min(5.0 * 2 ** min(retry, 10), MAX_BACKOFF_SECONDS))
 
 
-def _post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+def post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
     """Record an Event on the pool through Kopf's event poster (batched, retried)."""
     try:
         kopf.event(dict(body), type=type_, reason=reason, message=message)  # type: ignore[arg-type]
@@ -52,6 +71,11 @@ def _runtime(memo: Any) -> Runtime:
     return runtime
 
 
+def _supervisor(memo: Any) -> Supervisor:
+    supervisor: Supervisor = memo.autoscaler
+    return supervisor
+
+
 def configure_kopf(settings: kopf.OperatorSettings, operator_settings: OperatorSettings) -> None:
     """Kopf settings this operator depends on (see the module docstring for why)."""
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=api.GROUP)
@@ -61,8 +85,9 @@ def configure_kopf(settings: kopf.OperatorSettings, operator_settings: OperatorS
     settings.persistence.finalizer = f"{api.GROUP}/finalizer"
     settings.posting.loggers = False
     settings.posting.level = logging.INFO
-    # Only the Deployments this operator manages, filtered by the API server.
+    # Only the Deployments and pods this operator manages, filtered by the API server.
     settings.watching.label_selectors["apps", "deployments"] = MANAGED_SELECTOR
+    settings.watching.label_selectors["v1", "pods"] = MANAGED_SELECTOR
     # The WorkerPool CRD is installed before the operator, so watching CRDs and namespaces
     # (and the RBAC for it) is needed only to resolve namespace patterns such as "team-*".
     settings.scanning.disabled = not operator_settings.namespace_patterns
@@ -79,13 +104,22 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         serve(operator_settings.metrics_port, operator_settings.bind_address)
     kube = await Kube.connect()
     await _wait_for_discovery(kube)
+    pools = PoolCache()
     runtime = Runtime(
         settings=operator_settings,
         kube=kube,
         metrics=metrics,
-        post_event=_post_event,
+        post_event=post_event,
+        pools=pools,
     )
     memo.runtime = runtime
+    memo.autoscaler = Supervisor(
+        pools=pools,
+        cluster=AutoscalerKube.sharing(kube),
+        broker=BrokerHub(),
+        metrics=AutoscalerMetrics(),
+        post=post_event,
+    )
     memo.resync_task = asyncio.create_task(runtime.resync_forever(), name="workerpool-resync")
     logger.info(
         "WorkerPool operator started (default image %s, resync every %ss)",
@@ -119,19 +153,33 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if task is not None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+    supervisor: Supervisor | None = memo.get("autoscaler")
+    if supervisor is not None:
+        await supervisor.close()
     runtime: Runtime | None = memo.get("runtime")
     if runtime is not None:
         await runtime.kube.close()
 
 
-@kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
-async def track_pool(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Keep the latest body of every pool for Deployment events and the resync.
+@kopf.index("v1", "pods", labels={LABEL_POOL: kopf.PRESENT})
+def autoscaler_pods(
+    namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
+) -> dict[PoolKey, scaling.PodView]:
+    """Pods by (namespace, pool), reduced to what scale-down safety needs."""
+    return {(str(namespace), labels[LABEL_POOL]): observe.pod_view(body)}
 
-    Async on purpose: Kopf runs sync handlers in a thread, and the runtime's state belongs
-    to the event loop.
+
+@kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
+async def track_pool(type: str | None, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    """The one WorkerPool watch: update the shared cache, then start or stop autoscaling.
+
+    Async on purpose: Kopf runs sync handlers in a thread, and the runtimes' state (and the
+    poll tasks) belong to the event loop. The pod index arrives as the ``autoscaler_pods``
+    keyword (Kopf passes every index by its function's name).
     """
-    _runtime(memo).track(type, body)
+    pods: kopf.Index[PoolKey, scaling.PodView] = kwargs["autoscaler_pods"]
+    key = _runtime(memo).track(type, body)
+    _supervisor(memo).track(key, pods)
 
 
 @kopf.on.resume(api.GROUP, api.VERSION, api.PLURAL)

@@ -129,6 +129,10 @@ class Kube:
         self._api = api_client
         self.field_manager = field_manager
 
+    @property
+    def api_client(self) -> client.ApiClient:
+        return self._api
+
     @classmethod
     async def connect(cls, *, connections: int = 32) -> Kube:
         """A client from the ambient configuration with ``connections`` pooled connections

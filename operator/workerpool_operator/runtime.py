@@ -1,9 +1,9 @@
 """Operator-wide state and the loops around ``reconcile``: one object in the Kopf memo.
 
-Holds the settings, the Kubernetes adapter, the metrics, the last seen body of every pool
-(fed by the pool watch), and a lock per pool so a create handler, a Deployment event and the
-resync never reconcile the same pool at once. Events are posted through an injected function,
-so this module needs no kopf and tests can collect events in a list.
+Holds the settings, the Kubernetes adapter, the metrics, the pool cache it shares with the
+autoscaler (fed by the one pool watch), and a lock per pool so a create handler, a Deployment
+event and the resync never reconcile the same pool at once. Events are posted through an
+injected function, so this module needs no kopf and tests can collect events in a list.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,38 +19,15 @@ from workerpool_operator import reconcile as reconciling
 from workerpool_operator.builders.meta import LABEL_POOL
 from workerpool_operator.kube import KubeAPI
 from workerpool_operator.metrics import OperatorMetrics
+from workerpool_operator.pools import EventPoster, PoolCache, PoolKey, pool_key
 from workerpool_operator.reconcile import Outcome
 from workerpool_operator.settings import OperatorSettings
 
 logger = logging.getLogger(__name__)
 
-PoolKey = tuple[str, str]
-EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
-"""post(pool_body, type, reason, message): records a Kubernetes Event on the pool."""
-
 TRIGGER_SPEC = "spec"
 TRIGGER_DRIFT = "drift"
 TRIGGER_RESYNC = "resync"
-
-
-def pool_key(body: Mapping[str, Any]) -> PoolKey:
-    meta = body["metadata"]
-    return (str(meta.get("namespace")), str(meta["name"]))
-
-
-_HEAVY_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
-
-
-def _slim(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A plain copy of a pool body without managedFields and kubectl's last-applied copy.
-
-    Both are large, and the cache keeps one body per pool for the operator's lifetime.
-    """
-    meta = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
-    annotations = meta.get("annotations")
-    if annotations:
-        meta["annotations"] = {k: v for k, v in annotations.items() if k not in _HEAVY_ANNOTATIONS}
-    return {**body, "metadata": meta}
 
 
 def _kinds(kinds: tuple[str, ...]) -> str:
@@ -65,43 +42,21 @@ class Runtime:
     kube: KubeAPI
     metrics: OperatorMetrics
     post_event: EventPoster
-    pools: dict[PoolKey, dict[str, Any]] = field(default_factory=dict)
+    pools: PoolCache = field(default_factory=PoolCache)
     failures: dict[PoolKey, reconciling.KnownFailure] = field(default_factory=dict)
     _locks: dict[PoolKey, asyncio.Lock] = field(default_factory=dict)
     _slots: asyncio.Semaphore | None = None
 
     # -- pool tracking ---------------------------------------------------------------------
 
-    def track(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """Remember the latest body of each pool (None/ADDED/MODIFIED) or forget it."""
-        key = pool_key(body)
+    def track(self, event_type: str | None, body: Mapping[str, Any]) -> PoolKey:
+        """Feed one WorkerPool watch event into the shared cache; forget a deleted pool."""
+        key = self.pools.observe(event_type, body)
         if event_type == "DELETED":
-            self.pools.pop(key, None)
             self.failures.pop(key, None)
             self._locks.pop(key, None)
-        else:
-            self._remember(body, known_only=False)
         self.metrics.pools.set(len(self.pools))
-
-    def _remember(self, body: Mapping[str, Any] | None, *, known_only: bool = True) -> None:
-        """Keep ``body`` unless the cached one is newer.
-
-        Our own status writes return fresher bodies than the watch may still deliver, so an
-        older watch event must not replace them. resourceVersions are compared as integers
-        (what etcd-backed servers use); anything else is simply taken as newer.
-        """
-        if not body or "metadata" not in body:
-            return
-        key = pool_key(body)
-        cached = self.pools.get(key)
-        if cached is None and known_only:
-            return  # deleted meanwhile: never resurrect a pool from our own write
-        if cached is not None and cached["metadata"].get("uid") == body["metadata"].get("uid"):
-            old = str(cached["metadata"].get("resourceVersion", ""))
-            new = str(body["metadata"].get("resourceVersion", ""))
-            if old.isdigit() and new.isdigit() and int(new) < int(old):
-                return
-        self.pools[key] = _slim(body)
+        return key
 
     def _lock(self, key: PoolKey) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
@@ -126,7 +81,7 @@ class Runtime:
             )
             generation = int(body["metadata"].get("generation") or 0)
             self.failures[key] = (generation, outcome.failure)
-            self._remember(outcome.written)
+            self.pools.remember(outcome.written)
         elapsed = time.perf_counter() - started
         self.metrics.duration.observe(elapsed)
         logger.log(
@@ -197,9 +152,10 @@ class Runtime:
         pool_name = (meta.get("labels") or {}).get(LABEL_POOL)
         if not pool_name:
             return
-        body = self.pools.get((str(meta.get("namespace")), pool_name))
-        if body is None or body["metadata"].get("deletionTimestamp"):
+        cached = self.pools.get((str(meta.get("namespace")), pool_name))
+        if cached is None or cached.deleting:
             return  # the pool is gone or going: garbage collection removes the children
+        body = cached.body
         live = None if event_type == "DELETED" else deployment
         drifted = reconciling.drift(body, live, default_image=self.settings.default_worker_image)
         if drifted is not None:
@@ -209,11 +165,12 @@ class Runtime:
             return
         key = pool_key(body)
         async with self._lock(key):
-            body = self.pools.get(key, body)  # may have been refreshed while waiting
+            refreshed = self.pools.get(key)  # may have been refreshed while waiting
+            body = refreshed.body if refreshed is not None else body
             written = await reconciling.refresh_status(
                 body, deployment, kube=self.kube, known=self.failures.get(key)
             )
-            self._remember(written)
+            self.pools.remember(written)
 
     # -- periodic resync -------------------------------------------------------------------
 
@@ -234,10 +191,10 @@ class Runtime:
                 await asyncio.sleep(period)
             for key in keys:
                 await asyncio.sleep(pause)
-                body = self.pools.get(key)
-                if body is None:
+                cached = self.pools.get(key)
+                if cached is None:
                     continue
                 try:
-                    await self.reconcile(body, trigger=TRIGGER_RESYNC)
+                    await self.reconcile(cached.body, trigger=TRIGGER_RESYNC)
                 except Exception:
                     logger.exception("resync of WorkerPool %s/%s failed", *key)

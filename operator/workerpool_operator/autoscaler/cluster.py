@@ -47,8 +47,9 @@ class AutoscalerKube(kube.Kube):
         self._secrets: dict[tuple[str, str, str], tuple[float, str | None]] = {}
 
     @classmethod
-    async def connect_autoscaler(cls) -> AutoscalerKube:
-        return cls(client.ApiClient(await kube.load_configuration()))
+    def sharing(cls, operator_kube: kube.Kube) -> AutoscalerKube:
+        """The autoscaler's writes over the operator's own client (one connection pool)."""
+        return cls(operator_kube.api_client)
 
     async def broker_url(self, namespace: str, ref: api.SecretKeyRef) -> str | None:
         """The AMQP URL in the pool's Secret, or None when the Secret or key is missing."""

@@ -15,7 +15,7 @@ keeps busy workers safe:
    transitions, and update the metrics.
 
 Collaborators are injected (``Cluster``, ``Broker``, an event poster, a clock), so unit
-tests run this module against fakes. ``autoscaler.handlers`` wires in the real ones.
+tests run this module against fakes. ``handlers`` wires in the real ones.
 """
 
 from __future__ import annotations
@@ -34,11 +34,9 @@ from workerpool_operator.autoscaler import observe, report
 from workerpool_operator.autoscaler.broker import BrokerRead
 from workerpool_operator.autoscaler.metrics import AutoscalerMetrics
 from workerpool_operator.autoscaler.policy import policy_from_spec
+from workerpool_operator.pools import EventPoster
 
 logger = logging.getLogger(__name__)
-
-EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
-"""post(pool_body, type, reason, message), as in ``workerpool_operator.runtime``."""
 
 
 class Cluster(Protocol):

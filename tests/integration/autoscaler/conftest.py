@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from autoscaling_operator import AutoscalingOperator
+from autoscaling_operator import put_secret  # noqa: F401  (puts the operator helpers on sys.path)
+from wp_operator_process import OperatorProcess
 
 from localcluster import ApiError, Cluster
 from workerpool_operator import crd
@@ -38,9 +39,9 @@ def autoscaling_operator(
     autoscaler_crd: Path,
     rabbitmq_url: str,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[AutoscalingOperator]:
+) -> Iterator[OperatorProcess]:
     log = tmp_path_factory.mktemp("autoscaler") / "operator.log"
-    process = AutoscalingOperator(k8s_cluster.kubeconfig, log, namespaces=f"{NAMESPACE_PREFIX}*")
+    process = OperatorProcess(k8s_cluster.kubeconfig, log, namespaces=f"{NAMESPACE_PREFIX}*")
     process.start()
     try:
         process.wait_until_watching(k8s_cluster, NAMESPACE_PREFIX)
@@ -51,7 +52,7 @@ def autoscaling_operator(
 
 
 @pytest.fixture
-def wpa_namespace(k8s_cluster: Cluster, autoscaling_operator: AutoscalingOperator) -> Iterator[str]:
+def wpa_namespace(k8s_cluster: Cluster, autoscaling_operator: OperatorProcess) -> Iterator[str]:
     name = k8s_cluster.create_namespace(f"{NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}")
     yield name
     with contextlib.suppress(ApiError):

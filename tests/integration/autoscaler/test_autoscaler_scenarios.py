@@ -22,8 +22,8 @@ import pytest
 import yaml
 from autoscaler_pod_workers import PodWorkers, wait_for
 from autoscaler_tcp_proxy import TcpProxy
-from autoscaling_operator import AutoscalingOperator, put_secret
-from wp_operator_process import sample_metric
+from autoscaling_operator import put_secret
+from wp_operator_process import OperatorProcess, sample_metric
 
 from localcluster import Cluster
 
@@ -195,7 +195,7 @@ def pool(
 
 
 def test_burst_wakes_an_idle_pool_within_one_poll_interval(
-    pool: Pool, autoscaling_operator: AutoscalingOperator, k8s_cluster: Cluster
+    pool: Pool, autoscaling_operator: OperatorProcess, k8s_cluster: Cluster
 ) -> None:
     """A burst of 8 jobs at target 2 per replica gives 4 replicas within poll + 1 s."""
     poll = 2

@@ -18,6 +18,8 @@ from workerpool_operator.autoscaler import observe, report
 from workerpool_operator.autoscaler.broker import BrokerHub, BrokerRead
 from workerpool_operator.autoscaler.metrics import AutoscalerMetrics
 from workerpool_operator.autoscaler.scaler import PoolScaler
+from workerpool_operator.autoscaler.supervisor import Supervisor, poll_interval
+from workerpool_operator.pools import PoolCache
 
 # --- observe ---------------------------------------------------------------------------
 
@@ -405,39 +407,48 @@ async def test_queue_numbers_survive_an_outage_in_status() -> None:
 
 
 async def test_supervisor_polls_enabled_pools_and_marks_disabled_ones() -> None:
-    from workerpool_operator.autoscaler.handlers import Supervisor
-
     class ClosableBroker(FakeBroker):
         async def close(self) -> None:
             pass
 
     cluster = FakeCluster()
+    pools = PoolCache()
     supervisor = Supervisor(
+        pools=pools,
         cluster=cluster,
         broker=ClosableBroker(),  # type: ignore[arg-type]
         metrics=AutoscalerMetrics(CollectorRegistry()),
         post=lambda *event: None,
     )
     body = _body(0)
-    supervisor.track(None, body, {})
-    assert supervisor.pools == [("ns", "pool")]
+    supervisor.track(pools.observe(None, body), {})
+    assert supervisor.autoscaled == [("ns", "pool")]
     await asyncio.sleep(0.05)
     assert cluster.writes[-1][0] == "status"  # polled once already
 
     disabled = _body(0)
     disabled["spec"]["autoscaling"]["enabled"] = False
-    supervisor.track("MODIFIED", disabled, {})
-    assert supervisor.pools == []
+    supervisor.track(pools.observe("MODIFIED", disabled), {})
+    assert supervisor.autoscaled == []
     await asyncio.sleep(0.05)
     last = cluster.writes[-1][1]
     assert list(last) == ["conditions"]
     assert last["conditions"][0]["reason"] == "AutoscalingDisabled"
 
     writes = len(cluster.writes)
-    supervisor.track("DELETED", disabled, {})
+    supervisor.track(pools.observe("DELETED", disabled), {})
     await asyncio.sleep(0.05)
     assert len(cluster.writes) == writes
     await supervisor.close()
+
+
+def test_the_poll_interval_is_the_crds_default_when_unset() -> None:
+    body = _body(0)  # no pollIntervalSeconds
+    pools = PoolCache()
+    cached = pools.get(pools.observe(None, body))
+
+    assert cached is not None
+    assert poll_interval(cached) == 2.0
 
 
 async def test_a_poll_exports_the_pool_series_the_dashboard_and_alerts_read() -> None:

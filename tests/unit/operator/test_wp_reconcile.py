@@ -191,7 +191,7 @@ async def test_runtime_ignores_deployments_of_unknown_or_deleted_pools(
     body = pool_body()
     runtime.track(None, body)
     runtime.track("DELETED", body)
-    assert runtime.pools == {}
+    assert len(runtime.pools) == 0
     await runtime.on_deployment("DELETED", kube_deployment_for("workers"))
     assert kube.applies == []
 

@@ -1,0 +1,151 @@
+"""One polling task per autoscaled pool, started and stopped as the pool watch reports.
+
+Why not a ``@kopf.daemon``: Kopf puts a finalizer on every object a daemon or timer serves,
+and the operator deliberately has none, so pools can be deleted while it is down. Instead,
+the one WorkerPool watch (``handlers.track_pool``) updates the shared ``PoolCache`` and calls
+``Supervisor.track``, which starts or stops plain asyncio tasks. Each task polls its pool
+every ``spec.autoscaling.pollIntervalSeconds`` and always reads the pool's latest body from
+the cache.
+
+No kopf here: the pod index and the event poster are handed in, so tests drive the
+supervisor with fakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from workerpool_operator import api, conditions, scaling
+from workerpool_operator.autoscaler import report
+from workerpool_operator.autoscaler.broker import BrokerHub
+from workerpool_operator.autoscaler.metrics import AutoscalerMetrics
+from workerpool_operator.autoscaler.scaler import Cluster, PoolScaler
+from workerpool_operator.pools import CachedPool, EventPoster, PoolCache, PoolKey
+
+logger = logging.getLogger(__name__)
+
+PodIndex = Mapping[PoolKey, Any]
+"""``kopf.Index`` of pods by (namespace, pool): each value is a store of ``PodView``."""
+
+DEFAULT_POLL_INTERVAL = float(api.Autoscaling().poll_interval_seconds)
+"""For a pool whose spec no longer parses (its task stops at the next event)."""
+
+
+def poll_interval(cached: CachedPool) -> float:
+    if cached.pool is None:
+        return DEFAULT_POLL_INTERVAL
+    return float(cached.pool.spec.autoscaling.poll_interval_seconds)
+
+
+class Supervisor:
+    """One polling task per autoscaled pool, started and stopped by the pool watch."""
+
+    def __init__(
+        self,
+        *,
+        pools: PoolCache,
+        cluster: Cluster,
+        broker: BrokerHub,
+        metrics: AutoscalerMetrics,
+        post: EventPoster,
+    ) -> None:
+        self.pools = pools
+        self.cluster = cluster
+        self.broker = broker
+        self.metrics = metrics
+        self._post = post
+        self._tasks: dict[PoolKey, asyncio.Task[None]] = {}
+        self._pods: PodIndex = {}
+        self._chores: set[asyncio.Task[None]] = set()
+
+    @property
+    def autoscaled(self) -> list[PoolKey]:
+        """Pools being autoscaled right now."""
+        return sorted(self._tasks)
+
+    def track(self, key: PoolKey, pods: PodIndex) -> None:
+        """The cache changed for ``key``: start, keep or stop its task."""
+        self._pods = pods
+        cached = self.pools.get(key)
+        if cached is None or cached.deleting or not cached.autoscaled:
+            was_running = key in self._tasks
+            self._stop(key)
+            if was_running and cached is not None and not cached.deleting:
+                self._background(self._mark_disabled(key, cached))
+            return
+        if key not in self._tasks:
+            self._tasks[key] = asyncio.create_task(self._run(key), name=f"autoscale {key}")
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
+    async def _mark_disabled(self, key: PoolKey, cached: CachedPool) -> None:
+        """Autoscaling was turned off: say so, and drop the autoscaler's other fields.
+
+        Applying only the condition releases ``queue``, ``decisions`` and
+        ``lastScaleTime`` (server-side apply removes fields a manager stops sending), so
+        ``kubectl get wp`` no longer shows numbers nobody refreshes.
+        """
+        pool = cached.pool
+        if pool is None:
+            return
+        try:
+            condition = conditions.settle(
+                pool.status.conditions,
+                report.disabled_condition(),
+                observed_generation=pool.metadata.generation,
+                now=datetime.now(UTC),
+            )
+            await self.cluster.apply_status(
+                *key, {"conditions": [condition.model_dump(mode="json")]}
+            )
+        except Exception as exc:
+            logger.warning("could not mark %s/%s as not autoscaled: %s", *key, exc)
+
+    def _stop(self, key: PoolKey) -> None:
+        task = self._tasks.pop(key, None)
+        if task is not None:
+            task.cancel()
+        self.metrics.forget(*key)
+
+    def pods_of(self, key: PoolKey) -> list[scaling.PodView]:
+        store = self._pods.get(key)
+        return list(store) if store is not None else []
+
+    async def _run(self, key: PoolKey) -> None:
+        """Poll until the pool is gone or autoscaling is turned off (then cancelled)."""
+        scaler = PoolScaler(
+            *key,
+            cluster=self.cluster,
+            broker=self.broker,
+            metrics=self.metrics,
+            post_event=self._post,
+        )
+        while True:
+            cached = self.pools.get(key)
+            if cached is None:
+                return
+            started = time.monotonic()
+            try:
+                await scaler.poll(cached.body, self.pods_of(key))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("autoscaling poll of %s/%s failed", *key)
+            elapsed = time.monotonic() - started
+            await asyncio.sleep(max(0.0, poll_interval(cached) - elapsed))
+
+    async def close(self) -> None:
+        tasks = list(self._tasks.values())
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.broker.close()
