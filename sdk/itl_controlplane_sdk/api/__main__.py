@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import uvicorn
 
+from itl_controlplane_sdk import tracing
 from itl_controlplane_sdk.api.app import create_app
 from itl_controlplane_sdk.api.settings import ApiSettings
 from itl_controlplane_sdk.cli import Flag, load_settings
@@ -32,6 +34,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         argv=argv,
     )
     configure_logging(settings.log_level)
+    try:
+        tracing.configure("itl-api")
+    except ValueError as exc:
+        sys.exit(f"invalid API configuration: {exc}")
     uvicorn.run(
         create_app(settings),
         host=settings.host,

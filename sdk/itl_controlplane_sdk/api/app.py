@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from itl_controlplane_sdk import tracing
 from itl_controlplane_sdk.api.audit import AuditLog
 from itl_controlplane_sdk.api.auth import TokenVerifier
 from itl_controlplane_sdk.api.broker import BrokerLink
@@ -100,5 +101,6 @@ def create_app(
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=context.metrics, router=app.router)
+    tracing.instrument_fastapi(app)
     app.add_middleware(AuditLog)  # outermost: refusals by any layer are recorded too
     return app

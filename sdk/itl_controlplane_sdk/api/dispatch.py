@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from itl_controlplane_sdk import tracing
 from itl_controlplane_sdk.api import failures
 from itl_controlplane_sdk.api.access import caller_of, job_caller
 from itl_controlplane_sdk.api.arm import drop_none
@@ -133,6 +134,7 @@ async def offloaded(
             deadline=deadline,
             caller=job_caller(caller_of(http)),
         )
+        tracing.annotate_current(**{"itl.job.id": job_id})
     except BrokerUnavailableError as exc:
         raise context.broker.unavailable(str(exc)) from None
     except JobSubmissionError as exc:

@@ -6,6 +6,7 @@ import asyncio
 import sys
 from collections.abc import Callable, Sequence
 
+from itl_controlplane_sdk import tracing
 from itl_controlplane_sdk.cli import Flag, load_settings
 from itl_controlplane_sdk.contract.settings import WorkerSettings
 from itl_controlplane_sdk.logs import configure_logging
@@ -35,6 +36,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         argv=argv,
     )
     configure_logging(settings.log_level, context=settings.worker_id)
+    try:
+        tracing.configure("itl-worker")
+    except ValueError as exc:
+        sys.exit(f"invalid worker configuration: {exc}")
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         sys.exit(runner.run(run_worker(settings)))
 

@@ -25,15 +25,13 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
+from itl_controlplane_sdk import tracing
 from itl_controlplane_sdk.contract import topology
 from itl_controlplane_sdk.contract.settings import DEFAULT_MAX_JOB_BYTES
 from itl_controlplane_sdk.errors import JobSubmissionError, RetryableJobError, UndecodableJobError
 from itl_controlplane_sdk.workers import amqp
 from itl_controlplane_sdk.workers.acks import AckBatcher
-from itl_controlplane_sdk.workers.envelope import (
-    JobEnvelope,
-    decode_delivery,
-)
+from itl_controlplane_sdk.workers.envelope import JobEnvelope, decode_delivery, job_attributes
 from itl_controlplane_sdk.workers.results import JobResult, JobStatus
 
 log = logging.getLogger(__name__)
@@ -229,6 +227,16 @@ class JobConsumer:
             log.error("dead-lettering undecodable message %s: %s", message.message_id, exc)
             await self._settle(message, dead_letter_reason=str(exc))
             return
+        with tracing.span(
+            "process_job", job_attributes(envelope), kind="CONSUMER", headers=message.headers
+        ) as current:
+            outcome = await self._process(message, envelope)
+            tracing.set_attributes(current, **{"itl.job.outcome": outcome})
+            if outcome == JobStatus.FAILED.value:
+                tracing.mark_error(current, "job failed")
+
+    async def _process(self, message: AbstractIncomingMessage, envelope: JobEnvelope) -> str:
+        """Runs one attempt and records its outcome; returns it (completed, failed, retry...)."""
         try:
             outcome = await self._callback(envelope.job_id, envelope.model_dump(mode="json"))
             result = coerce_result(envelope.job_id, outcome)
@@ -238,7 +246,7 @@ class JobConsumer:
         except RetryableJobError as exc:
             if envelope.attempt < self._max_attempts:
                 await self._retry(message, envelope, exc)
-                return
+                return "retry"
             result = JobResult(
                 job_id=envelope.job_id,
                 status=JobStatus.FAILED,
@@ -252,17 +260,19 @@ class JobConsumer:
                 error=f"{type(exc).__name__}: {exc}",
             )
         await self._record(message, envelope, result)
+        return result.status.value
 
     async def _record(
         self, message: AbstractIncomingMessage, envelope: JobEnvelope, result: JobResult
     ) -> None:
         deadline = time.monotonic() + RECORD_DEADLINE_SECONDS
         try:
-            await publish_until_recorded(
-                lambda: self._publish_result(result),
-                what=f"result of {envelope.job_id}",
-                deadline=deadline,
-            )
+            with tracing.span("publish_result", {"itl.job.status": result.status.value}):
+                await publish_until_recorded(
+                    lambda: self._publish_result(result),
+                    what=f"result of {envelope.job_id}",
+                    deadline=deadline,
+                )
         except (JobSubmissionError, *TRANSIENT_ERRORS):
             log.exception("result of job %s not recorded; requeueing the job", envelope.job_id)
             await self._requeue(message)
@@ -304,11 +314,12 @@ class JobConsumer:
             )
 
         try:
-            await publish_until_recorded(
-                publish,
-                what=f"retry of {envelope.job_id}",
-                deadline=time.monotonic() + RECORD_DEADLINE_SECONDS,
-            )
+            with tracing.span("retry_job", {"itl.job.next_attempt": retried.attempt}):
+                await publish_until_recorded(
+                    publish,
+                    what=f"retry of {envelope.job_id}",
+                    deadline=time.monotonic() + RECORD_DEADLINE_SECONDS,
+                )
         except (JobSubmissionError, *TRANSIENT_ERRORS):
             log.exception("retry of job %s not recorded; requeueing the job", envelope.job_id)
             await self._requeue(message)

@@ -198,3 +198,16 @@ def job_id_time(job_id: str) -> float | None:
     if parsed.version != 7:
         return None
     return (parsed.int >> 80) / 1000.0
+
+
+def job_attributes(envelope: JobEnvelope) -> dict[str, str | int]:
+    """The job's identity as span attributes (the same on the submit and the process span)."""
+    return {
+        "itl.job.id": envelope.job_id,
+        "itl.job.provider": envelope.provider_namespace,
+        "itl.job.resource_type": envelope.resource_type,
+        "itl.job.operation": envelope.operation,
+        "itl.job.attempt": envelope.attempt,
+        "messaging.system": "rabbitmq",
+        "messaging.message.id": envelope.job_id,
+    }

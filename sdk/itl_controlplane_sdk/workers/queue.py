@@ -14,6 +14,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from aio_pika.exceptions import ChannelNotFoundEntity
 
+from itl_controlplane_sdk import tracing
 from itl_controlplane_sdk.contract import topology
 from itl_controlplane_sdk.contract.brokers import split_broker_urls
 from itl_controlplane_sdk.contract.settings import DEFAULT_MAX_JOB_BYTES, DEFAULT_RABBITMQ_URL
@@ -23,7 +24,13 @@ from itl_controlplane_sdk.redaction import redact_url, scrub
 from itl_controlplane_sdk.workers import amqp, cancellation, dead_letters
 from itl_controlplane_sdk.workers.cancellation import CancellationWatcher
 from itl_controlplane_sdk.workers.consumer import JobConsumer
-from itl_controlplane_sdk.workers.envelope import OPERATIONS, JobCaller, JobEnvelope, new_job_id
+from itl_controlplane_sdk.workers.envelope import (
+    OPERATIONS,
+    JobCaller,
+    JobEnvelope,
+    job_attributes,
+    new_job_id,
+)
 from itl_controlplane_sdk.workers.failover import FailoverConnection, connect_failover
 from itl_controlplane_sdk.workers.heartbeats import Heartbeat, HeartbeatMonitor
 from itl_controlplane_sdk.workers.result_store import PROCESSING_MESSAGE_TYPE, ResultReader
@@ -192,29 +199,32 @@ class JobQueue:
             caller=caller,
         )
         routing_key = topology.job_routing_key(provider_namespace, resource_type, operation)
-        message = aio_pika.Message(
-            envelope.to_json(),
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            priority=priority,
-            message_id=envelope.job_id,
-            timestamp=envelope.submitted_at,
-        )
-        exchange = await channel.get_exchange(topology.JOB_EXCHANGE, ensure=False)
-        try:
-            await amqp.publish_confirmed(
-                exchange,
-                message,
-                routing_key,
-                timeout=self._publish_timeout,
-                what=f"job {envelope.job_id}",
+        attributes = {**job_attributes(envelope), "messaging.destination.name": routing_key}
+        with tracing.span("submit_job", attributes, kind="PRODUCER"):
+            message = aio_pika.Message(
+                envelope.to_json(),
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                priority=priority,
+                message_id=envelope.job_id,
+                timestamp=envelope.submitted_at,
+                headers=tracing.inject({}),
             )
-        except JobSubmissionError:
-            raise
-        except Exception as exc:
-            raise BrokerUnavailableError(
-                f"job {envelope.job_id} was not submitted: {self._error(exc)}"
-            ) from None
+            exchange = await channel.get_exchange(topology.JOB_EXCHANGE, ensure=False)
+            try:
+                await amqp.publish_confirmed(
+                    exchange,
+                    message,
+                    routing_key,
+                    timeout=self._publish_timeout,
+                    what=f"job {envelope.job_id}",
+                )
+            except JobSubmissionError:
+                raise
+            except Exception as exc:
+                raise BrokerUnavailableError(
+                    f"job {envelope.job_id} was not submitted: {self._error(exc)}"
+                ) from None
         return envelope.job_id
 
     async def consume_jobs(
