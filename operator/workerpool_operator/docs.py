@@ -112,7 +112,9 @@ def render_reference() -> str:
     for name, field in OperatorSettings.model_fields.items():
         default = field.get_default(call_default_factory=True)
         shown = "" if default in (None, []) else f"`{default}`"
-        lines.append(f"| `{prefix}{name.upper()}` | {shown} | {field.description or ''} |")
+        alias = field.validation_alias
+        env = alias if isinstance(alias, str) else f"{prefix}{name.upper()}"
+        lines.append(f"| `{env}` | {shown} | {field.description or ''} |")
     return "\n".join(lines) + "\n"
 
 

@@ -116,7 +116,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.autoscaler = Supervisor(
         pools=pools,
         cluster=AutoscalerKube.sharing(kube),
-        broker=BrokerHub(),
+        # amqps:// brokers of every pool are verified with the operator's RABBITMQ_TLS_* files.
+        broker=BrokerHub(tls=operator_settings.broker_tls),
         metrics=AutoscalerMetrics(),
         post=post_event,
     )

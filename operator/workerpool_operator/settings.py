@@ -11,10 +11,12 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from itl_controlplane_sdk.contract.tls import BrokerTlsSettings
+
 DEFAULT_WORKER_IMAGE = "itl-controlplane-worker:0.1.0"
 
 
-class OperatorSettings(BaseSettings):
+class OperatorSettings(BrokerTlsSettings, BaseSettings):
     """Settings of one operator process."""
 
     model_config = SettingsConfigDict(env_prefix="WORKERPOOL_OPERATOR_", extra="ignore")

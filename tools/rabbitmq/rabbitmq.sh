@@ -6,6 +6,9 @@
 #   rabbitmq.sh up        start (idempotent) and wait until it accepts connections
 #   rabbitmq.sh down      stop it
 #   rabbitmq.sh status    exit 0 if it runs
+# Another node (tests that need their own broker) sets RABBITMQ_NODENAME, RABBITMQ_NODE_PORT,
+# RABBITMQ_DIST_PORT and ITL_RABBITMQ_HOME; ITL_RABBITMQ_EXTRA_CONF names a file of
+# rabbitmq.conf lines appended to the generated config (a TLS listener, for example).
 set -euo pipefail
 
 ITL_RABBITMQ_HOME=${ITL_RABBITMQ_HOME:-${XDG_STATE_HOME:-$HOME/.local/state}/itl-workers/rabbitmq}
@@ -40,6 +43,7 @@ up() {
   # Long jobs hold deliveries unacked for up to jobTimeout: raise the 30-minute default.
   printf 'listeners.tcp.default = 127.0.0.1:%s\nconsumer_timeout = 86400000\nloopback_users = none\n' \
     "$RABBITMQ_NODE_PORT" > "$RABBITMQ_CONFIG_FILE.conf"
+  if [ -n "${ITL_RABBITMQ_EXTRA_CONF:-}" ]; then cat "$ITL_RABBITMQ_EXTRA_CONF" >> "$RABBITMQ_CONFIG_FILE.conf"; fi
   if running; then echo "RabbitMQ already running on 127.0.0.1:$RABBITMQ_NODE_PORT"; return 0; fi
   if (exec 3<>/dev/tcp/127.0.0.1/"$RABBITMQ_NODE_PORT") 2>/dev/null; then
     echo "port $RABBITMQ_NODE_PORT is taken by another broker; stop it or set RABBITMQ_NODE_PORT" >&2

@@ -30,8 +30,12 @@ MANAGED_ENV_FIELDS = (
     "job_queue",
     "job_bindings",
     "drain_timeout",
+    "rabbitmq_tls_ca_file",
+    "rabbitmq_tls_cert_file",
+    "rabbitmq_tls_key_file",
 )
-"""WorkerSettings fields the operator always sets; ``spec.env`` may not override them."""
+"""WorkerSettings fields the operator sets (TLS files from ``spec.rabbitmq.tls``);
+``spec.env`` may not override them."""
 
 MANAGED_ENV_NAMES = tuple(WorkerSettings.env_name(field) for field in MANAGED_ENV_FIELDS)
 
@@ -73,14 +77,41 @@ class SecretKeyRef(Model):
     )
 
 
+class BrokerTlsSecret(Model):
+    """A Secret with the CA of an amqps:// broker and, optionally, a client certificate."""
+
+    secret_name: str = Field(
+        min_length=1,
+        max_length=253,
+        description="Secret in the WorkerPool's namespace, mounted read-only into the workers.",
+    )
+    ca_key: str = Field(
+        default="ca.crt",
+        min_length=1,
+        max_length=253,
+        description="Key of the PEM CA bundle that signed the broker's certificate.",
+    )
+    client_certificate: bool = Field(
+        default=False,
+        description="Also mount tls.crt and tls.key (a kubernetes.io/tls Secret's keys) as the "
+        "client certificate, for brokers that require one.",
+    )
+
+
 class RabbitMQ(Model):
     """How the workers reach RabbitMQ. Only a Secret reference: the URL carries a password."""
 
     secret_ref: SecretKeyRef = Field(
         description=(
-            "Secret key holding the broker URL (amqp://user:password@host:5672/vhost). "
-            "Mounted into the workers as RABBITMQ_URL; the operator never copies its value."
+            "Secret key holding the broker URL (amqp://user:password@host:5672/vhost, or "
+            "amqps:// for TLS). Mounted into the workers as RABBITMQ_URL; the operator never "
+            "copies its value."
         ),
+    )
+    tls: BrokerTlsSecret | None = Field(
+        default=None,
+        description="CA (and client certificate) for amqps:// brokers with a private CA; the "
+        "workers verify the broker's certificate either way.",
     )
 
 

@@ -23,12 +23,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from itl_controlplane_sdk.contract import topology
+from itl_controlplane_sdk.contract.tls import BrokerTls
 from itl_controlplane_sdk.workers.queue import JobQueue
 from workerpool_operator import scaling
 from workerpool_operator.autoscaler import observe
@@ -53,10 +55,14 @@ CONNECTION_QUEUE_NAME = "workerpool-autoscaler"
 connection list): every read passes its queue explicitly, and nothing is declared."""
 
 
-def _job_queue(url: str) -> QueueClient:
+def _job_queue(url: str, tls: BrokerTls | None = None) -> QueueClient:
     # declare_topology=False: the operator observes queues, it never creates them.
     queue: QueueClient = JobQueue(
-        url, queue_name=CONNECTION_QUEUE_NAME, declare_topology=False, connect_timeout=5.0
+        url,
+        queue_name=CONNECTION_QUEUE_NAME,
+        declare_topology=False,
+        connect_timeout=5.0,
+        tls=tls,
     )
     return queue
 
@@ -86,14 +92,15 @@ class BrokerHub:
     def __init__(
         self,
         *,
-        client_factory: Callable[[str], QueueClient] = _job_queue,
+        client_factory: Callable[[str], QueueClient] | None = None,
+        tls: BrokerTls | None = None,
         read_timeout: float = 5.0,
         retry_seconds: float = 2.0,
         dlq_refresh_seconds: float = 15.0,
         idle_seconds: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._factory = client_factory
+        self._factory = client_factory or functools.partial(_job_queue, tls=tls)
         self._read_timeout = read_timeout
         self._retry_seconds = retry_seconds
         self._dlq_refresh = dlq_refresh_seconds

@@ -24,6 +24,10 @@ DRAIN_MARGIN_SECONDS = 30
 """Grace on top of jobTimeout: time to stop consuming, requeue leftovers and close the
 connection after the last job has hit its timeout."""
 
+BROKER_TLS_VOLUME = "broker-tls"
+BROKER_TLS_DIR = "/etc/itl/broker-tls"
+"""Where ``spec.rabbitmq.tls`` is mounted (read-only) in worker pods."""
+
 RUN_AS_ID = 10001
 """Non-root uid/gid the worker runs as (restricted PSS requires non-root)."""
 
@@ -58,6 +62,12 @@ def worker_env(pool: WorkerPool) -> list[dict[str, Any]]:
         _env("log_level", spec.log_level),
         _env("health_check_port", str(meta.HEALTH_PORT)),
     ]
+    tls = spec.rabbitmq.tls
+    if tls is not None:
+        env.append(_env("rabbitmq_tls_ca_file", f"{BROKER_TLS_DIR}/ca.crt"))
+        if tls.client_certificate:
+            env.append(_env("rabbitmq_tls_cert_file", f"{BROKER_TLS_DIR}/tls.crt"))
+            env.append(_env("rabbitmq_tls_key_file", f"{BROKER_TLS_DIR}/tls.key"))
     if spec.providers:
         bindings = ",".join(provider_binding(provider) for provider in spec.providers)
         env.append(_env("job_bindings", bindings))
@@ -99,8 +109,27 @@ def _container(pool: WorkerPool, image: str) -> dict[str, Any]:
             "runAsNonRoot": True,
             "capabilities": {"drop": ["ALL"]},
         },
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": "/tmp"},
+            *(
+                [{"name": BROKER_TLS_VOLUME, "mountPath": BROKER_TLS_DIR, "readOnly": True}]
+                if pool.spec.rabbitmq.tls is not None
+                else []
+            ),
+        ],
     }
+
+
+def _broker_tls_volume(pool: WorkerPool) -> list[dict[str, Any]]:
+    tls = pool.spec.rabbitmq.tls
+    if tls is None:
+        return []
+    items = [{"key": tls.ca_key, "path": "ca.crt"}]
+    if tls.client_certificate:
+        items += [{"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}]
+    # 0440 with fsGroup: the non-root worker reads the key, nobody else in the pod writes it.
+    secret = {"secretName": tls.secret_name, "items": items, "defaultMode": 0o440}
+    return [{"name": BROKER_TLS_VOLUME, "secret": secret}]
 
 
 def _pod_spec(pool: WorkerPool, image: str) -> dict[str, Any]:
@@ -116,7 +145,7 @@ def _pod_spec(pool: WorkerPool, image: str) -> dict[str, Any]:
             "fsGroup": RUN_AS_ID,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "volumes": [{"name": "tmp", "emptyDir": {}}],
+        "volumes": [{"name": "tmp", "emptyDir": {}}, *_broker_tls_volume(pool)],
     }
     if spec.service_account_name:
         pod["serviceAccountName"] = spec.service_account_name

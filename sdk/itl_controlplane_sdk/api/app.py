@@ -45,6 +45,7 @@ def default_queue(settings: ApiSettings) -> JobQueue:
         queue_name=settings.job_queue,
         bindings=settings.job_bindings,
         result_retention=settings.result_retention,
+        tls=settings.broker_tls,
     )
 
 

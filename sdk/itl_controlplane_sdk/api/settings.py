@@ -15,11 +15,12 @@ from typing import Literal, Self
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 
 from itl_controlplane_sdk.contract.settings import DEFAULT_RABBITMQ_URL, LogLevel
+from itl_controlplane_sdk.contract.tls import BrokerTlsSettings
 from itl_controlplane_sdk.contract.topology import DEFAULT_JOB_QUEUE
 from itl_controlplane_sdk.envsettings import CommaList, EnvSettings
 
 
-class ApiSettings(EnvSettings):
+class ApiSettings(BrokerTlsSettings, EnvSettings):
     """Configuration of one API server process, read from the environment."""
 
     offloading_enabled: bool = Field(

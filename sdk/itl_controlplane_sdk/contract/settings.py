@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
+from itl_controlplane_sdk.contract.tls import BrokerTlsSettings
 from itl_controlplane_sdk.contract.topology import DEFAULT_JOB_QUEUE
 from itl_controlplane_sdk.envsettings import CommaList, EnvSettings
 
@@ -28,7 +29,7 @@ def _generated_worker_id() -> str:
     return f"worker-{secrets.token_hex(4)}"
 
 
-class WorkerSettings(EnvSettings):
+class WorkerSettings(BrokerTlsSettings, EnvSettings):
     """Configuration of one worker process, read from the environment."""
 
     worker_id: str = Field(

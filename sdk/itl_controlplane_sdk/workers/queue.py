@@ -18,6 +18,7 @@ from itl_controlplane_sdk import tracing
 from itl_controlplane_sdk.contract import topology
 from itl_controlplane_sdk.contract.brokers import split_broker_urls
 from itl_controlplane_sdk.contract.settings import DEFAULT_MAX_JOB_BYTES, DEFAULT_RABBITMQ_URL
+from itl_controlplane_sdk.contract.tls import BrokerTls
 from itl_controlplane_sdk.errors import BrokerUnavailableError, JobSubmissionError
 from itl_controlplane_sdk.models import ResourceRequest
 from itl_controlplane_sdk.redaction import redact_url, scrub
@@ -45,7 +46,8 @@ class JobQueue:
     One instance holds one robust connection: it reconnects by itself after a broker restart,
     re-declaring its channels and consumers. ``rabbitmq_url`` may list the nodes of a cluster,
     comma-separated; the connection then moves to the next node when it loses one
-    (``failover``). Publishes wait for broker confirms.
+    (``failover``). Publishes wait for broker confirms. ``tls`` verifies ``amqps://`` brokers
+    with a private CA and presents a client certificate (``contract.tls``).
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class JobQueue:
         result_lookback: float = 60.0,
         publish_timeout: float = 10.0,
         connect_timeout: float = 10.0,
+        tls: BrokerTls | None = None,
     ) -> None:
         self.rabbitmq_url = rabbitmq_url
         self.queue_name = queue_name
@@ -70,6 +73,7 @@ class JobQueue:
         self._result_lookback = min(result_lookback, result_retention)
         self._publish_timeout = publish_timeout
         self._connect_timeout = connect_timeout
+        self._tls = tls
         self._connection: FailoverConnection | None = None
         self._channel: AbstractChannel | None = None
         self._consumer: JobConsumer | None = None
@@ -123,6 +127,7 @@ class JobQueue:
             connection = await connect_failover(
                 split_broker_urls(self.rabbitmq_url),
                 timeout=self._connect_timeout,
+                ssl_context=self._tls.context() if self._tls is not None else None,
                 client_properties={"connection_name": f"itl-jobqueue {self.queue_name}"},
             )
         except Exception as exc:

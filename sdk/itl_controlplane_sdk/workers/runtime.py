@@ -83,6 +83,7 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event | None = None
         queue_name=settings.job_queue,
         bindings=settings.job_bindings,
         result_retention=settings.result_retention,
+        tls=settings.broker_tls,
     )
     worker = ProviderWorker(
         settings.worker_id,

@@ -51,8 +51,18 @@ def test_children_are_service_pdb_then_deployment_all_owned_by_the_pool() -> Non
         assert metadata["labels"][meta.LABEL_POOL] == "alpha"
 
 
+TLS_BROKER = {
+    "secretRef": {"name": "rabbitmq"},
+    "tls": {"secretName": "broker-tls", "caKey": "ca.pem", "clientCertificate": True},
+}
+
+
 def test_env_names_are_exactly_the_worker_settings_contract() -> None:
-    env = _env(build_deployment(pool(providers=["ITL.Compute/VM"]), default_image=IMAGE))
+    env = _env(
+        build_deployment(
+            pool(providers=["ITL.Compute/VM"], rabbitmq=TLS_BROKER), default_image=IMAGE
+        )
+    )
     expected = {WorkerSettings.env_name(field) for field in MANAGED_ENV_FIELDS}
     assert set(env) == expected
     # Every name the worker reads must parse back into WorkerSettings.
@@ -62,6 +72,33 @@ def test_env_names_are_exactly_the_worker_settings_contract() -> None:
     )
     assert settings.pool_name == "team-a/workers"  # namespace keeps same-named pools apart
     assert settings.job_bindings == ["provider.ITL.Compute.VM.*"]
+    tls = settings.broker_tls
+    assert tls is not None
+    assert (tls.ca_file, tls.cert_file, tls.key_file) == (
+        "/etc/itl/broker-tls/ca.crt",
+        "/etc/itl/broker-tls/tls.crt",
+        "/etc/itl/broker-tls/tls.key",
+    )
+
+
+def test_broker_tls_secret_is_mounted_read_only_only_when_set() -> None:
+    plain = build_deployment(pool(), default_image=IMAGE)
+    assert "RABBITMQ_TLS_CA_FILE" not in _env(plain)
+    assert [v["name"] for v in plain["spec"]["template"]["spec"]["volumes"]] == ["tmp"]
+
+    ca_only = {"secretRef": {"name": "rabbitmq"}, "tls": {"secretName": "broker-ca"}}
+    deployment = build_deployment(pool(rabbitmq=ca_only), default_image=IMAGE)
+    env = _env(deployment)
+    assert env["RABBITMQ_TLS_CA_FILE"]["value"] == "/etc/itl/broker-tls/ca.crt"
+    assert "RABBITMQ_TLS_CERT_FILE" not in env
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["broker-tls"]["secret"] == {
+        "secretName": "broker-ca",
+        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+        "defaultMode": 0o440,
+    }
+    mounts = _container(deployment)["volumeMounts"]
+    assert {"name": "broker-tls", "mountPath": "/etc/itl/broker-tls", "readOnly": True} in mounts
 
 
 def test_worker_id_comes_from_the_pod_name_and_the_url_from_the_secret() -> None:
