@@ -342,6 +342,26 @@ def pythonpath() -> str:
     return os.pathsep.join(p for p in (str(BENCH_DIR), os.environ.get("PYTHONPATH", "")) if p)
 
 
+SDK_WORKER_ARGV = [sys.executable, "-m", "itl_controlplane_sdk.workers"]
+
+
+def sdk_worker_env(target: BrokerTarget, worker_id: str = "bench-sdk-worker") -> dict[str, str]:
+    """One SDK worker process of the benchmark: 10 jobs at once, the no-op provider."""
+    return {
+        "WORKER_ID": worker_id,
+        "WORKER_POOL": "bench",
+        "RABBITMQ_URL": target.url,
+        "LOG_LEVEL": "WARNING",
+        "HEALTH_CHECK_HOST": "127.0.0.1",
+        "HEALTH_CHECK_PORT": "0",
+        "MAX_CONCURRENT_JOBS": str(WORKER_CONCURRENCY),
+        "JOB_QUEUE": SDK_QUEUE,
+        "JOB_BINDINGS": SDK_BINDING,
+        "WORKER_PROVIDERS": "_sdk_providers:register",
+        "PYTHONPATH": pythonpath(),
+    }
+
+
 def start_workers(
     target: BrokerTarget,
     systems: list[str],
@@ -368,24 +388,7 @@ def start_workers(
             log_dir,
         )
     if "sdk" in systems:
-        workers["sdk"] = WorkerProcess(
-            "sdk",
-            [sys.executable, "-m", "itl_controlplane_sdk.workers"],
-            {
-                "WORKER_ID": "bench-sdk-worker",
-                "WORKER_POOL": "bench",
-                "RABBITMQ_URL": target.url,
-                "LOG_LEVEL": "WARNING",
-                "HEALTH_CHECK_HOST": "127.0.0.1",
-                "HEALTH_CHECK_PORT": "0",
-                "MAX_CONCURRENT_JOBS": str(WORKER_CONCURRENCY),
-                "JOB_QUEUE": SDK_QUEUE,
-                "JOB_BINDINGS": SDK_BINDING,
-                "WORKER_PROVIDERS": "_sdk_providers:register",
-                "PYTHONPATH": pythonpath(),
-            },
-            log_dir,
-        )
+        workers["sdk"] = WorkerProcess("sdk", SDK_WORKER_ARGV, sdk_worker_env(target), log_dir)
     peers = [PEERS[s] for s in systems if s in PEERS]
     if peers:
         python = peers_python()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The peers of the throughput benchmark, kept out of the project's own environment:
-# dramatiq, taskiq (aio-pika broker, Redis results), Celery 5 and FastStream go into a virtualenv
+# dramatiq, taskiq (aio-pika broker, Redis results), Celery 5 and FastStream (and rstream, for
+# the results-path experiment) go into a virtualenv
 # of their own, and Debian's redis-server (the results store of dramatiq and taskiq) is
 # installed if missing. Only the benchmark's peer subprocesses run from that virtualenv.
 #   peers.sh install        create or update the virtualenv, install redis-server
@@ -16,6 +17,7 @@ PEERS=(
   "taskiq-redis>=1.2,<2"
   "celery>=5.3,<6"
   "faststream[rabbit]>=0.7,<0.8"
+  "rstream>=1.1,<2"
   "uvloop>=0.19"
 )
 STAMP=$PEERS_VENV/.peers-installed
