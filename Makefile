@@ -85,10 +85,11 @@ e2e-kind: ## The same install story on a kind cluster (needs Docker and kind)
 	$(RUN) bash e2e/kind.sh
 
 .PHONY: lint
-lint: ## ruff (lint + format check) and mypy --strict
+lint: ## ruff (lint + format check), mypy --strict and the import-linter architecture contracts
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
+	$(RUN) lint-imports
 
 .PHONY: test-unit
 test-unit: ## Unit tests only (pure logic, milliseconds, no services)

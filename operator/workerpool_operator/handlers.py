@@ -34,13 +34,13 @@ from workerpool_operator.autoscaler.broker import BrokerHub
 from workerpool_operator.autoscaler.cluster import AutoscalerKube
 from workerpool_operator.autoscaler.metrics import AutoscalerMetrics
 from workerpool_operator.autoscaler.supervisor import Supervisor
-from workerpool_operator.builders.meta import (
+from workerpool_operator.kube import Kube, KubeError
+from workerpool_operator.labels import (
     LABEL_MANAGED_BY,
     LABEL_POOL,
     MANAGED_BY,
     MANAGED_SELECTOR,
 )
-from workerpool_operator.kube import Kube, KubeError
 from workerpool_operator.metrics import OperatorMetrics, serve
 from workerpool_operator.pools import PoolCache, PoolKey
 from workerpool_operator.runtime import Runtime

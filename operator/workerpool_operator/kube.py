@@ -28,7 +28,7 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from workerpool_operator import api
-from workerpool_operator.builders.meta import FIELD_MANAGER
+from workerpool_operator.labels import FIELD_MANAGER
 
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 

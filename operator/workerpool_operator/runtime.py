@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workerpool_operator import reconcile as reconciling
-from workerpool_operator.builders.meta import LABEL_POOL
 from workerpool_operator.kube import KubeAPI
+from workerpool_operator.labels import LABEL_POOL
 from workerpool_operator.metrics import OperatorMetrics
 from workerpool_operator.pools import EventPoster, PoolCache, PoolKey, pool_key
 from workerpool_operator.reconcile import Outcome

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from workerpool_operator import conditions, diff
+from workerpool_operator import conditions, diff, labels
 from workerpool_operator.api import WorkerPool, desired_replicas
-from workerpool_operator.builders import meta
 from workerpool_operator.conditions import DEGRADED, PROGRESSING, READY, Desired
 
 
@@ -182,7 +181,7 @@ def operator_status(
         "replicas": rollout.replicas if rollout else 0,
         "readyReplicas": rollout.ready if rollout else 0,
         "desiredReplicas": desired,
-        "selector": meta.selector_string(pool.metadata.name),
+        "selector": labels.selector_string(pool.metadata.name),
         "conditions": [c.model_dump(mode="json") for c in settled],
     }
 

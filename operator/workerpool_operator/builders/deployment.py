@@ -11,6 +11,7 @@ from typing import Any
 
 from itl_controlplane_sdk.contract.settings import WorkerSettings
 from itl_controlplane_sdk.contract.topology import provider_binding
+from workerpool_operator import labels
 from workerpool_operator.api import (
     WorkerPool,
     WorkerPoolSpec,
@@ -18,7 +19,6 @@ from workerpool_operator.api import (
     effective_queue,
     pool_identity,
 )
-from workerpool_operator.builders import meta
 
 DRAIN_MARGIN_SECONDS = 30
 """Grace on top of jobTimeout: time to stop consuming, requeue leftovers and close the
@@ -60,7 +60,7 @@ def worker_env(pool: WorkerPool) -> list[dict[str, Any]]:
         _env("job_timeout", str(spec.job_timeout)),
         _env("drain_timeout", str(spec.job_timeout)),
         _env("log_level", spec.log_level),
-        _env("health_check_port", str(meta.HEALTH_PORT)),
+        _env("health_check_port", str(labels.HEALTH_PORT)),
     ]
     tls = spec.rabbitmq.tls
     if tls is not None:
@@ -77,7 +77,7 @@ def worker_env(pool: WorkerPool) -> list[dict[str, Any]]:
 
 def _probe(*, period: int, failures: int) -> dict[str, Any]:
     return {
-        "httpGet": {"path": "/health", "port": meta.HEALTH_PORT_NAME},
+        "httpGet": {"path": "/health", "port": labels.HEALTH_PORT_NAME},
         "periodSeconds": period,
         "timeoutSeconds": 3,
         "failureThreshold": failures,
@@ -86,14 +86,14 @@ def _probe(*, period: int, failures: int) -> dict[str, Any]:
 
 def _container(pool: WorkerPool, image: str) -> dict[str, Any]:
     return {
-        "name": meta.CONTAINER_NAME,
+        "name": labels.CONTAINER_NAME,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
         "env": worker_env(pool),
         "ports": [
             {
-                "name": meta.HEALTH_PORT_NAME,
-                "containerPort": meta.HEALTH_PORT,
+                "name": labels.HEALTH_PORT_NAME,
+                "containerPort": labels.HEALTH_PORT,
                 "protocol": "TCP",
             }
         ],
@@ -172,19 +172,19 @@ def build_deployment(pool: WorkerPool, *, default_image: str) -> dict[str, Any]:
     template change does not shrink capacity while old pods drain.
     """
     name = pool.metadata.name
-    pod_labels = {**pool.spec.pod_labels, **meta.common_labels(name)}
+    pod_labels = {**pool.spec.pod_labels, **labels.common_labels(name)}
     pod_annotations = {
         **pool.spec.pod_annotations,
-        "kubectl.kubernetes.io/default-container": meta.CONTAINER_NAME,
+        "kubectl.kubernetes.io/default-container": labels.CONTAINER_NAME,
     }
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": meta.child_metadata(pool),
+        "metadata": labels.child_metadata(pool),
         "spec": {
             "replicas": desired_replicas(pool.spec),
             "revisionHistoryLimit": 5,
-            "selector": {"matchLabels": meta.selector_labels(name)},
+            "selector": {"matchLabels": labels.selector_labels(name)},
             "strategy": {
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},

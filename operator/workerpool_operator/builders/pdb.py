@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from workerpool_operator import labels
 from workerpool_operator.api import WorkerPool
-from workerpool_operator.builders import meta
 
 
 def build_pdb(pool: WorkerPool) -> dict[str, Any]:
@@ -18,10 +18,10 @@ def build_pdb(pool: WorkerPool) -> dict[str, Any]:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": meta.child_metadata(pool),
+        "metadata": labels.child_metadata(pool),
         "spec": {
             "maxUnavailable": 1,
-            "selector": {"matchLabels": meta.selector_labels(pool.metadata.name)},
+            "selector": {"matchLabels": labels.selector_labels(pool.metadata.name)},
             "unhealthyPodEvictionPolicy": "AlwaysAllow",
         },
     }

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from workerpool_operator import labels
 from workerpool_operator.api import WorkerPool
-from workerpool_operator.builders import meta
 
 
 def build_service(pool: WorkerPool) -> dict[str, Any]:
@@ -13,15 +13,15 @@ def build_service(pool: WorkerPool) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": meta.child_metadata(pool),
+        "metadata": labels.child_metadata(pool),
         "spec": {
             "type": "ClusterIP",
-            "selector": meta.selector_labels(pool.metadata.name),
+            "selector": labels.selector_labels(pool.metadata.name),
             "ports": [
                 {
-                    "name": meta.HEALTH_PORT_NAME,
-                    "port": meta.HEALTH_PORT,
-                    "targetPort": meta.HEALTH_PORT_NAME,
+                    "name": labels.HEALTH_PORT_NAME,
+                    "port": labels.HEALTH_PORT,
+                    "targetPort": labels.HEALTH_PORT_NAME,
                     "protocol": "TCP",
                 }
             ],

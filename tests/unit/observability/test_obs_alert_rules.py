@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.support.promql import exported_series, reads
-from workerpool_operator.builders import meta
+from workerpool_operator import labels
 
 ROOT = Path(__file__).resolve().parents[3]
 RULES = ROOT / "charts" / "workerpool-operator" / "alerts" / "workerpool.rules.yaml"
@@ -49,7 +49,7 @@ def test_every_rule_has_a_runbook_section(rule: dict[str, Any]) -> None:
 
 def test_the_crash_loop_rule_selects_the_worker_container() -> None:
     (rule,) = [r for r in RULE_LIST if r["alert"] == "WorkerPoolWorkerCrashLooping"]
-    assert f'container="{meta.CONTAINER_NAME}"' in rule["expr"]
+    assert f'container="{labels.CONTAINER_NAME}"' in rule["expr"]
 
 
 def test_the_issue_alerts_are_all_there() -> None:

@@ -7,13 +7,13 @@ from typing import Any
 from wp_factories import UID, pool
 
 from itl_controlplane_sdk.contract.settings import WorkerSettings
+from workerpool_operator import labels as names
 from workerpool_operator.api import MANAGED_ENV_FIELDS
 from workerpool_operator.builders import (
     build_children,
     build_deployment,
     build_pdb,
     build_service,
-    meta,
 )
 from workerpool_operator.builders.deployment import termination_grace_seconds
 
@@ -47,8 +47,8 @@ def test_children_are_service_pdb_then_deployment_all_owned_by_the_pool() -> Non
                 "blockOwnerDeletion": True,
             }
         ]
-        assert metadata["labels"][meta.LABEL_MANAGED_BY] == "workerpool-operator"
-        assert metadata["labels"][meta.LABEL_POOL] == "alpha"
+        assert metadata["labels"][names.LABEL_MANAGED_BY] == "workerpool-operator"
+        assert metadata["labels"][names.LABEL_POOL] == "alpha"
 
 
 TLS_BROKER = {
@@ -220,20 +220,20 @@ def test_pod_labels_cannot_override_the_selector() -> None:
     deployment = build_deployment(pool(name="p"), default_image=IMAGE)
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     selector = deployment["spec"]["selector"]["matchLabels"]
-    assert selector == meta.selector_labels("p")
+    assert selector == names.selector_labels("p")
     assert selector.items() <= labels.items()
 
 
 def test_service_and_pdb_select_the_pool_pods() -> None:
     service = build_service(pool(name="p"))
-    assert service["spec"]["selector"] == meta.selector_labels("p")
+    assert service["spec"]["selector"] == names.selector_labels("p")
     assert service["spec"]["ports"][0]["targetPort"] == "health"
     pdb = build_pdb(pool(name="p"))
-    assert pdb["spec"]["selector"] == {"matchLabels": meta.selector_labels("p")}
+    assert pdb["spec"]["selector"] == {"matchLabels": names.selector_labels("p")}
     assert pdb["spec"]["maxUnavailable"] == 1
 
 
 def test_selector_string_is_what_the_scale_subresource_expects() -> None:
-    assert meta.selector_string("p") == (
+    assert names.selector_string("p") == (
         "app.kubernetes.io/name=itl-worker,controlplane.itlusions.com/workerpool=p"
     )

@@ -94,15 +94,3 @@ def test_an_offloaded_unsupported_action_maps_to_400() -> None:
     )
 
     assert (error.status_code, error.code) == (400, "UnsupportedAction")
-
-
-def test_the_env_contract_imports_no_broker_client() -> None:
-    code = (
-        "import sys\n"
-        "import itl_controlplane_sdk.contract.settings, itl_controlplane_sdk.contract.topology\n"
-        "print('aio_pika' in sys.modules)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert result.stdout.strip() == "False"
