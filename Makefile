@@ -62,7 +62,7 @@ cluster-down: ## Stop the local Kubernetes control plane
 	$(RUN) python -m localcluster down
 
 .PHONY: generate
-generate: ## Regenerate the CRD (crds/ and the chart copy) from the WorkerPool model
+generate: ## Regenerate every derived file: the CRD and its copies, the field reference, RBAC
 	$(RUN) python tools/generate.py
 
 VERSION ?= 0.1.0
@@ -85,11 +85,12 @@ e2e-kind: ## The same install story on a kind cluster (needs Docker and kind)
 	$(RUN) bash e2e/kind.sh
 
 .PHONY: lint
-lint: ## ruff (lint + format check), mypy --strict and the import-linter architecture contracts
+lint: ## ruff, mypy --strict, the import-linter contracts and no stale generated file
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
 	$(RUN) lint-imports
+	$(RUN) python tools/generate.py --check
 
 .PHONY: test-unit
 test-unit: ## Unit tests only (pure logic, milliseconds, no services)

@@ -72,7 +72,7 @@ def control_plane() -> Iterator[Cluster]:
 
 def install_crd(cluster: Cluster) -> None:
     cluster.kubectl(
-        "apply", "--server-side", "--force-conflicts", "-f", str(REPO / crd.CRD_PATHS[0])
+        "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds" / crd.CRD_FILE_NAME)
     )
     cluster.kubectl(
         "wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd.api.CRD_NAME}"

@@ -65,7 +65,7 @@ def run(count: int, server_side: bool) -> dict[str, object]:
     cluster = local.start()
     operator = OperatorProcess(cluster.kubeconfig, run_dir / "operator.log", namespaces=NAMESPACE)
     try:
-        cluster.kubectl("apply", "--server-side", "-f", str(REPO / crd.CRD_PATHS[0]))
+        cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds" / crd.CRD_FILE_NAME))
         cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd.api.CRD_NAME}")
         cluster.create_namespace(NAMESPACE)
         cluster.kubectl(

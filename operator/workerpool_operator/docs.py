@@ -2,24 +2,22 @@
 
 The reference (every spec and status field with type, default, bounds and description, the
 CEL rules, and the operator's environment variables) sits between two marker comments; the
-prose around it is hand-written. ``tools/generate.py`` rewrites the generated part and a unit
-test fails when it is stale, so the page cannot drift from the CRD.
+prose around it is hand-written. ``make generate`` (``tools/generate.py``) rewrites the
+generated part and ``make lint`` fails when it is stale, so the page cannot drift from the CRD.
 
-Pure module.
+Pure module: it renders text and writes no file.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from workerpool_operator import crd
 from workerpool_operator.settings import OperatorSettings
 
-DOC_PATH = Path("docs") / "workerpool.md"
-BEGIN = "<!-- BEGIN GENERATED: python tools/generate.py -->"
+BEGIN = "<!-- BEGIN GENERATED: make generate -->"
 END = "<!-- END GENERATED -->"
 
 
@@ -120,19 +118,8 @@ def render_reference() -> str:
 
 def render_page(current: str) -> str:
     """``current`` with the generated block replaced."""
+    if BEGIN not in current or END not in current:
+        raise ValueError(f"the page lacks the generated-block markers {BEGIN} ... {END}")
     head, _, rest = current.partition(BEGIN)
     _, _, tail = rest.partition(END)
     return f"{head}{BEGIN}\n{render_reference()}{END}{tail}"
-
-
-def write(root: Path) -> list[Path]:
-    """Rewrite the generated block of the docs page; return it if it changed."""
-    path = root / DOC_PATH
-    current = path.read_text()
-    if BEGIN not in current or END not in current:
-        raise SystemExit(f"{path} lacks the generated-block markers")
-    updated = render_page(current)
-    if updated == current:
-        return []
-    path.write_text(updated)
-    return [path]

@@ -25,7 +25,7 @@ NAMESPACE_PREFIX = "wpa-"
 
 @pytest.fixture(scope="session")
 def autoscaler_crd(k8s_cluster: Cluster) -> Path:
-    path = Path(__file__).resolve().parents[3] / crd.CRD_PATHS[0]
+    path = Path(__file__).resolve().parents[3] / "crds" / crd.CRD_FILE_NAME
     k8s_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
     k8s_cluster.kubectl(
         "wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd.api.CRD_NAME}"

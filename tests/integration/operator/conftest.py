@@ -20,7 +20,7 @@ from localcluster import ApiError, Cluster
 from workerpool_operator import crd
 
 NAMESPACE_PREFIX = "wpo-"
-CRD_FILE = REPO / crd.CRD_PATHS[0]
+CRD_FILE = REPO / "crds" / crd.CRD_FILE_NAME
 RESTRICTED = {
     "pod-security.kubernetes.io/enforce": "restricted",
     "pod-security.kubernetes.io/enforce-version": "latest",

@@ -1,9 +1,10 @@
 """The install artefacts agree with the code they derive from, without a cluster or Helm.
 
-``tools/generate_install.py`` renders RBAC from ``workerpool_operator.rbac`` and copies the CRD
-into ``manifests/install``; the chart and the kustomize install also name the operator's
-environment variables and default worker image, whose source is ``OperatorSettings``. These
-tests fail when any of them drifts (fix: ``make generate``, or the template named).
+``workerpool_operator.install`` renders RBAC from ``workerpool_operator.rbac`` (``make
+generate`` writes it with the CRD copy into ``manifests/install``); the chart and the kustomize
+install also name the operator's environment variables and default worker image, whose source
+is ``OperatorSettings``. These tests fail when any of them drifts (fix: ``make generate``, or
+the template named).
 """
 
 from __future__ import annotations
@@ -16,19 +17,10 @@ import jsonschema
 import pytest
 import yaml
 
-import generate_install
-from workerpool_operator import crd, rbac, settings
+from workerpool_operator import crd, install, rbac, settings
 
 ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "charts" / "workerpool-operator"
-STALE = "is stale: run `make generate` (python tools/generate_install.py)"
-
-
-@pytest.mark.parametrize("relative", sorted(generate_install.outputs(ROOT)), ids=str)
-def test_generated_file_is_current(relative: Path) -> None:
-    path = ROOT / relative
-    assert path.exists(), f"{relative} is missing: run `make generate`"
-    assert path.read_text() == generate_install.outputs(ROOT)[relative], f"{relative} {STALE}"
 
 
 def _template_bodies(text: str) -> dict[str, Any]:
@@ -39,18 +31,18 @@ def _template_bodies(text: str) -> dict[str, Any]:
 
 def test_chart_rules_are_the_rbac_module() -> None:
     bodies = _template_bodies((CHART / "templates" / "_rbac_rules.tpl").read_text())
-    for attribute, template in generate_install.RULE_LISTS.items():
+    for attribute, template in install.RULE_LISTS.items():
         assert bodies[template] == getattr(rbac, attribute), template
 
 
 def test_install_cluster_role_is_the_rbac_module() -> None:
-    docs = list(yaml.safe_load_all((ROOT / generate_install.INSTALL_RBAC).read_text()))
+    docs = list(yaml.safe_load_all((ROOT / "manifests" / "install" / "rbac.yaml").read_text()))
     role = next(d for d in docs if d["kind"] == "ClusterRole")
     assert role["rules"] == rbac.RULES
 
 
 def test_every_rule_says_why() -> None:
-    for name, rules in generate_install.read_rules(ROOT).items():
+    for name, rules in install.read_rules().items():
         for rule in rules:
             assert rule.why, (
                 f"{name}: rule {rule.body} has no comment saying which behaviour needs it"
@@ -77,7 +69,7 @@ def test_operator_env_names_come_from_the_settings_model(path: Path) -> None:
 
 def test_default_worker_image_matches_the_operator_default() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
-    version = generate_install.app_version(ROOT)
+    version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
     tag = values["workerImage"]["tag"] or version
     assert f"{values['workerImage']['repository']}:{tag}" == settings.DEFAULT_WORKER_IMAGE
     install = (ROOT / "manifests" / "install" / "deployment.yaml").read_text()
