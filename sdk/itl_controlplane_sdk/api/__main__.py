@@ -19,6 +19,7 @@ FLAGS = (
     Flag("--host", "host"),
     Flag("--port", "port", type=int),
     Flag("--log-level", "log_level", type=str.upper, choices=LOG_LEVELS),
+    Flag("--log-format", "log_format", choices=("plain", "json")),
     Flag("--job-timeout", "job_timeout", type=float),
     Flag("--offloading", "offloading_enabled", switch=True),
 )
@@ -33,7 +34,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         what="API",
         argv=argv,
     )
-    configure_logging(settings.log_level)
+    secrets = [settings.rabbitmq_url.get_secret_value()]
+    if settings.admin_token is not None:
+        secrets.append(settings.admin_token.get_secret_value())
+    configure_logging(settings.log_level, fmt=settings.log_format, secrets=secrets)
     try:
         tracing.configure("itl-api")
     except ValueError as exc:

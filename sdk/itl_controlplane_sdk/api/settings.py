@@ -14,7 +14,7 @@ from typing import Literal, Self
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 
-from itl_controlplane_sdk.contract.settings import DEFAULT_RABBITMQ_URL, LogLevel
+from itl_controlplane_sdk.contract.settings import DEFAULT_RABBITMQ_URL, LogFormat, LogLevel
 from itl_controlplane_sdk.contract.tls import BrokerTlsSettings
 from itl_controlplane_sdk.contract.topology import DEFAULT_JOB_QUEUE
 from itl_controlplane_sdk.envsettings import CommaList, EnvSettings
@@ -59,6 +59,11 @@ class ApiSettings(BrokerTlsSettings, EnvSettings):
     )
     log_level: LogLevel = Field(
         default="INFO", validation_alias="LOG_LEVEL", description="Log level of the process."
+    )
+    log_format: LogFormat = Field(
+        default="plain",
+        validation_alias="LOG_FORMAT",
+        description="plain lines, or json: one object per line (job_id and trace_id in jobs).",
     )
     admin_token: SecretStr | None = Field(
         default=None,

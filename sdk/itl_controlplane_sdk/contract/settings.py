@@ -23,6 +23,7 @@ DEFAULT_MAX_JOB_BYTES = 1024 * 1024
 bigger body is far more likely a mistake than a job."""
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LogFormat = Literal["plain", "json"]
 
 
 def _generated_worker_id() -> str:
@@ -45,6 +46,11 @@ class WorkerSettings(BrokerTlsSettings, EnvSettings):
     )
     log_level: LogLevel = Field(
         default="INFO", validation_alias="LOG_LEVEL", description="Log level of the process."
+    )
+    log_format: LogFormat = Field(
+        default="plain",
+        validation_alias="LOG_FORMAT",
+        description="plain lines, or json: one object per line with job_id, trace_id, worker_id.",
     )
     health_check_host: str = Field(
         default="0.0.0.0",

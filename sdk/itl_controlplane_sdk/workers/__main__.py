@@ -23,6 +23,7 @@ FLAGS = (
     Flag("--host", "health_check_host"),
     Flag("--port", "health_check_port", type=int),
     Flag("--log-level", "log_level", type=str.upper, choices=LOG_LEVELS),
+    Flag("--log-format", "log_format", choices=("plain", "json")),
 )
 
 
@@ -35,7 +36,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         what="worker",
         argv=argv,
     )
-    configure_logging(settings.log_level, context=settings.worker_id)
+    configure_logging(
+        settings.log_level,
+        context=settings.worker_id,
+        fmt=settings.log_format,
+        fields={"worker_id": settings.worker_id, "pool": settings.pool_name},
+        secrets=[settings.rabbitmq_url.get_secret_value()],
+    )
     try:
         tracing.configure("itl-worker")
     except ValueError as exc:

@@ -25,7 +25,7 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
-from itl_controlplane_sdk import tracing
+from itl_controlplane_sdk import logs, tracing
 from itl_controlplane_sdk.contract import topology
 from itl_controlplane_sdk.contract.settings import DEFAULT_MAX_JOB_BYTES
 from itl_controlplane_sdk.errors import JobSubmissionError, RetryableJobError, UndecodableJobError
@@ -227,9 +227,12 @@ class JobConsumer:
             log.error("dead-lettering undecodable message %s: %s", message.message_id, exc)
             await self._settle(message, dead_letter_reason=str(exc))
             return
-        with tracing.span(
-            "process_job", job_attributes(envelope), kind="CONSUMER", headers=message.headers
-        ) as current:
+        with (
+            logs.job_context(envelope.job_id),
+            tracing.span(
+                "process_job", job_attributes(envelope), kind="CONSUMER", headers=message.headers
+            ) as current,
+        ):
             outcome = await self._process(message, envelope)
             tracing.set_attributes(current, **{"itl.job.outcome": outcome})
             if outcome == JobStatus.FAILED.value:
