@@ -65,12 +65,15 @@ cluster-down: ## Stop the local Kubernetes control plane
 generate: ## Regenerate every derived file: the CRD and its copies, the field reference, RBAC
 	$(RUN) python tools/generate.py
 
-VERSION ?= 0.1.0
+IMAGE_TAG ?= dev
+
+.PHONY: install-docker
+install-docker: ## Install Docker's engine, debootstrap and gcc from Debian (images and the kind tier)
+	bash tools/docker/engine.sh install
 
 .PHONY: images
-images: ## Build the worker and operator images (needs a Docker engine)
-	docker build --target worker -t itl-controlplane-worker:$(VERSION) .
-	docker build --target operator -t itl-controlplane-operator:$(VERSION) .
+images: install-docker ## Build itl-controlplane-{worker,operator}:$(IMAGE_TAG) (starts dockerd; offline base if needed)
+	bash tools/images/build.sh project $(IMAGE_TAG)
 
 .PHONY: helm-lint
 helm-lint: k8s-binaries ## helm lint --strict the chart
