@@ -363,10 +363,20 @@ class JobQueue:
         """Waits up to ``timeout`` seconds for the job's final result; None if none came.
 
         Works from any process connected to the broker, for results published within the
-        retention window, including ones published before this process started.
+        retention window, including ones published before this process started. ``timeout``
+        is a maximum: 0 answers at once from what this process holds in memory.
         """
         reader = await self._result_reader()
         return await reader.wait_for(job_id, timeout)
+
+    async def find_result(self, job_id: str, timeout: float = 2.0) -> JobResult | None:
+        """The job's final result if one was recorded by now, without waiting for one to come.
+
+        Reads the results stream's history when this process cannot vouch for the job from
+        memory, for at most ``timeout`` seconds (0: memory only); None if no result was found.
+        """
+        reader = await self._result_reader()
+        return await reader.wait_for(job_id, timeout, wait_for_new=False)
 
     async def _result_reader(self) -> ResultReader:
         async with self._lazy_lock:

@@ -7,6 +7,15 @@ bounded. A result the cache cannot vouch for (published before this process star
 or evicted since) is found by a short-lived scan that starts at the job's submission time,
 which the time-ordered job id encodes.
 
+A scan reads history only: it stops at the newest stream offset the tail had seen when the
+look-up began (the tail delivers everything after that to the waiting caller), when it finds
+the result, or when the caller's timeout ends it, whichever comes first. It shares the
+connection with submits, so it stops in an order that cannot hurt it: it stops acking, waits
+for its consumer's cancel to be confirmed (no delivery follows that), then closes its channel.
+Its AMQP calls are never cancelled half-way: aiormq answers a cancelled call by closing the
+channel, and a channel closed while deliveries still arrive for it stalls the connection's
+reader, and with it every publish. At most ``MAX_SCANS`` run at once.
+
 The first terminal result of a job wins, in the cache as in a scan: a job cancelled before it
 started, or delivered twice, may get a second terminal result, and every reader must agree on
 the same one. ``processing`` markers (see ``cancellation``) are kept in a second bounded map so
@@ -22,6 +31,7 @@ objects, and a full collection over them paused a busy client for 20-60 ms.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -47,13 +57,23 @@ TAIL_ACK_EVERY = 100
 (nothing is removed), so one frame per 100 results instead of one per result keeps every
 reader's CPU per job lower, and 100 < STREAM_PREFETCH means the credit never runs out."""
 CLOCK_SKEW_SECONDS = 5.0
+MAX_SCANS = 4
+"""Scans of one reader running at once; more look-ups wait for a turn within their timeout.
+Each scan reads as fast as the process can decode frames, on the connection submits use, so
+their number bounds how much they slow submits down."""
+OFFSET_HEADER = "x-stream-offset"
+
+
+def _offset(message: AbstractIncomingMessage) -> int | None:
+    offset = (message.headers or {}).get(OFFSET_HEADER)
+    return offset if isinstance(offset, int) else None
 
 
 def _decode_result(body: bytes) -> JobResult | None:
     try:
         data: Any = json.loads(body)
         return JobResult.from_dict(data)
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         log.warning("skipping undecodable message in %s", topology.RESULTS_STREAM)
         return None
 
@@ -80,6 +100,9 @@ class ResultReader:
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._unacked = 0
+        self._tail_offset: int | None = None
+        self._scan_slots = asyncio.Semaphore(MAX_SCANS)
+        self._scans: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         start_at = time.time() - self._lookback
@@ -96,6 +119,10 @@ class ResultReader:
             for future in futures:
                 future.cancel()
         self._waiters.clear()
+        for scan in list(self._scans):
+            scan.cancel()
+        if self._scans:
+            await asyncio.gather(*self._scans, return_exceptions=True)
         if self._queue is not None:
             await self._queue.channel.close()
             self._queue = None
@@ -116,30 +143,44 @@ class ResultReader:
             return None
         return JobResult(job_id, JobStatus.PROCESSING, timestamp=datetime.fromtimestamp(seen, UTC))
 
-    async def wait_for(self, job_id: str, timeout: float) -> JobResult | None:
+    async def wait_for(
+        self, job_id: str, timeout: float, *, wait_for_new: bool = True
+    ) -> JobResult | None:
+        """The job's terminal result, waiting at most ``timeout`` seconds (0: do not wait).
+
+        With ``wait_for_new=False`` it only looks the job up in the history: it answers as
+        soon as the stream up to now has been read, without waiting for a result to come.
+        """
         cached = self.peek(job_id)
-        if cached is not None:
+        if cached is not None or timeout <= 0:
             return cached
         submitted = job_id_time(job_id)
         needs_scan = submitted is None or submitted - CLOCK_SKEW_SECONDS < self._complete_since
-        if timeout <= 0 and not needs_scan:
-            return None
+        if not needs_scan and not wait_for_new:
+            return None  # the cache covers the job's whole history
         future: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(job_id, []).append(future)
         scan: asyncio.Task[None] | None = None
+        stop_scan = asyncio.Event()
         if needs_scan:
             since = (submitted or time.time() - 86400 * 365) - CLOCK_SKEW_SECONDS
-            scan = asyncio.create_task(self._scan(job_id, since, future))
+            scan = asyncio.create_task(
+                self._scan(job_id, since, self._tail_offset, future, stop_scan)
+            )
+            self._scans.add(scan)
+            scan.add_done_callback(self._scans.discard)
         try:
             # asyncio.timeout, not wait_for(shield(...)): no extra task and future per call on
             # the client's hot path. The future is this call's own, so cancelling it is safe.
-            async with asyncio.timeout(max(timeout, 0.5)):
-                return await future
+            async with asyncio.timeout(timeout):
+                if scan is None or wait_for_new:
+                    return await future
+                await asyncio.wait((future, scan), return_when=asyncio.FIRST_COMPLETED)
+                return future.result() if future.done() else None
         except TimeoutError:
             return None
         finally:
-            if scan is not None:
-                scan.cancel()
+            stop_scan.set()  # the scan winds down by itself (see the module docstring)
             waiters = self._waiters.get(job_id, [])
             if future in waiters:
                 waiters.remove(future)
@@ -147,6 +188,7 @@ class ResultReader:
                 self._waiters.pop(job_id, None)
 
     async def _on_tail_message(self, message: AbstractIncomingMessage) -> None:
+        self._tail_offset = _offset(message)
         self._unacked += 1
         if self._unacked >= TAIL_ACK_EVERY:
             self._unacked = 0
@@ -192,30 +234,62 @@ class ResultReader:
         while len(self._progress) > self._cache_size:
             self._progress.popitem(last=False)
 
-    async def _scan(self, job_id: str, since: float, future: asyncio.Future[JobResult]) -> None:
-        """Reads the stream from ``since`` until ``job_id``'s result shows up."""
-        found: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
+    async def _scan(
+        self,
+        job_id: str,
+        since: float,
+        until_offset: int | None,
+        future: asyncio.Future[JobResult],
+        stop: asyncio.Event,
+    ) -> None:
+        """Reads the stream from ``since`` until ``job_id``'s result, ``until_offset`` or ``stop``.
 
-        async def on_message(message: AbstractIncomingMessage) -> None:
-            await message.ack()
-            if message.message_id not in (None, job_id):
+        Without ``until_offset`` (the tail has seen nothing yet) it reads until ``stop``.
+        """
+        async with self._scan_slots:
+            if stop.is_set():
                 return
-            result = _decode_result(message.body)
-            if (
-                result is not None
-                and result.job_id == job_id
-                and result.status.is_terminal
-                and not found.done()
-            ):
-                found.set_result(result)
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            unacked = 0
 
-        channel = await self._connection.channel()
-        try:
-            await channel.set_qos(prefetch_count=STREAM_PREFETCH)
-            queue = await channel.declare_queue(topology.RESULTS_STREAM, passive=True)
-            await queue.consume(on_message, arguments={"x-stream-offset": _stream_offset(since)})
-            result = await found
-            if not future.done():
-                future.set_result(result)
-        finally:
-            await channel.close()
+            async def on_message(message: AbstractIncomingMessage) -> None:
+                nonlocal unacked
+                if done.done():
+                    # Never ack once the scan stops: its channel's Close may be on its way,
+                    # and a frame on a closed channel makes the broker close the connection.
+                    return
+                unacked += 1
+                if unacked >= TAIL_ACK_EVERY:
+                    unacked = 0
+                    await message.ack(multiple=True)
+                if message.message_id in (None, job_id):
+                    result = _decode_result(message.body)
+                    if result is not None and result.job_id == job_id and result.status.is_terminal:
+                        if not future.done():
+                            future.set_result(result)
+                        done.set_result(None)
+                        return
+                offset = _offset(message)
+                if until_offset is not None and offset is not None and offset >= until_offset:
+                    done.set_result(None)  # caught up: the tail has everything after this
+
+            channel = await self._connection.channel()
+            try:
+                await channel.set_qos(prefetch_count=STREAM_PREFETCH)
+                queue = await channel.declare_queue(topology.RESULTS_STREAM, passive=True)
+                consumer_tag = await queue.consume(
+                    on_message, arguments={OFFSET_HEADER: _stream_offset(since)}
+                )
+                stopped = asyncio.ensure_future(stop.wait())
+                await asyncio.wait((done, stopped), return_when=asyncio.FIRST_COMPLETED)
+                stopped.cancel()
+                if not done.done():
+                    done.set_result(None)
+                await queue.cancel(consumer_tag)
+            except Exception as exc:  # the connection went away: nothing left to protect
+                log.debug("result scan ended early: %s", type(exc).__name__)
+            finally:
+                if not done.done():
+                    done.set_result(None)
+                with contextlib.suppress(Exception):
+                    await channel.close()

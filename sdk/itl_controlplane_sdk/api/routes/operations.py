@@ -38,6 +38,8 @@ router = APIRouter(
 CLOCK_SKEW_SECONDS = 60.0
 SETTLE_SECONDS = 5.0
 """How long to wait for the winning terminal result after recording a cancel or expiry."""
+LOOKUP_SECONDS = 2.0
+"""Longest a status read without ``wait`` spends looking a job up in the results history."""
 
 Context = Annotated[ApiContext, Depends(get_context)]
 JobId = Annotated[str, Path(description="The job id from the 202 answer", max_length=64)]
@@ -120,7 +122,10 @@ async def _current(
     context: ApiContext, queue: JobQueue, job_id: str, submitted: float, *, wait: float
 ) -> tuple[JobResult | None, bool]:
     try:
-        result = await queue.get_result(job_id, timeout=wait)
+        if wait > 0:
+            result = await queue.get_result(job_id, timeout=wait)
+        else:
+            result = await queue.find_result(job_id, timeout=LOOKUP_SECONDS)
         started = result is None and await queue.get_job_progress(job_id) is not None
     except BrokerUnavailableError as exc:
         assert context.broker is not None
