@@ -12,7 +12,9 @@ through the whole product in about a minute:
 4. an autoscaled WorkerPool (0..3 replicas) and its broker Secret;
 5. a burst of jobs through the SDK's ``JobQueue``, with ``kubectl get workerpools -w``-style
    progress until the queue drains and the pool scales back to zero;
-6. how to look around and how to clean up (or ``--cleanup`` to do it now).
+6. where to see the metrics (the pool's series as the burst ended), the dashboard and
+   alerts, and, when OpenTelemetry is configured (``OTEL_EXPORTER_OTLP_ENDPOINT``...), the
+   trace of the burst; then how to look around and clean up (or ``--cleanup`` to do it now).
 
 On the local control plane no container runs, so the operator runs here as a process with
 the chart's ServiceAccount token, and a local worker process plays each pod (the same set-up
@@ -40,6 +42,7 @@ sys.path[:0] = [str(REPO / "tools"), str(REPO)]
 
 from e2e import stack  # noqa: E402
 from e2e.story import Snapshot, Story, pool_body  # noqa: E402
+from itl_controlplane_sdk import tracing  # noqa: E402
 from localcluster import Cluster, WaitTimeout, discover, wait_until  # noqa: E402
 from localcluster.existing import context_allowed, existing_cluster, recorded_cluster  # noqa: E402
 
@@ -195,6 +198,48 @@ def row(shot: Snapshot) -> None:
     )
 
 
+DEMO_SERIES = (
+    "workerpool_desired_replicas",
+    "workerpool_ready_replicas",
+    "workerpool_queue_ready_messages",
+    "workerpool_in_flight_jobs",
+    "workerpool_scale_events_total",
+    "workerpool_dead_letter_messages",
+    "workerpool_broker_reachable",
+)
+
+
+def observability_text(mode: str, metrics: str | None, trace: tuple[str, str] | None) -> str:
+    """Where the metrics, the dashboard, the alerts and (with OTEL set) the traces are."""
+    lines = ["Metrics (docs/observability.md):"]
+    if metrics is not None:
+        lines.append("  the operator's /metrics as the burst ended (the pool's series):")
+        lines += [
+            f"    {line}"
+            for line in metrics.splitlines()
+            if line.startswith(DEMO_SERIES) and f'pool="{POOL}"' in line
+        ]
+    if mode != "local":
+        lines += [
+            f"  kubectl -n {OPERATOR_NS} port-forward svc/{RELEASE}-metrics 9090 &",
+            "  curl -s 127.0.0.1:9090/metrics | grep ^workerpool_",
+        ]
+    lines += [
+        "  workers: /metrics on each pod's port 8001 (worker_job_duration_seconds, ...)",
+        f"  dashboard and alerts: helm upgrade {RELEASE} charts/workerpool-operator"
+        f" -n {OPERATOR_NS} --reuse-values",
+        "    --set grafanaDashboard.enabled=true --set alerts.enabled=true",
+    ]
+    if trace is not None:
+        trace_id, job_id = trace
+        lines.append(f"Trace of the burst: {trace_id} (job {job_id} among its submit_job spans;")
+        lines.append("  the workers' process_job spans are their children in your tracing backend)")
+    else:
+        lines.append("Traces: set OTEL_EXPORTER_OTLP_ENDPOINT (and install the otel extra) to")
+        lines.append("  see each job as one trace from submit_job to the worker's process_job.")
+    return "\n".join(lines)
+
+
 def cleanup_text(mode: str, cluster: Cluster) -> str:
     lines = []
     if mode == "local":
@@ -228,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     ensure_rabbitmq()
+    traced = tracing.configure("itl-demo")
     mode = choose(args.cluster)
     tag = args.image_tag or ("demo" if mode == "kind" else None)
     if mode == "local":
@@ -280,11 +326,15 @@ def main(argv: list[str] | None = None) -> int:
         say(f"submitting {args.jobs} jobs of {args.seconds}s (JobQueue.submit_job)")
         header()
         story.sample(interval=0.5, on_change=row)
-        job_ids = story.submit(args.jobs, args.seconds)
+        with tracing.span("demo_burst", {"itl.demo.jobs": args.jobs}):
+            job_ids = story.submit(args.jobs, args.seconds)
+            trace_id = tracing.current_trace_id()
+        trace = (trace_id, job_ids[0]) if traced and trace_id and job_ids else None
         results = story.results(job_ids, timeout=300)
         done = sum(1 for r in results.values() if r is not None)
         wait_until(lambda: story.deployment_replicas() == 0, timeout=180, what="scale-down to 0")
         time.sleep(1)
+        metrics = story.operator.metrics() if story.operator is not None else None
         story.stop_processes()
         # A durable queue bound to ITL.Demo keeps collecting copies of every later ITL.Demo
         # job on this broker (docs/queue-topology.md): remove it with its workers.
@@ -306,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         print("done (the cluster and RabbitMQ keep running)")
     else:
         print(f"\nLook around (logs in {work_dir}):\n{cleanup_text(mode, cluster)}")
+    print(f"\n{observability_text(mode, metrics, trace)}")
     return 0
 
 

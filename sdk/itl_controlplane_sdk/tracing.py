@@ -39,6 +39,7 @@ OTEL_MISSING = (
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 
 _OFF: AbstractContextManager[Any] = contextlib.nullcontext(None)
+_MISSING = object()
 _cached: tuple[object, Any] | None = None
 
 
@@ -46,6 +47,11 @@ def _tracer() -> Any:
     """The SDK's tracer when a real tracer provider is set, else None (tracing off)."""
     global _cached
     if not OTEL_INSTALLED:
+        return None
+    # The hot path of every job when tracing is off: get_tracer_provider() reads the
+    # environment on each call (several µs), while the attribute it returns is None until a
+    # provider is set. Read the attribute; ask the function only once one is there.
+    if getattr(trace, "_TRACER_PROVIDER", _MISSING) is None:
         return None
     provider = trace.get_tracer_provider()
     if _cached is not None and _cached[0] is provider:
