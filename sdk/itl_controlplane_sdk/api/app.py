@@ -44,6 +44,7 @@ def default_queue(settings: ApiSettings) -> JobQueue:
         settings.rabbitmq_url.get_secret_value(),
         queue_name=settings.job_queue,
         bindings=settings.job_bindings,
+        declare_topology=settings.declare_topology,
         result_retention=settings.result_retention,
         tls=settings.broker_tls,
     )

@@ -110,6 +110,14 @@ class ApiSettings(BrokerTlsSettings, EnvSettings):
         validation_alias="JOB_QUEUE",
         description="Queue the API declares at start, so jobs wait even before workers exist.",
     )
+    declare_topology: bool = Field(
+        default=True,
+        validation_alias="API_DECLARE_TOPOLOGY",
+        description=(
+            "Declare the exchanges, streams and JOB_QUEUE at start. false: rely on workers or "
+            "an admin having declared them (a least-privilege submitter user cannot)."
+        ),
+    )
     job_bindings: CommaList = Field(
         default_factory=list,
         validation_alias="JOB_BINDINGS",

@@ -20,6 +20,10 @@ DEAD_LETTER_QUEUE = "provider.jobs.dlq"
 DEFAULT_JOB_QUEUE = "provider.jobs"
 RESULTS_STREAM = "provider.results"
 HEARTBEAT_EXCHANGE = "provider.heartbeats"
+HEARTBEAT_SUBSCRIPTION_PREFIX = "provider.heartbeats.watch."
+"""Exclusive queues of heartbeat readers (the autoscaler): a prefix a broker user can be
+granted, where a client-generated name could not be."""
+CANCELLATIONS_STREAM = "provider.cancellations"
 
 MAX_PRIORITY = 10
 

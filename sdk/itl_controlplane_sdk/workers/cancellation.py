@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import aio_pika
 from aio_pika.exceptions import ChannelPreconditionFailed
 
+from itl_controlplane_sdk.contract.topology import CANCELLATIONS_STREAM
 from itl_controlplane_sdk.workers.results import JobResult, JobStatus
 
 if TYPE_CHECKING:
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CANCELLATIONS_STREAM = "provider.cancellations"
 MAX_REMEMBERED = 100_000
 CANCEL_PREFETCH = 500
 SYNC_PREFIX = "sync-"

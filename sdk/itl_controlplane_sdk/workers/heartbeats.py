@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import aio_pika
@@ -66,7 +67,10 @@ class HeartbeatMonitor:
             topology.HEARTBEAT_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True
         )
         self._queue = await channel.declare_queue(
-            exclusive=True, auto_delete=True, arguments={"x-max-length": 10_000}
+            f"{topology.HEARTBEAT_SUBSCRIPTION_PREFIX}{uuid.uuid4().hex}",
+            exclusive=True,
+            auto_delete=True,
+            arguments={"x-max-length": 10_000},
         )
         await self._queue.bind(exchange)
         await self._queue.consume(self._on_message, no_ack=True)

@@ -322,7 +322,7 @@ class JobQueue:
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                     message_id=job_id,
                 ),
-                cancellation.CANCELLATIONS_STREAM,
+                topology.CANCELLATIONS_STREAM,
                 timeout=self._publish_timeout,
                 what=f"cancellation of job {job_id}",
             )
