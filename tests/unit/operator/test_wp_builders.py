@@ -237,3 +237,14 @@ def test_selector_string_is_what_the_scale_subresource_expects() -> None:
     assert names.selector_string("p") == (
         "app.kubernetes.io/name=itl-worker,controlplane.itlusions.com/workerpool=p"
     )
+
+
+def test_otel_variables_in_spec_env_reach_the_worker_container() -> None:
+    """Tracing in a pool is spec.env alone: the worker reads the standard OTEL_* variables."""
+    otel = [
+        {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "http://otel-collector:4318"},
+        {"name": "OTEL_RESOURCE_ATTRIBUTES", "value": "k8s.namespace.name=team-a"},
+    ]
+    env = _env(build_deployment(pool(env=otel), default_image=IMAGE))
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == otel[0]
+    assert env["OTEL_RESOURCE_ATTRIBUTES"] == otel[1]
