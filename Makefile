@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
-RUN := PATH=$(abspath $(VENV))/bin:$$PATH PYTHONPATH=tools
+RUN := PATH=$(abspath $(VENV))/bin:$$PATH
 RABBITMQ := bash tools/rabbitmq/rabbitmq.sh
 
 .PHONY: help

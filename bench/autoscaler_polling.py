@@ -23,21 +23,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
+import subprocess
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import yaml
+from autoscaler_reaction import URL, autoscaling_environment
+
+from itl_harness import jobs
+from itl_harness.operator_process import OperatorProcess, sample_metric
 
 REPO = Path(__file__).resolve().parents[1]
-for path in (REPO, REPO / "tools", REPO / "tests" / "integration" / "autoscaler", REPO / "bench"):
-    sys.path.insert(0, str(path))
-
-import autoscaler_jobs as jobs  # noqa: E402
-from autoscaler_reaction import URL, autoscaling_environment  # noqa: E402
-from wp_operator_process import OperatorProcess, sample_metric  # noqa: E402
+RABBITMQ = str(REPO / "tools" / "rabbitmq" / "rabbitmq.sh")
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -83,9 +82,13 @@ def manifest(name: str, provider: str, enabled: bool, poll: int) -> dict[str, ob
 def amqp_connections(name: str) -> int | None:
     """Open AMQP connections whose client-provided name contains ``name``."""
     try:
-        from tests.support.services import rabbitmqctl
-
-        out = rabbitmqctl("list_connections", "client_properties", "-q", timeout=60)
+        out = subprocess.run(
+            ["bash", RABBITMQ, "ctl", "list_connections", "client_properties", "-q"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
     except Exception as exc:
         print(f"(cannot list connections: {exc})")
         return None

@@ -29,7 +29,6 @@ import contextlib
 import json
 import random
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -38,17 +37,13 @@ from pathlib import Path
 
 import yaml
 
+from itl_harness import jobs
+from itl_harness.operator_process import OperatorProcess, put_secret
+from localcluster import Cluster, LocalCluster, discover, recorded_cluster
+from workerpool_operator import crd
+from workerpool_operator.api import Autoscaling
+
 REPO = Path(__file__).resolve().parents[1]
-for path in (REPO, REPO / "tools", REPO / "tests" / "integration" / "autoscaler"):
-    sys.path.insert(0, str(path))
-
-import autoscaler_jobs as jobs  # noqa: E402
-from autoscaling_operator import put_secret  # noqa: E402
-from wp_operator_process import OperatorProcess  # noqa: E402
-
-from localcluster import Cluster, LocalCluster, discover, recorded_cluster  # noqa: E402
-from workerpool_operator import crd  # noqa: E402
-from workerpool_operator.api import Autoscaling  # noqa: E402
 
 DEFAULT_POLL_SECONDS = Autoscaling.model_fields["poll_interval_seconds"].default
 

@@ -20,20 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
-_REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(_REPO / "tools"), str(_REPO / "tests" / "integration" / "operator")]
-
-from wp_operator_process import REPO, OperatorProcess, sample_metric  # noqa: E402
-
-from localcluster import MODE_FULL, LocalCluster, discover, wait_until  # noqa: E402
-from workerpool_operator import crd  # noqa: E402
+from itl_harness.operator_process import REPO, OperatorProcess, sample_metric
+from localcluster import MODE_FULL, LocalCluster, discover, wait_until
+from workerpool_operator import crd
 
 NAMESPACE = "wpo-bench"
 

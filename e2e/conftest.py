@@ -29,7 +29,6 @@ from tests.support.services import in_ci, require_rabbitmq
 # Fixtures of tests/conftest.py are not visible here (conftest fixtures are per directory):
 # load the control-plane plugin (a no-op when tests/conftest.py already did) and define the
 # broker fixture the same way.
-pytest_plugins = ["localcluster.pytest_plugin"]
 
 LOCAL = "local"
 CLUSTER = "cluster"

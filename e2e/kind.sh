@@ -82,5 +82,4 @@ ITL_E2E_IMAGE_TAG="$TAG" \
 ITL_TEST_RABBITMQ_URL="amqp://guest:guest@127.0.0.1:$BROKER_PORT/" \
 ITL_E2E_POOL_RABBITMQ_URL="amqp://guest:guest@rabbitmq.$BROKER_NS.svc.cluster.local:5672/" \
 CI="${CI:-true}" \
-PYTHONPATH="$REPO/tools:$REPO${PYTHONPATH:+:$PYTHONPATH}" \
   "$PYTHON" -m pytest -p no:cacheprovider -m e2e e2e "$@"

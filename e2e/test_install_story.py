@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from e2e import stack
 from e2e.conftest import E2ESettings
-from e2e.story import Story
 from itl_controlplane_sdk.workers import JobStatus
+from itl_harness import stack
+from itl_harness.story import Story
 from localcluster import Cluster, wait_until
 from workerpool_operator import api
 

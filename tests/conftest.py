@@ -1,7 +1,8 @@
 """Fixtures shared by every test tier.
 
-Services are real (DESIGN.md, "Tests that touch real things"). A test that cannot reach one is
-skipped on a developer machine and FAILS under CI=true, so CI never goes green by skipping.
+Services are real (docs/testing.md). A test that cannot reach one is skipped on a developer
+machine and FAILS under CI=true, so CI never goes green by skipping. The local control plane's
+fixtures come from the ``localcluster`` pytest plugin, registered by the package itself.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import pytest
 
 from itl_controlplane_sdk.contract.topology import DEAD_LETTER_QUEUE
 from tests.support.services import require_rabbitmq
-
-pytest_plugins = ["localcluster.pytest_plugin"]
 
 
 @pytest.fixture(scope="session")

@@ -37,14 +37,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO / "tools"), str(REPO)]
+from itl_controlplane_sdk import tracing
+from itl_harness import stack
+from itl_harness.story import Snapshot, Story, pool_body
+from localcluster import Cluster, WaitTimeout, discover, wait_until
+from localcluster.existing import context_allowed, existing_cluster, recorded_cluster
 
-from e2e import stack  # noqa: E402
-from e2e.story import Snapshot, Story, pool_body  # noqa: E402
-from itl_controlplane_sdk import tracing  # noqa: E402
-from localcluster import Cluster, WaitTimeout, discover, wait_until  # noqa: E402
-from localcluster.existing import context_allowed, existing_cluster, recorded_cluster  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 OPERATOR_NS = "workerpool-demo-system"
@@ -119,8 +118,7 @@ def local_cluster() -> Cluster:
     cluster = recorded_cluster()
     if cluster is None:
         say("starting the local control plane (python -m localcluster up)")
-        env = {**os.environ, "PYTHONPATH": str(REPO / "tools")}
-        run(sys.executable, "-m", "localcluster", "up", env=env, stdout=subprocess.DEVNULL)
+        run(sys.executable, "-m", "localcluster", "up", stdout=subprocess.DEVNULL)
         cluster = recorded_cluster()
     if cluster is None:
         raise SystemExit("the local control plane did not come up (see python -m localcluster)")

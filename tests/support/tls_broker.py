@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from itl_harness.workers import free_port
 from tests.support.services import RABBITMQ_SCRIPT
-from tests.support.workers import free_port
 
 Key = ec.EllipticCurvePrivateKey
 

@@ -1,6 +1,7 @@
 """pytest fixtures giving tests a real Kubernetes control plane.
 
-Enable with ``pytest_plugins = ["localcluster.pytest_plugin"]`` (``tools`` on ``pythonpath``).
+Registered as a ``pytest11`` entry point by the repository's ``pyproject.toml``: installing the
+project (``make python-deps``) enables it.
 
 Fixtures (session-scoped unless noted):
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.workers import free_port, stop_gracefully
+from itl_harness.workers import free_port, stop_gracefully
 
 
 class ApiProcess:

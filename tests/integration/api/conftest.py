@@ -16,8 +16,8 @@ import aio_pika
 import pytest
 
 from itl_controlplane_sdk.workers import JobQueue
+from itl_harness.workers import WorkerProcess
 from tests.integration.api.apiprocess import ApiProcess
-from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.integration
 

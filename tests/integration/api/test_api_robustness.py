@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from itl_controlplane_sdk.workers import JobQueue
+from itl_harness.workers import free_port
 from tests.integration.api.conftest import (
     API_VERSION,
     ApiFactory,
@@ -17,7 +18,6 @@ from tests.integration.api.conftest import (
 )
 from tests.integration.api.test_api_offloading import poll
 from tests.support.services import rabbitmqctl
-from tests.support.workers import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -14,9 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from autoscaling_operator import put_secret  # noqa: F401  (puts the operator helpers on sys.path)
-from wp_operator_process import OperatorProcess
 
+from itl_harness.operator_process import OperatorProcess
 from localcluster import ApiError, Cluster
 from workerpool_operator import crd
 

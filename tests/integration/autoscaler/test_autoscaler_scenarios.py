@@ -17,15 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import autoscaler_jobs as jobs
 import pytest
 import yaml
-from autoscaler_pod_workers import PodWorkers, wait_for
-from autoscaler_tcp_proxy import TcpProxy
-from autoscaling_operator import put_secret
-from wp_operator_process import OperatorProcess, sample_metric
 
+from itl_harness import jobs
+from itl_harness.operator_process import OperatorProcess, put_secret, sample_metric
+from itl_harness.pod_workers import PodWorkers, wait_for
 from localcluster import Cluster
+from tests.integration.autoscaler.autoscaler_tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 

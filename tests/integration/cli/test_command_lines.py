@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.workers import free_port, stop_gracefully
+from itl_harness.workers import free_port, stop_gracefully
 
 pytestmark = pytest.mark.integration
 

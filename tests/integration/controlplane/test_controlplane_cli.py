@@ -5,7 +5,6 @@ starts a background control plane that outlives the command and stops exactly it
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,16 +18,12 @@ from localcluster.pytest_plugin import unavailable
 
 pytestmark = pytest.mark.integration
 
-TOOLS = Path(__file__).resolve().parents[3] / "tools"
-
 
 def cli(run_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(TOOLS)}
     return subprocess.run(
         [sys.executable, "-m", "localcluster", "--dir", str(run_dir), *args],
         capture_output=True,
         text=True,
-        env=env,
         timeout=240,
         check=False,
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e import stack
+from itl_harness import stack
 from localcluster import Cluster, discover
 from tests.support.services import in_ci
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from e2e import stack
+from itl_harness import stack
+from itl_harness.operator_process import OperatorProcess
 from localcluster import ApiError, Cluster, KubeClient, wait_until
-from tests.integration.operator.wp_operator_process import OperatorProcess
 from workerpool_operator import api
 
 pytestmark = pytest.mark.integration

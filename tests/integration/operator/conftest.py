@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from wp_operator_process import REPO, OperatorProcess, create_secret
 
+from itl_harness.operator_process import REPO, OperatorProcess, create_secret
 from localcluster import ApiError, Cluster
 from workerpool_operator import crd
 

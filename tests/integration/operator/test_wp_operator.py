@@ -13,8 +13,14 @@ from typing import Any
 
 import pytest
 import yaml
-from wp_operator_process import REPO, OperatorProcess, create_secret, sample_metric, wait_gone
 
+from itl_harness.operator_process import (
+    REPO,
+    OperatorProcess,
+    create_secret,
+    sample_metric,
+    wait_gone,
+)
 from localcluster import Cluster, wait_until
 from localcluster.workloads import running_and_ready
 

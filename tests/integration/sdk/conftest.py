@@ -18,7 +18,7 @@ from itl_controlplane_sdk import ResourceProviderRegistry, ResourceRequest
 from itl_controlplane_sdk.providers.base import ResourceProvider
 from itl_controlplane_sdk.providers.examples import register_example_providers
 from itl_controlplane_sdk.workers import JobQueue, ProviderWorker
-from tests.support.workers import WorkerProcess
+from itl_harness.workers import WorkerProcess
 
 pytestmark = pytest.mark.integration
 

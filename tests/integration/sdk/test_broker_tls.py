@@ -15,10 +15,10 @@ from itl_controlplane_sdk import ResourceRequest
 from itl_controlplane_sdk.contract.tls import BrokerTls
 from itl_controlplane_sdk.errors import BrokerUnavailableError
 from itl_controlplane_sdk.workers import JobQueue
+from itl_harness.workers import WorkerProcess
 from tests.integration.api.apiprocess import ApiProcess
 from tests.support.services import unavailable
 from tests.support.tls_broker import TlsBroker
-from tests.support.workers import WorkerProcess
 from workerpool_operator.autoscaler.broker import BrokerHub
 from workerpool_operator.autoscaler.observe import QueueReading
 

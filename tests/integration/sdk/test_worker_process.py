@@ -10,9 +10,9 @@ from collections.abc import Callable
 import pytest
 
 from itl_controlplane_sdk.workers import JobQueue, JobStatus
+from itl_harness.workers import WorkerProcess
 from tests.integration.sdk.conftest import demo_request
 from tests.support.services import rabbitmqctl
-from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.integration
 

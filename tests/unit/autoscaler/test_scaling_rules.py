@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from scaling_sim import hb, pods, policy, pool, step
 
+from tests.unit.autoscaler.scaling_sim import hb, pods, policy, pool, step
 from workerpool_operator import scaling
 
 # --- the load formula ------------------------------------------------------------------

@@ -11,8 +11,8 @@ import itertools
 import random
 
 import pytest
-from scaling_sim import Pod, SimPool
 
+from tests.unit.autoscaler.scaling_sim import Pod, SimPool
 from workerpool_operator import scaling
 
 POLL = 5.0

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from wp_factories import pool, pool_body
 
+from tests.unit.operator.wp_factories import pool, pool_body
 from workerpool_operator.api import (
     MANAGED_ENV_NAMES,
     WorkerPool,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from wp_factories import UID, pool
-
 from itl_controlplane_sdk.contract.settings import WorkerSettings
+from tests.unit.operator.wp_factories import UID, pool
 from workerpool_operator import labels as names
 from workerpool_operator.api import MANAGED_ENV_FIELDS
 from workerpool_operator.builders import (

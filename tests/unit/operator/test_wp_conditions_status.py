@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from wp_factories import deployment_state, pool
 
+from tests.unit.operator.wp_factories import deployment_state, pool
 from workerpool_operator import conditions
 from workerpool_operator.api import Condition
 from workerpool_operator.conditions import Desired

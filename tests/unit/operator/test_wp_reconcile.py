@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
-from wp_factories import pool_body
-from wp_fake_kube import FakeKube
 
+from tests.unit.operator.wp_factories import pool_body
+from tests.unit.operator.wp_fake_kube import FakeKube
 from workerpool_operator.kube import KubeError, Unavailable
 from workerpool_operator.metrics import OperatorMetrics
 from workerpool_operator.reconcile import needs_reconcile, reconcile

@@ -33,7 +33,8 @@ import yaml
 
 from localcluster import ApiError, Cluster, wait_until
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
+"""The repository (the harness is installed from it in editable mode)."""
 CHART = REPO / "charts" / "workerpool-operator"
 CHART_NAME = "workerpool-operator"
 INSTALL_LABEL = "app.kubernetes.io/instance"

@@ -1,7 +1,7 @@
 """Run ``python -m workerpool_operator`` as a real process against a test cluster.
 
 A subprocess, not an in-process runner, so restarts, RSS and the CLI entry point are what
-users get. Used by the integration tests and by ``bench/operator_reconcile.py``.
+users get. Used by the integration tests and the operator benchmarks.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from pathlib import Path
 from localcluster import ApiError, Cluster, WaitTimeout, wait_until
 from localcluster.waiting import StopWaiting
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
+"""The repository (the harness is installed from it in editable mode)."""
 
 
 def free_port() -> int:
@@ -60,9 +61,6 @@ class OperatorProcess:
                 "WORKERPOOL_OPERATOR_HEALTH_PORT": str(self.health_port),
                 "WORKERPOOL_OPERATOR_METRICS_PORT": str(self.metrics_port),
                 "WORKERPOOL_OPERATOR_DEFAULT_WORKER_IMAGE": "itl-controlplane-worker:test",
-                "PYTHONPATH": os.pathsep.join(
-                    [str(REPO / "operator"), str(REPO / "sdk"), env.get("PYTHONPATH", "")]
-                ),
             }
         )
         env.update(self.extra_env)
@@ -200,3 +198,17 @@ def create_secret(cluster: Cluster, namespace: str, name: str = "rabbitmq") -> N
 
 def wait_gone(cluster: Cluster, path: str, *, timeout: float, what: str) -> None:
     wait_until(lambda: cluster.api.get_or_none(path) is None, timeout=timeout, what=what)
+
+
+def put_secret(cluster: Cluster, namespace: str, url: str, name: str = "rabbitmq") -> None:
+    """Create or replace the pool's broker Secret."""
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "stringData": {"url": url},
+    }
+    try:
+        cluster.api.post(f"/api/v1/namespaces/{namespace}/secrets", body)
+    except ApiError:
+        cluster.api.request("PUT", f"/api/v1/namespaces/{namespace}/secrets/{name}", body)

@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from itl_harness.workers import WorkerProcess
 from localcluster import Cluster
 from localcluster.workloads import running_and_ready
-from tests.support.workers import WorkerProcess
 
 POOL_LABEL = "controlplane.itlusions.com/workerpool"
 PASSED_THROUGH = (

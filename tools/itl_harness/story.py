@@ -30,13 +30,13 @@ from typing import Any
 
 import aio_pika
 
-from e2e import stack
 from itl_controlplane_sdk import ResourceRequest
 from itl_controlplane_sdk.contract.topology import provider_binding
 from itl_controlplane_sdk.workers import JobQueue, JobResult
+from itl_harness import stack
+from itl_harness.operator_process import OperatorProcess
+from itl_harness.pod_workers import PodWorkers
 from localcluster import Cluster, WaitTimeout, wait_until
-from tests.integration.autoscaler.autoscaler_pod_workers import PodWorkers
-from tests.integration.operator.wp_operator_process import OperatorProcess
 from workerpool_operator import api
 
 PROVIDER = "ITL.Demo/Job"
