@@ -27,7 +27,7 @@ install: python-deps ## Install everything: Python deps, RabbitMQ, promtool, the
 
 .PHONY: demo
 demo: install rabbitmq-up ## Install, then the whole story: chart, WorkerPool, burst of jobs, scale up and down
-	$(RUN) python tools/demo_cluster.py
+	$(RUN) python -m itl_harness.demo_cluster
 
 .PHONY: demo-sdk
 demo-sdk: python-deps rabbitmq-up ## The SDK alone: two worker processes and a burst of jobs (no cluster)

@@ -1,6 +1,6 @@
 """The installed stack, driven the way a user drives it: Helm, kubectl, a ServiceAccount token.
 
-Shared by the e2e suite, the install/RBAC integration tests and ``tools/demo_cluster.py``,
+Shared by the e2e suite, the install/RBAC integration tests and ``itl_harness.demo_cluster``,
 so all three install the chart from this repository the same way:
 
 * :class:`Release` installs, upgrades and uninstalls the chart (values go in as a JSON file,

@@ -1,6 +1,6 @@
 """The install story as steps: install, run, create a pool, submit a burst, watch, clean up.
 
-``e2e/test_install_story.py`` asserts on each step; ``tools/demo_cluster.py`` prints them.
+``e2e/test_install_story.py`` asserts on each step; ``itl_harness.demo_cluster`` prints them.
 Both get the same behaviour from here, so the demo a newcomer runs is the scenario CI checks.
 
 Where things run depends on ``local``:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import demo_cluster
+from itl_harness import demo_cluster
 
 METRICS = "\n".join(
     [

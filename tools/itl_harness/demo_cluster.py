@@ -1,6 +1,6 @@
 """The cluster demo: install the operator, create a pool, and watch it scale with a burst.
 
-``python tools/demo_cluster.py`` (what ``make demo`` runs after the set-up) walks a newcomer
+``python -m itl_harness.demo_cluster`` (what ``make demo`` runs after the set-up) walks a newcomer
 through the whole product in about a minute:
 
 1. a broker: the local RabbitMQ (started with ``tools/rabbitmq/rabbitmq.sh up`` if needed);
@@ -43,7 +43,7 @@ from itl_harness.story import Snapshot, Story, pool_body
 from localcluster import Cluster, WaitTimeout, discover, wait_until
 from localcluster.existing import context_allowed, existing_cluster, recorded_cluster
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 OPERATOR_NS = "workerpool-demo-system"
