@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from e2e import stack
+from itl_harness import stack
 
 pytestmark = pytest.mark.integration
 
