@@ -230,8 +230,11 @@ def observability_text(mode: str, metrics: str | None, trace: tuple[str, str] | 
     ]
     if trace is not None:
         trace_id, job_id = trace
-        lines.append(f"Trace of the burst: {trace_id} (job {job_id} among its submit_job spans;")
-        lines.append("  the workers' process_job spans are their children in your tracing backend)")
+        lines += [
+            f"Trace of the burst, in your tracing backend: {trace_id}",
+            "  demo_burst > submit_job per job (e.g. job "
+            f"{job_id}) > the workers' process_job > publish_result",
+        ]
     else:
         lines.append("Traces: set OTEL_EXPORTER_OTLP_ENDPOINT (and install the otel extra) to")
         lines.append("  see each job as one trace from submit_job to the worker's process_job.")

@@ -17,7 +17,8 @@ def test_local_run_shows_the_pools_series_and_the_trace() -> None:
     text = demo_cluster.observability_text("local", METRICS, ("ab" * 16, "job-1"))
     assert 'workerpool_desired_replicas{namespace="workerpool-demo",pool="demo-workers"}' in text
     assert "someone-else" not in text and "workerpool_operator_pools" not in text
-    assert f"Trace of the burst: {'ab' * 16} (job job-1" in text
+    assert f"Trace of the burst, in your tracing backend: {'ab' * 16}" in text
+    assert "(e.g. job job-1) > the workers' process_job" in text
     assert "port-forward" not in text  # the local operator was a process, now stopped
 
 

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 
+from itl_controlplane_sdk import tracing
 from itl_controlplane_sdk.api import failures
 from itl_controlplane_sdk.api.access import Authenticated, job_subscription
 from itl_controlplane_sdk.api.context import ApiContext, get_context
@@ -82,6 +83,7 @@ def _known_job(
     Another subscription's job answers exactly like an unknown id: 404, same text.
     """
     http.state.job_id = job_id
+    tracing.annotate_current(**{"itl.job.id": job_id})
     if context.broker is None:
         raise ApiError(
             404,
