@@ -9,10 +9,11 @@ from __future__ import annotations
 import hmac
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from itl_controlplane_sdk.api.auth import Caller
 from itl_controlplane_sdk.api.context import ApiContext, get_context
 from itl_controlplane_sdk.api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
 from itl_controlplane_sdk.errors import BrokerUnavailableError, JobSubmissionError
@@ -22,7 +23,12 @@ bearer = HTTPBearer(auto_error=False, description="ADMIN_TOKEN")
 Context = Annotated[ApiContext, Depends(get_context)]
 
 
+ADMIN = Caller(subject="admin-token", issuer=None)
+"""Who the audit log names for requests with a valid ADMIN_TOKEN."""
+
+
 async def require_admin(
+    request: Request,
     context: Context,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> ApiContext:
@@ -37,6 +43,7 @@ async def require_admin(
             "a valid admin bearer token is required",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    request.state.caller = ADMIN
     if context.broker is None:
         raise ApiError(
             404, "OffloadingDisabled", "there is no job queue (OFFLOADING_ENABLED=false)"
