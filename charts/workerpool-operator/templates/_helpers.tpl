@@ -78,3 +78,27 @@ How the operator watches, which decides the shape of its RBAC:
 {{- fail "replicaCount > 1 needs peering.enabled=true: standalone replicas would all be active" }}
 {{- end }}
 {{- end }}
+
+{{/* NetworkPolicy egress rules: TCP ports with optional peers; DNS on 53 UDP and TCP. */}}
+{{- define "workerpool-operator.egressRule" -}}
+- ports:
+    {{- range .ports }}
+    - protocol: TCP
+      port: {{ . }}
+    {{- end }}
+  {{- with .to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- define "workerpool-operator.dnsRule" -}}
+- ports:
+    - protocol: UDP
+      port: 53
+    - protocol: TCP
+      port: 53
+  {{- with .to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
