@@ -1,6 +1,6 @@
 """Polling cost: 100 autoscaled WorkerPools on one broker, polled every 5 s.
 
-Issue 5 targets under 10 % of one core for 100 pools polled every 5 s. This
+The target is under 10 % of one core for 100 pools polled every 5 s. This
 script runs the real operator (reconcile plus autoscaler) against the real control plane
 and RabbitMQ:
 

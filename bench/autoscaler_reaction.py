@@ -1,6 +1,6 @@
 """Scale-reaction time: from a burst of jobs to the Deployment's replicas, at default polling.
 
-Issue 5 targets a reaction under 3 s at the default poll interval (``pollIntervalSeconds``,
+The target is a reaction under 3 s at the default poll interval (``pollIntervalSeconds``,
 read from the WorkerPool model) and a comparison with KEDA's documented defaults. This
 script measures ours on the real control plane (``localcluster``) and the real RabbitMQ:
 

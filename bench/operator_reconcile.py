@@ -6,7 +6,7 @@ Starts its own full local control plane (etcd, apiserver, controllers, scheduler
 the operator as a process (``python -m workerpool_operator``), applies N pools in one
 ``kubectl apply``, and reports, as JSON on stdout:
 
-* ``deployments_s``: from the apply to all N Deployments existing (issue 4 target: < 60 s);
+* ``deployments_s``: from the apply to all N Deployments existing (target: < 60 s);
 * ``ready_s``: until every pool reports Ready with its one (kwok) pod ready;
 * ``rss_mib`` / ``peak_rss_mib``: the operator's resident memory after settling, and its
   high-water mark (target: < 150 MB);

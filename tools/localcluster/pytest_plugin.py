@@ -47,7 +47,7 @@ def _env_flag(name: str, default: str = "") -> bool:
 
 
 def unavailable(reason: str) -> NoReturn:
-    """Skip locally, fail in CI (DESIGN.md: a test that cannot reach a service fails under CI)."""
+    """Skip locally, fail in CI (docs/testing.md: a test missing a service fails under CI)."""
     if _env_flag("CI"):
         pytest.fail(f"Kubernetes control plane unavailable under CI=true: {reason}", pytrace=False)
     pytest.skip(f"Kubernetes control plane unavailable: {reason}")

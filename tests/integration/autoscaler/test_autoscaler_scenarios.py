@@ -1,4 +1,4 @@
-"""The scenarios of issue 5 on the real control plane and the real RabbitMQ.
+"""The autoscaling scenarios of docs/autoscaling.md on the real control plane and RabbitMQ.
 
 Each test creates a WorkerPool in its own namespace. ``PodWorkers`` runs a real SDK
 worker process for every Running pod, with WORKER_ID set to the pod name. Jobs are real

@@ -1,5 +1,5 @@
 """Security machinery is real: TokenRequest ServiceAccount tokens authenticate, RBAC denies what a
-Role does not grant, and PodSecurity admission enforces the ``restricted`` level (issue 3).
+Role does not grant, and PodSecurity admission enforces the ``restricted`` level.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The control plane is real: versions, the fake node, and the cached helm.
 
-Issue 3: ``kubectl version`` shows the server version; the kwok node is Ready; ``helm version`` runs
-from the build cache.
+The control plane of docs/testing.md: ``kubectl version`` shows the server version; the kwok
+node is Ready; ``helm version`` runs from the build cache.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Controllers really run: Deployment -> ReplicaSet -> Pods on the kwok node, scaling, GC, and the
-pod-deletion-cost annotation the operator's drain-aware scale-down relies on (issue 3).
+pod-deletion-cost annotation the operator's drain-aware scale-down relies on.
 """
 
 from __future__ import annotations

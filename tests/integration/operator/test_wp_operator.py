@@ -1,4 +1,4 @@
-"""The operator on the real control plane: what issue 4 promises, observed end to end.
+"""The operator on the real control plane: what docs/workerpool.md promises, observed end to end.
 
 Every test runs in a namespace enforcing the ``restricted`` Pod Security Standard; pods only
 exist there if PSS admitted them. Waits poll with deadlines; nothing sleeps and hopes.
