@@ -95,6 +95,11 @@ lint: ## ruff, mypy --strict, the import-linter contracts and no stale generated
 	$(RUN) lint-imports
 	$(RUN) python tools/generate.py --check
 
+.PHONY: chaos
+chaos: python-deps ## Fault injection: SIGKILL storms, broker stop/kill, poison, drain (own broker node; also in `make test`)
+	$(RABBITMQ) install
+	$(RUN) pytest -q -s -p no:cacheprovider tests/chaos
+
 .PHONY: test-unit
 test-unit: ## Unit tests only (pure logic, milliseconds, no services)
 	$(RUN) pytest tests/unit -q
