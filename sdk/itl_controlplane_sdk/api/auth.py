@@ -8,6 +8,10 @@ rotated its keys) makes PyJWKClient fetch the JWKS again, at most once per
 ``AUTH_JWKS_REFETCH_SECONDS``, so made-up key ids cannot turn the API into a load generator
 against the issuer. Fetches run in a thread: PyJWKClient uses blocking urllib.
 
+A token that verified is remembered (bounded LRU, ``VERIFIED_CACHE_SIZE``) until it expires
+or ``AUTH_JWKS_CACHE_SECONDS`` pass, whichever is first: clients send the same token for its
+whole lifetime, and PyJWT's parsing plus an RSA verification cost far more than a dict lookup.
+
 Error messages name what is wrong with a token and never contain the token.
 """
 
@@ -18,6 +22,7 @@ import json
 import ssl
 import time
 import urllib.request
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +33,7 @@ from itl_controlplane_sdk.api.settings import ApiSettings
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 FETCH_TIMEOUT_SECONDS = 10.0
 ALL_SUBSCRIPTIONS = "*"
+VERIFIED_CACHE_SIZE = 10_000
 
 
 class TokenError(Exception):
@@ -105,6 +111,8 @@ class TokenVerifier:
         self._lock = asyncio.Lock()
         # key id -> (key, when it was fetched): lets the hot path skip the thread hop.
         self._keys: dict[str, tuple[jwt.PyJWK, float]] = {}
+        # token -> (caller, epoch time until which it stays valid): verified tokens.
+        self._verified: OrderedDict[str, tuple[Caller, float]] = OrderedDict()
 
     async def _jwks_client(self) -> jwt.PyJWKClient:
         if self._client is not None:
@@ -164,6 +172,24 @@ class TokenVerifier:
         return key
 
     async def verify(self, token: str) -> Caller:
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            if time.time() < remembered[1]:
+                self._verified.move_to_end(token)
+                return remembered[0]
+            del self._verified[token]
+        caller, claims = await self._verify(token)
+        settings = self._settings
+        until = min(
+            float(claims["exp"]) + settings.auth_clock_skew,
+            time.time() + settings.auth_jwks_cache_seconds,
+        )
+        self._verified[token] = (caller, until)
+        while len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return caller
+
+    async def _verify(self, token: str) -> tuple[Caller, dict[str, Any]]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError:
@@ -200,10 +226,11 @@ class TokenVerifier:
             raise TokenError("InvalidAuthenticationToken", "the token is not valid yet") from None
         except jwt.InvalidTokenError as exc:
             raise TokenError("InvalidAuthenticationToken", f"invalid token: {exc}") from None
-        return Caller(
+        caller = Caller(
             subject=str(claims["sub"]),
             issuer=self._issuer,
             subscriptions=granted_subscriptions(
                 claims, settings.auth_subscriptions_claim, settings.auth_claim_map
             ),
         )
+        return caller, claims

@@ -131,6 +131,26 @@ def test_clock_skew_allowance_accepts_a_just_expired_token(api: ApiProcess, issu
         assert response.status_code in (200, 404), response.text
 
 
+def test_a_remembered_token_stops_working_when_it_expires(issuer: Issuer, tmp_path: Path) -> None:
+    env = issuer.api_env(AUTH_CLOCK_SKEW_SECONDS="0")
+    api = ApiProcess("api-expiry", tmp_path, env=env).start()
+    try:
+        token = bearer(issuer.token(lifetime=3))
+        with api.client() as client:
+            assert client.get(group(), headers=token).status_code != 401
+            assert client.get(group(), headers=token).status_code != 401  # remembered
+            deadline = time.monotonic() + 15
+            status = 0
+            while time.monotonic() < deadline:
+                status = client.get(group(), headers=token).status_code
+                if status == 401:
+                    break
+                time.sleep(0.2)
+            assert status == 401
+    finally:
+        api.stop()
+
+
 def test_a_token_refused_for_another_subscription(api: ApiProcess, issuer: Issuer) -> None:
     token = issuer.token(subscriptions=["sub-1"])
     with api.client() as client:
