@@ -14,6 +14,8 @@ from itl_controlplane_sdk.errors import (
     RetryableJobError,
 )
 from itl_controlplane_sdk.workers.base import WorkerRole
+from itl_controlplane_sdk.workers.caller import current_caller
+from itl_controlplane_sdk.workers.envelope import JobCaller
 from itl_controlplane_sdk.workers.heartbeats import Heartbeat
 from itl_controlplane_sdk.workers.offloading import (
     OffloadingProviderRegistry,
@@ -27,6 +29,7 @@ from itl_controlplane_sdk.workers.results import JobResult, JobStatus
 __all__ = [
     "BrokerUnavailableError",
     "Heartbeat",
+    "JobCaller",
     "JobFailedError",
     "JobQueue",
     "JobResult",
@@ -42,4 +45,5 @@ __all__ = [
     "WorkerRegistry",
     "WorkerRole",
     "WorkerSettings",
+    "current_caller",
 ]

@@ -12,6 +12,8 @@ from itl_controlplane_sdk.errors import JobTimeoutError, RetryableJobError, is_r
 from itl_controlplane_sdk.models import ResourceRequest
 from itl_controlplane_sdk.providers.registry import ResourceProviderRegistry
 from itl_controlplane_sdk.workers.base import WorkerRole
+from itl_controlplane_sdk.workers.caller import running_for
+from itl_controlplane_sdk.workers.envelope import JobCaller
 from itl_controlplane_sdk.workers.metrics import WorkerMetrics
 from itl_controlplane_sdk.workers.queue import JobQueue
 from itl_controlplane_sdk.workers.results import JobResult, JobStatus
@@ -141,16 +143,18 @@ class ProviderWorker(WorkerRole):
 
     async def _run_with_timeout(self, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
         request = ResourceRequest.model_validate(payload["request"])
+        caller = payload.get("caller")
         deadline = asyncio.timeout(self.job_timeout)
         try:
-            async with deadline:
-                return await self._process_job_impl(
-                    job_id,
-                    payload["provider_namespace"],
-                    payload["resource_type"],
-                    payload["operation"],
-                    request,
-                )
+            with running_for(JobCaller.model_validate(caller) if caller else None):
+                async with deadline:
+                    return await self._process_job_impl(
+                        job_id,
+                        payload["provider_namespace"],
+                        payload["resource_type"],
+                        payload["operation"],
+                        request,
+                    )
         except TimeoutError:
             if deadline.expired():
                 raise JobTimeoutError(

@@ -12,7 +12,7 @@ import aio_pika
 import pytest
 
 from itl_controlplane_sdk.workers.envelope import job_owned_by
-from tests.integration.api.conftest import API_VERSION, ApiFactory, resource_path
+from tests.integration.api.conftest import API_VERSION, ApiFactory, WorkerFactory, resource_path
 from tests.support.oidc import Issuer, running_issuer
 
 pytestmark = pytest.mark.integration
@@ -86,3 +86,25 @@ async def test_operations_of_another_subscription_are_not_found(
     assert ("GET", "mallory", None, 404) in trail
     assert ("POST", "mallory", None, 404) in trail
     assert all(r["job_id"] == job_id for r in audit if r["subject"] == "alice")
+
+
+def test_providers_see_who_asked(
+    api_process: ApiFactory,
+    worker_process: WorkerFactory,
+    offloading_env: dict[str, str],
+    issuer: Issuer,
+    namespace: str,
+) -> None:
+    worker_process("w-whoami").start()
+    api = api_process("api-whoami", {**offloading_env, **issuer.api_env()}).start(
+        wait_for="/health"
+    )
+    token = issuer.token(subject="carol", subscriptions=["sub-1"])
+    with api.client() as client:
+        answer = client.put(
+            f"{resource_path(namespace, 'me', 'WhoAmI')}?{API_VERSION}&wait=true",
+            json={},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["properties"] == {"subject": "carol"}
