@@ -13,8 +13,8 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from itl_harness.workers import free_port
 from tests.support.services import RABBITMQ_SCRIPT
-from tests.support.workers import free_port
 
 
 class ChaosBroker:

@@ -17,10 +17,10 @@ import pytest
 
 from itl_controlplane_sdk.contract import topology
 from itl_controlplane_sdk.workers import JobQueue
+from itl_harness.workers import WorkerProcess
 from tests.chaos.broker import ChaosBroker
 from tests.chaos.recorder import NAMESPACE
 from tests.support.services import require_rabbitmq
-from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.chaos
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from itl_controlplane_sdk import ResourceRequest
 from itl_controlplane_sdk.workers import JobQueue
+from itl_harness.workers import WorkerProcess
 from tests.chaos.recorder import NAMESPACE, RESOURCE_TYPE
-from tests.support.workers import WorkerProcess
 
 REPORT = Path(os.environ.get("CHAOS_REPORT", "/tmp/itl-chaos-report.jsonl"))
 
