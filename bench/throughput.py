@@ -130,6 +130,7 @@ class Run:
     latencies: list[float]
     offered_rate: float | None = None
     cpu: dict[str, float] = field(default_factory=dict)
+    broker_io: dict[str, float] = field(default_factory=dict)
     in_flight: int = 0
 
     @property
@@ -177,6 +178,11 @@ class Summary:
     def throughput(self) -> float:
         return self._median(self.peak_runs, lambda r: r.throughput)
 
+    def broker_io_per_job(self, key: str) -> float:
+        """Broker socket/file syscalls or bytes written to disk per job at peak (median)."""
+        runs = [r for r in self.peak_runs if key in r.broker_io]
+        return self._median(runs, lambda r: r.broker_io[key] / r.jobs)
+
     def cpu_ms_per_job(self, side: str) -> float:
         """CPU one job costs ``side`` (client, worker, broker) at peak: robust to noise."""
         runs = [r for r in self.peak_runs if side in r.cpu]
@@ -211,6 +217,9 @@ class Summary:
             "half_p50_ms": round(self._median(self.half, lambda r: r.p50_ms), 2),
             "half_p99_ms": round(self._median(self.half, lambda r: r.p99_ms), 2),
             "cpu_ms_per_job": {side: round(self.cpu_ms_per_job(side), 3) for side in SIDES},
+            "broker_per_job": {
+                key: round(self.broker_io_per_job(key), 1) for key in ("syscalls", "disk_bytes")
+            },
             "peak_rounds": rounds(self.peak),
             "half_rounds": rounds(self.half),
         }
@@ -575,19 +584,37 @@ class CpuMeter:
                 now[side] = seconds
         return now
 
+    def _broker_io(self) -> dict[str, float]:
+        """The broker's read/write syscalls (sockets and files) and bytes written to disk."""
+        pid = self._pids.get("broker")
+        try:
+            fields = dict(
+                line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines()
+            )
+        except (OSError, ValueError):
+            return {}
+        return {
+            "syscalls": int(fields["syscr"]) + int(fields["syscw"]),
+            "disk_bytes": int(fields["write_bytes"]),
+        }
+
     def __enter__(self) -> CpuMeter:
+        self._io_start = self._broker_io() if "broker" in self._pids else {}
         self._start = self._now()
         self._started = time.perf_counter()
         return self
 
     def __exit__(self, *exc: object) -> None:
         end = self._now()
+        io_end = self._broker_io() if self._io_start else {}
+        self.broker_io = {k: io_end[k] - self._io_start[k] for k in io_end if k in self._io_start}
         self.used = {side: end[side] - self._start[side] for side in end if side in self._start}
         if "broker" in self.used:
             background = self._broker_idle_rate * (time.perf_counter() - self._started)
             self.used["broker"] = max(0.0, self.used["broker"] - background)
 
     used: dict[str, float]
+    broker_io: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -760,7 +787,16 @@ async def measure(
             await cpu_meter.sample_broker_idle()
             with cpu_meter as cpu:
                 seconds, latencies = await clients[system].closed(jobs, in_flight)
-            return Run(system, "peak", jobs, seconds, latencies, cpu=cpu.used, in_flight=in_flight)
+            return Run(
+                system,
+                "peak",
+                jobs,
+                seconds,
+                latencies,
+                cpu=cpu.used,
+                broker_io=cpu.broker_io,
+                in_flight=in_flight,
+            )
 
         async def half(system: str, rate: float) -> Run:
             seconds, latencies = await clients[system].open(rate, options.paced_seconds)
@@ -835,14 +871,19 @@ def report(summaries: dict[str, Summary], options: Options, header: dict[str, st
         "CPU per job at peak (ms, median of rounds; broker: minus its idle rate before the round):"
     )
     lines.append("")
-    lines.append("| system | client | worker | broker | redis | total |")
-    lines.append("|---|---:|---:|---:|---:|---:|")
+    lines.append(
+        "| system | client | worker | broker | redis | total "
+        "| broker read+write syscalls/job | broker disk KiB/job |"
+    )
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
     for system, s in summaries.items():
         sides = [s.cpu_ms_per_job(side) for side in SIDES]
         lines.append(
             f"| {LABELS[system]} | "
             + " | ".join("-" if math.isnan(v) else f"{v:.2f}" for v in sides)
-            + f" | {sum(v for v in sides if not math.isnan(v)):.2f} |"
+            + f" | {sum(v for v in sides if not math.isnan(v)):.2f} "
+            f"| {s.broker_io_per_job('syscalls'):.1f} "
+            f"| {s.broker_io_per_job('disk_bytes') / 1024:.2f} |"
         )
     lines.append("")
     if "sdk" in summaries:
