@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The peers of the throughput benchmark, kept out of the project's own environment:
 # dramatiq, taskiq (aio-pika broker, Redis results), Celery 5 and FastStream (and rstream, for
-# the results-path experiment) go into a virtualenv
-# of their own, and Debian's redis-server (the results store of dramatiq and taskiq) is
-# installed if missing. Only the benchmark's peer subprocesses run from that virtualenv.
+# bench/results_path.py) go into a virtualenv of their own, and Debian's redis-server (the
+# results store of dramatiq and taskiq) is installed if missing. Only the benchmark's peer
+# subprocesses run from that virtualenv.
 #   peers.sh install        create or update the virtualenv, install redis-server
 #   peers.sh --print-python the virtualenv's python (the benchmark finds the peers with it)
 set -euo pipefail
