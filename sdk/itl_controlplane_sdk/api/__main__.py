@@ -22,6 +22,7 @@ FLAGS = (
     Flag("--log-format", "log_format", choices=("plain", "json")),
     Flag("--job-timeout", "job_timeout", type=float),
     Flag("--offloading", "offloading_enabled", switch=True),
+    Flag("--auth-mode", "auth_mode", choices=("oidc", "none")),
 )
 
 

@@ -68,6 +68,12 @@ def test_an_unknown_argument_is_refused(command: str) -> None:
             " to 65535",
         ),
         (
+            "itl-api",
+            [],
+            {},
+            "AUTH_MODE=oidc (the default) needs AUTH_ISSUER and AUTH_AUDIENCE; set AUTH_MODE=none",
+        ),
+        (
             "itl-worker",
             [],
             {"MAX_CONCURRENT_JOBS": "0"},
@@ -105,8 +111,16 @@ def api_on_flag_port(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     log = tmp_path / "api.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(BIN / "itl-api"), "--port", str(port), "--log-level", "debug"],
-            env={**CLEAN_ENV, "API_PORT": str(free_port()), "AUTH_MODE": "none"},  # the flag wins
+            [
+                str(BIN / "itl-api"),
+                "--port",
+                str(port),
+                "--log-level",
+                "debug",
+                "--auth-mode",
+                "none",
+            ],
+            env={**CLEAN_ENV, "API_PORT": str(free_port())},  # the flag wins
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
