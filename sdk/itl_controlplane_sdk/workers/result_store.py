@@ -273,7 +273,11 @@ class ResultReader:
                 if until_offset is not None and offset is not None and offset >= until_offset:
                     done.set_result(None)  # caught up: the tail has everything after this
 
-            channel = await self._connection.channel()
+            try:
+                channel = await self._connection.channel()
+            except Exception as exc:  # no connection: the caller's timeout answers
+                log.debug("result scan not started: %s", type(exc).__name__)
+                return
             try:
                 await channel.set_qos(prefetch_count=STREAM_PREFETCH)
                 queue = await channel.declare_queue(topology.RESULTS_STREAM, passive=True)
