@@ -8,7 +8,8 @@
 #   rabbitmq.sh status    exit 0 if it runs
 # Another node (tests that need their own broker) sets RABBITMQ_NODENAME, RABBITMQ_NODE_PORT,
 # RABBITMQ_DIST_PORT and ITL_RABBITMQ_HOME; ITL_RABBITMQ_EXTRA_CONF names a file of
-# rabbitmq.conf lines appended to the generated config (a TLS listener, for example).
+# rabbitmq.conf lines appended to the generated config (a TLS listener, for example), and
+# ITL_RABBITMQ_PLUGINS the plugins to load (rabbitmq_stream for bench/results_path.py).
 set -euo pipefail
 
 ITL_RABBITMQ_HOME=${ITL_RABBITMQ_HOME:-${XDG_STATE_HOME:-$HOME/.local/state}/itl-workers/rabbitmq}
@@ -39,7 +40,9 @@ running() { rabbitmqctl -q status >/dev/null 2>&1; }
 up() {
   install
   mkdir -p "$ITL_RABBITMQ_HOME/log" "$ITL_RABBITMQ_HOME/mnesia"
-  echo "[]." > "$RABBITMQ_ENABLED_PLUGINS_FILE"
+  # ITL_RABBITMQ_PLUGINS: comma-separated plugins to load (e.g. rabbitmq_stream, whose listener
+  # then goes into ITL_RABBITMQ_EXTRA_CONF); none by default.
+  echo "[${ITL_RABBITMQ_PLUGINS:-}]." > "$RABBITMQ_ENABLED_PLUGINS_FILE"
   # Long jobs hold deliveries unacked for up to jobTimeout: raise the 30-minute default.
   printf 'listeners.tcp.default = 127.0.0.1:%s\nconsumer_timeout = 86400000\nloopback_users = none\n' \
     "$RABBITMQ_NODE_PORT" > "$RABBITMQ_CONFIG_FILE.conf"
