@@ -705,7 +705,8 @@ def new_client_loop(kind: str) -> asyncio.AbstractEventLoop:
 
     ``itl-worker`` installs uvloop and ``itl-api`` (the SDK's producer in production) runs
     under uvicorn, which picks uvloop when installed; ``--client-loop asyncio`` measures the
-    standard library loop instead. Celery's client is synchronous and not affected.
+    standard library loop instead. The peers' clients run in processes of their own, on
+    uvloop (``_peer_driver``), and are not affected.
     """
     if kind == "uvloop":
         import uvloop
