@@ -156,7 +156,9 @@ class AckBatcher:
             if channel.is_closed:
                 continue  # redelivered by the broker; see _flush
             try:
-                await channel.basic_ack(tag, multiple=multiple)
+                # Only the last frame waits for the socket: the ones before it are queued
+                # in order ahead of it, so they are written by then.
+                await channel.basic_ack(tag, multiple=multiple, wait=not self._frames)
             except (AMQPError, ConnectionError, ChannelInvalidStateError) as exc:
                 # The channel died with the broker: it redelivers these jobs (at-least-once).
                 log.warning("could not ack finished jobs (%s); the broker will redeliver them", exc)

@@ -40,9 +40,10 @@ class ModelChannel:
         for _ in range(self.rng.randint(0, 3)):
             await asyncio.sleep(0)
 
-    async def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
+    async def basic_ack(self, delivery_tag: int, multiple: bool = False, wait: bool = True) -> None:
         self.settle(delivery_tag, multiple=multiple, what="ack")
-        await self.drain()
+        if wait:
+            await self.drain()
 
 
 @dataclass(eq=False)
