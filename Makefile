@@ -16,8 +16,8 @@ $(PYTHON):
 	$(PYTHON) -m pip install -q --upgrade pip
 
 .PHONY: python-deps
-python-deps: $(PYTHON) ## Install the project and its dev tools into .venv
-	$(PYTHON) -m pip install -q -e '.[operator,api,dev]'
+python-deps: $(PYTHON) ## Install the project, its dev tools and the test harness (tools/) into .venv
+	$(PYTHON) -m pip install -q -e '.[operator,api,dev]' -e ./tools
 
 .PHONY: install
 install: python-deps ## Install everything: Python deps, RabbitMQ, promtool, the Kubernetes test binaries

@@ -1,4 +1,4 @@
-"""Harness shared by the tests, the benchmarks and the demos (installed from the repository).
+"""Harness shared by the tests, the benchmarks and the demos (``tools/pyproject.toml``).
 
 ``operator_process`` runs the operator as a real process against a cluster and seeds a pool's
 broker Secret; ``jobs`` declares pool queues and publishes demo jobs. Benchmarks import these,
