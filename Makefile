@@ -25,9 +25,11 @@ install: python-deps ## Install everything: Python deps, RabbitMQ, promtool, the
 	bash tools/prometheus/promtool.sh install
 	bash tools/controlplane/build.sh
 
+CLUSTER ?= auto
+
 .PHONY: demo
-demo: install rabbitmq-up ## Install, then the whole story: chart, WorkerPool, burst of jobs, scale up and down
-	$(RUN) python -m itl_harness.demo_cluster
+demo: install rabbitmq-up ## Install, then the whole story (CLUSTER=auto|kind|local|current): chart, pool, burst, scale
+	$(RUN) python -m itl_harness.demo_cluster --cluster $(CLUSTER)
 
 .PHONY: demo-sdk
 demo-sdk: python-deps rabbitmq-up ## The SDK alone: two worker processes and a burst of jobs (no cluster)
@@ -75,6 +77,10 @@ install-docker: ## Install Docker's engine, debootstrap and gcc from Debian (ima
 images: install-docker ## Build itl-controlplane-{worker,operator}:$(IMAGE_TAG) (starts dockerd; offline base if needed)
 	bash tools/images/build.sh project $(IMAGE_TAG)
 
+.PHONY: kind-images
+kind-images: install-docker k8s-binaries ## Build (or reuse) kind, its node image and the in-cluster broker image
+	bash tools/kind/build.sh
+
 .PHONY: helm-lint
 helm-lint: k8s-binaries ## helm lint --strict the chart
 	"$$(bash tools/controlplane/build.sh --print-bin-dir)/helm" lint --strict charts/workerpool-operator
@@ -84,7 +90,7 @@ e2e: python-deps rabbitmq-up k8s-binaries ## The install story on the local cont
 	$(RUN) pytest -q -p no:cacheprovider e2e
 
 .PHONY: e2e-kind
-e2e-kind: ## The same install story on a kind cluster (needs Docker and kind)
+e2e-kind: python-deps kind-images ## The e2e suite on kind: real pods from the project's images
 	$(RUN) bash e2e/kind.sh
 
 .PHONY: lint

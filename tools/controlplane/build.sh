@@ -145,6 +145,13 @@ build_helm() {
 }
 
 mkdir -p "$BIN"
+# Nothing to build: answer without waiting for another invocation that builds other families.
+all_fresh=1
+for fam in "${only[@]}"; do is_fresh "$fam" 2>/dev/null || all_fresh=0; done
+if [ "$all_fresh" = 1 ]; then
+  echo "$BIN"
+  exit 0
+fi
 # Serialise concurrent invocations (e.g. CI and a developer shell) on the same cache.
 exec 9>"$ROOT/.build.lock"
 flock 9

@@ -25,10 +25,11 @@ fresh_module() { # dir module-path
   (cd "$1" && "$GO" mod init "$2" >/dev/null 2>&1 && "$GO" mod edit -go=1.26.0)
 }
 
-gen_k8s() {
-  local dir=$HERE/k8s staging gomod godebug m
+gen_k8s() { # dir module-path command...  (commands of k8s.io/kubernetes/cmd at K8S_VERSION)
+  local dir=$1 module=$2 staging gomod godebug m c
+  shift 2
   staging="v0.${K8S_VERSION#v1.}"
-  fresh_module "$dir" itl.local/controlplane/k8s
+  fresh_module "$dir" "$module"
   cd "$dir"
   gomod=$("$GO" mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')
   "$GO" mod edit -go="$(sed -n 's/^go[[:space:]]\+\([0-9.]\+\)$/\1/p' "$gomod")"
@@ -44,7 +45,7 @@ gen_k8s() {
     done
     echo ")"
   } >>go.mod
-  for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+  for c in "$@"; do
     "$GO" mod edit -tool="k8s.io/kubernetes/cmd/$c"
   done
   "$GO" mod tidy
@@ -57,11 +58,19 @@ gen_simple() { # dir module-path tool-package version-module@version
   "$GO" mod tidy
 }
 
-targets=${*:-k8s etcd kwok helm}
+# The kind tier's node (tools/kind) pins its own tools modules the same way, from its versions.env.
+# shellcheck source=../kind/versions.env
+. "$HERE/../kind/versions.env"
+KIND_DIR=$(cd "$HERE/../kind" && pwd)
+
+targets=${*:-k8s etcd kwok helm node coredns kind}
 for t in $targets; do
   echo "== regenerating $t" >&2
   case $t in
-    k8s) gen_k8s ;;
+    k8s) gen_k8s "$HERE/k8s" itl.local/controlplane/k8s kube-apiserver kube-controller-manager kube-scheduler kubectl ;;
+    node) gen_k8s "$KIND_DIR/node" itl.local/kind/node kubelet kubeadm kube-proxy ;;
+    coredns) gen_simple "$KIND_DIR/coredns" itl.local/kind/coredns github.com/coredns/coredns "$COREDNS_VERSION" ;;
+    kind) gen_simple "$KIND_DIR/kind" itl.local/kind/kind sigs.k8s.io/kind "$KIND_VERSION" ;;
     etcd) gen_simple "$HERE/etcd" itl.local/controlplane/etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" ;;
     kwok) gen_simple "$HERE/kwok" itl.local/controlplane/kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" ;;
     helm) gen_simple "$HERE/helm" itl.local/controlplane/helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" ;;

@@ -40,9 +40,11 @@ ensure() {
   mkdir -p "$STATE"
   local forward_before
   forward_before=$(cat /proc/sys/net/ipv4/ip_forward)
+  # A copy: the daemon outlives this checkout (a worktree or CI clone may be deleted).
+  install -m 0755 "$HERE/runc-bounded" "$STATE/runc-bounded"
   say "starting dockerd (log: $LOG)"
   setsid dockerd --ip-forward=false \
-    --add-runtime "itl-runc=$HERE/runc-bounded" --default-runtime itl-runc \
+    --add-runtime "itl-runc=$STATE/runc-bounded" --default-runtime itl-runc \
     --pidfile "$PIDFILE" >>"$LOG" 2>&1 </dev/null &
   local _
   for _ in $(seq 1 120); do
@@ -57,7 +59,7 @@ $(tail -n 15 "$LOG")"
   say "dockerd $(docker version --format '{{.Server.Version}}') running (pid $(cat "$PIDFILE"))"
 }
 
-install() {
+install_packages() {
   local missing=() package
   for package in docker.io debootstrap gcc libc6-dev; do
     dpkg-query -W -f '${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing+=("$package")
@@ -82,7 +84,7 @@ stop() {
 
 case ${1:-} in
   ensure) ensure ;;
-  install) install ;;
+  install) install_packages ;;
   stop) stop ;;
   *) echo "usage: engine.sh ensure|install|stop" >&2; exit 2 ;;
 esac

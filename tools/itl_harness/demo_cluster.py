@@ -51,7 +51,6 @@ POOL_NS = "workerpool-demo"
 RELEASE = "workerpool-operator"
 POOL = "demo-workers"
 KIND_CLUSTER = "itl-demo"
-BROKER_PORT = 35673
 
 
 def say(message: str) -> None:
@@ -96,22 +95,45 @@ def current_context() -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-def docker_works() -> bool:
-    if not (shutil.which("docker") and shutil.which("kind")):
-        return False
-    done = subprocess.run(["docker", "info"], capture_output=True, check=False)
-    return done.returncode == 0
+def kind_unusable() -> str | None:
+    """Why kind cannot run the demo right now without a long build, or None when it can.
+
+    Auto mode only takes kind when everything is already there: a Docker engine answering and
+    the node image of ``tools/kind/build.sh`` built (``make kind-images``, many minutes cold);
+    ``--cluster kind`` builds whatever is missing.
+    """
+    if not shutil.which("docker"):
+        return "no docker CLI"
+    if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
+        return "no Docker engine answers (docker info)"
+    if not Path(kind_tool("--print-kind")).exists():
+        return "kind is not built (make kind-images)"
+    image = kind_tool("--print-node-image")
+    inspected = subprocess.run(["docker", "image", "inspect", image], capture_output=True)
+    if inspected.returncode != 0:
+        return f"the node image {image} is not built (make kind-images)"
+    return None
 
 
-def choose(requested: str) -> str:
+def kind_tool(flag: str) -> str:
+    """What ``tools/kind/build.sh --print-...`` names (a path or an image), without building."""
+    script = REPO / "tools" / "kind" / "build.sh"
+    return run("bash", str(script), flag, capture_output=True).stdout.strip()
+
+
+def choose(requested: str) -> tuple[str, str]:
+    """The cluster to use and why."""
     if requested != "auto":
-        return requested
+        return requested, "asked for"
     context = current_context()
     if context and context_allowed(context):
-        return "current"
+        return "current", f"current context {context!r} looks disposable"
     if context:
         print(f"(current context {context!r} does not look disposable; not using it)")
-    return "kind" if docker_works() else "local"
+    why_not = kind_unusable()
+    if why_not is None:
+        return "kind", "Docker and the kind node image are here"
+    return "local", f"not kind: {why_not}"
 
 
 def local_cluster() -> Cluster:
@@ -126,42 +148,64 @@ def local_cluster() -> Cluster:
 
 
 def kind_cluster(tag: str) -> Cluster:
-    clusters = run("kind", "get", "clusters", capture_output=True).stdout.split()
-    if KIND_CLUSTER not in clusters:
-        say(f"creating kind cluster {KIND_CLUSTER}")
-        run("kind", "create", "cluster", "--name", KIND_CLUSTER, "--wait", "180s")
-    run("kubectl", "config", "use-context", f"kind-{KIND_CLUSTER}")
-    say("building and loading the worker and operator images")
-    for target in ("worker", "operator"):
-        run(
-            "docker",
-            "build",
-            "--target",
-            target,
-            "-t",
-            f"itl-controlplane-{target}:{tag}",
-            str(REPO),
-        )
+    """kind with the project's images (tools/kind/cluster.sh builds what is missing)."""
+    say("building the worker and operator images (tools/images/build.sh)")
+    run("bash", str(REPO / "tools" / "images" / "build.sh"), "project", tag)
+    say(f"kind cluster {KIND_CLUSTER} (tools/kind/cluster.sh up)")
     run(
-        "kind", "load", "docker-image", "--name", KIND_CLUSTER,
+        "bash", str(REPO / "tools" / "kind" / "cluster.sh"), "up", KIND_CLUSTER,
         f"itl-controlplane-worker:{tag}", f"itl-controlplane-operator:{tag}",
     )  # fmt: skip
+    run(kubectl_path(), "config", "use-context", f"kind-{KIND_CLUSTER}")
     return existing_cluster()
 
 
-def in_cluster_broker(cluster: Cluster) -> tuple[str, subprocess.Popen[bytes]]:
-    """manifests/rabbitmq-dev in the pool namespace, port-forwarded; return the pods' URL."""
+def kubectl_path() -> str:
+    return shutil.which("kubectl") or str(discover(("kubectl",)).get("kubectl"))
+
+
+def broker_manifests(image: str | None, into: Path) -> Path:
+    """manifests/rabbitmq-dev, with its image replaced by ``image`` when one is given."""
+    if image is None:
+        return REPO / "manifests" / "rabbitmq-dev"
+    shutil.copytree(REPO / "manifests" / "rabbitmq-dev", into / "base")
+    name, _, image_tag = image.rpartition(":")
+    (into / "kustomization.yaml").write_text(
+        f"resources: [base]\nimages: [{{name: rabbitmq, newName: {name}, newTag: {image_tag}}}]\n"
+    )
+    return into
+
+
+def free_port() -> int:
+    """A free local port (RabbitMQ's CLI tools use 35672-35682: no fixed port near them)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def in_cluster_broker(
+    cluster: Cluster, image: str | None, work_dir: Path
+) -> tuple[str, str, subprocess.Popen[bytes]]:
+    """manifests/rabbitmq-dev in the pool namespace, port-forwarded.
+
+    Returns the URL the pods use, the URL this process uses (the port-forward) and the
+    port-forward's process.
+    """
     say(f"RabbitMQ for the pods: kubectl apply -k manifests/rabbitmq-dev -n {POOL_NS}")
-    cluster.kubectl("apply", "-n", POOL_NS, "-k", str(REPO / "manifests" / "rabbitmq-dev"))
+    cluster.kubectl("apply", "-n", POOL_NS, "-k", str(broker_manifests(image, work_dir)))
     cluster.kubectl(
         "-n", POOL_NS, "rollout", "status", "deployment/rabbitmq", "--timeout=300s", timeout=330
     )
+    port = free_port()
     forward = subprocess.Popen(
         [str(cluster.binaries.get("kubectl")), "--kubeconfig", str(cluster.kubeconfig),
-         "-n", POOL_NS, "port-forward", "service/rabbitmq", f"{BROKER_PORT}:5672"],
+         "-n", POOL_NS, "port-forward", "--address", "127.0.0.1", "service/rabbitmq",
+         f"{port}:5672"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    return f"amqp://guest:guest@rabbitmq.{POOL_NS}.svc:5672/", forward
+    pool_url = f"amqp://guest:guest@rabbitmq.{POOL_NS}.svc:5672/"
+    return pool_url, f"amqp://guest:guest@127.0.0.1:{port}/", forward
 
 
 def ensure_namespace(cluster: Cluster, name: str) -> None:
@@ -260,7 +304,7 @@ def cleanup_text(mode: str, cluster: Cluster) -> str:
         lines.append("  make cluster-down      # the local control plane")
         lines.append("  make rabbitmq-down     # the local RabbitMQ")
     if mode == "kind":
-        lines.append(f"  kind delete cluster --name {KIND_CLUSTER}")
+        lines.append(f"  bash tools/kind/cluster.sh down {KIND_CLUSTER}")
     return "\n".join(lines)
 
 
@@ -275,15 +319,20 @@ def main(argv: list[str] | None = None) -> int:
 
     ensure_rabbitmq()
     traced = tracing.configure("itl-demo")
-    mode = choose(args.cluster)
+    mode, why = choose(args.cluster)
     tag = args.image_tag or ("demo" if mode == "kind" else None)
+    if mode == "kind":
+        try:
+            cluster = kind_cluster(tag or "demo")
+        except subprocess.CalledProcessError as exc:
+            if args.cluster == "kind":
+                raise SystemExit(f"kind failed: {exc}") from None
+            mode, why, tag = "local", f"kind failed ({exc}); falling back", None
     if mode == "local":
         cluster = local_cluster()
-    elif mode == "kind":
-        cluster = kind_cluster(tag or "demo")
-    else:
+    elif mode == "current":
         cluster = existing_cluster()
-    say(f"cluster: {mode} ({cluster.server})")
+    say(f"cluster: {mode}, {why} ({cluster.server})")
 
     work_dir = Path(tempfile.mkdtemp(prefix="itl-demo-cluster-"))
     ensure_namespace(cluster, OPERATOR_NS)
@@ -291,8 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     forward = None
     pool_url, publish_url = RABBITMQ_URL, RABBITMQ_URL
     if mode != "local":
-        pool_url, forward = in_cluster_broker(cluster)
-        publish_url = f"amqp://guest:guest@127.0.0.1:{BROKER_PORT}/"
+        broker_image = kind_tool("--print-rabbitmq-image") if mode == "kind" else None
+        pool_url, publish_url, forward = in_cluster_broker(cluster, broker_image, work_dir)
         wait_until(lambda: reachable(publish_url), timeout=60, what="the port-forward")
     story = Story(
         cluster=cluster,

@@ -1,0 +1,237 @@
+"""What the operator promises to real pods, checked on a real kubelet (kind tier only).
+
+* the worker image runs as uid 10001 on a read-only root filesystem and answers /health;
+* the restricted Pod Security profile admits the operator and worker pods (and is enforced:
+  a privileged pod is refused in the same namespace);
+* /metrics is scraped from inside the cluster, from another pod, through the worker's pod IP;
+* scaling a pool down while a long job runs: the draining worker's readiness turns false and
+  it leaves the Service's endpoints while the job goes on; the job finishes inside
+  terminationGracePeriodSeconds and nothing is lost;
+* the operator pod deleted in the middle of a burst: its replacement takes over, every job
+  completes, the pool scales back to zero, and no scaling step is made twice.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from typing import Any
+
+import pytest
+
+from e2e.realpods.conftest import for_pool
+from itl_controlplane_sdk.workers import JobStatus
+from itl_harness import stack
+from itl_harness.story import PROVIDER, Story, pool_body
+from localcluster import ApiError, Cluster, wait_until
+from workerpool_operator import api, labels
+
+pytestmark = pytest.mark.e2e
+
+JOB_TIMEOUT = 40
+
+
+def fixed_pool(name: str, replicas: int) -> dict[str, Any]:
+    """A pool of ``replicas`` workers, one job at a time each (no autoscaling)."""
+    return {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "metadata": {"name": name},
+        "spec": {
+            "replicaCount": replicas,
+            "maxConcurrentJobs": 1,
+            "jobTimeout": JOB_TIMEOUT,
+            "rabbitmq": {"secretRef": {"name": "rabbitmq", "key": "url"}},
+            "providers": [PROVIDER],
+        },
+    }
+
+
+def pods(story: Story) -> list[dict[str, Any]]:
+    selector = ",".join(f"{k}={v}" for k, v in labels.selector_labels(story.pool_name).items())
+    found: list[dict[str, Any]] = story.cluster.api.get(
+        f"/api/v1/namespaces/{story.pool_namespace}/pods", labelSelector=selector
+    )["items"]
+    return found
+
+
+def ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def one_ready_pod(story: Story) -> dict[str, Any]:
+    def found() -> dict[str, Any] | None:
+        running = [
+            p for p in pods(story) if ready(p) and not p["metadata"].get("deletionTimestamp")
+        ]
+        return running[0] if len(running) == 1 else None
+
+    pod: dict[str, Any] = wait_until(found, timeout=180, what=f"one Ready pod of {story.pool_name}")
+    return pod
+
+
+def exec_python(cluster: Cluster, namespace: str, target: str, code: str) -> str:
+    done = cluster.kubectl("-n", namespace, "exec", target, "--", "python", "-c", code, timeout=60)
+    return done.stdout.strip()
+
+
+def serving_endpoints(story: Story) -> list[tuple[str, bool, bool]]:
+    """(pod, ready, terminating) of each endpoint of the pool's Service (EndpointSlices)."""
+    slices = story.cluster.api.get(
+        f"/apis/discovery.k8s.io/v1/namespaces/{story.pool_namespace}/endpointslices",
+        labelSelector=f"kubernetes.io/service-name={story.pool_name}",
+    )["items"]
+    return [
+        (
+            (e.get("targetRef") or {}).get("name", ""),
+            bool((e.get("conditions") or {}).get("ready")),
+            bool((e.get("conditions") or {}).get("terminating")),
+        )
+        for s in slices
+        for e in s.get("endpoints") or []
+    ]
+
+
+def test_worker_image_restricted_read_only_health_and_metrics(installed: Story) -> None:
+    story = for_pool(installed, "real-health")
+    story.create_pool(fixed_pool(story.pool_name, 1))
+    pod = one_ready_pod(story)
+    name, namespace = pod["metadata"]["name"], story.pool_namespace
+    cluster = story.cluster
+
+    # The restricted profile is enforced here, and admitted the worker and the operator pods.
+    ns_labels = cluster.api.get(f"/api/v1/namespaces/{namespace}")["metadata"]["labels"]
+    assert ns_labels.get("pod-security.kubernetes.io/enforce") == "restricted"
+    privileged = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "privileged-probe"},
+        "spec": {
+            "containers": [
+                {
+                    "name": "c",
+                    "image": pod["spec"]["containers"][0]["image"],
+                    "securityContext": {"privileged": True},
+                }
+            ]
+        },
+    }
+    with pytest.raises(ApiError) as refused:
+        cluster.api.post(f"/api/v1/namespaces/{namespace}/pods", privileged)
+    assert refused.value.status == 403 and "PodSecurity" in str(refused.value)
+    operator_ns = installed.operator_namespace
+    op_labels = cluster.api.get(f"/api/v1/namespaces/{operator_ns}")["metadata"]["labels"]
+    assert op_labels.get("pod-security.kubernetes.io/enforce") == "restricted"
+    operator_pods = cluster.api.get(f"/api/v1/namespaces/{operator_ns}/pods")["items"]
+    assert operator_pods and all(ready(p) for p in operator_pods), operator_pods
+
+    # Non-root on a read-only root filesystem, as the image and the pod spec promise.
+    probe = (
+        "import os, json\n"
+        "try:\n    open('/opt/venv/written', 'w'); writable = True\n"
+        "except OSError as exc:\n    writable = exc.errno\n"
+        "print(json.dumps({'uid': os.getuid(), 'gid': os.getgid(), 'root_fs': writable}))"
+    )
+    seen = json.loads(exec_python(cluster, namespace, name, probe))
+    assert seen == {"uid": 10001, "gid": 10001, "root_fs": 30}, seen  # 30: EROFS
+
+    # /health through the API server's pod proxy (the kubelet's probes use the same port).
+    health = cluster.api.get(f"/api/v1/namespaces/{namespace}/pods/{name}:8001/proxy/health")
+    assert health["status"] == "healthy" and health["worker_id"] == name, health
+
+    # /metrics scraped from another pod (the operator's), through the worker's pod IP.
+    pod_ip = pod["status"]["podIP"]
+    scrape = (
+        "import urllib.request\n"
+        f"print(urllib.request.urlopen('http://{pod_ip}:8001/metrics', timeout=10).read().decode())"
+    )
+    metrics = exec_python(cluster, operator_ns, operator_pods[0]["metadata"]["name"], scrape)
+    assert f'worker_running{{worker_id="{name}"}} 1' in metrics, metrics[:2000]
+    story.delete_pool()
+
+
+def test_scale_down_with_a_long_job_drains_inside_the_grace_period(installed: Story) -> None:
+    story = for_pool(installed, "real-drain")
+    story.create_pool(fixed_pool(story.pool_name, 1))
+    pod = one_ready_pod(story)
+    name = pod["metadata"]["name"]
+    grace = pod["spec"]["terminationGracePeriodSeconds"]
+    wait_until(
+        lambda: (name, True, False) in serving_endpoints(story),
+        timeout=60,
+        what=f"{name} ready in the Service's endpoints",
+    )
+
+    job_seconds = 20.0
+    [job_id] = story.submit(1, job_seconds)
+    story.wait(
+        lambda: (story.snapshot().in_flight or 0) == 1, timeout=60, what="the long job in flight"
+    )
+    path = (
+        f"/apis/{api.API_VERSION}/namespaces/{story.pool_namespace}/{api.PLURAL}/{story.pool_name}"
+    )
+    scaled_at = time.monotonic()
+    story.cluster.api.patch(path, {"spec": {"replicaCount": 0}})
+
+    # Draining: the pod still runs its job, but is no longer Ready nor a serving endpoint.
+    def draining() -> bool:
+        found = {p["metadata"]["name"]: p for p in pods(story)}
+        return (
+            name in found
+            and not ready(found[name])
+            and not any(
+                ready_ for pod_name, ready_, _ in serving_endpoints(story) if pod_name == name
+            )
+        )
+
+    wait_until(draining, timeout=30, what=f"{name} not Ready and out of the endpoints")
+    assert time.monotonic() - scaled_at < job_seconds, "drain observed only after the job"
+
+    [result] = story.results([job_id], timeout=grace).values()
+    assert result is not None and result.status == JobStatus.COMPLETED, result
+    stack.wait_gone(
+        story.cluster,
+        f"/api/v1/namespaces/{story.pool_namespace}/pods/{name}",
+        timeout=grace,
+        what=f"{name} gone",
+    )
+    took = time.monotonic() - scaled_at
+    assert took < grace, f"the pod took {took:.0f}s to stop, grace period {grace}s"
+    assert story.purge_queue() == 0, "a job was left in the pool's queue"
+    story.delete_pool()
+
+
+def test_operator_pod_deleted_mid_burst_converges_without_duplicate_scaling(
+    installed: Story,
+) -> None:
+    story = for_pool(installed, "real-restart")
+    story.create_pool(pool_body(story.pool_name, max_replicas=3))
+    story.sample()
+    job_ids = story.submit(24, 2.0)
+    story.wait(lambda: (story.deployment_replicas() or 0) >= 1, timeout=90, what="scale-up started")
+
+    cluster, namespace = story.cluster, installed.operator_namespace
+    [old] = cluster.api.get(f"/api/v1/namespaces/{namespace}/pods")["items"]
+    cluster.api.delete(f"/api/v1/namespaces/{namespace}/pods/{old['metadata']['name']}")
+
+    def replacement_ready() -> bool:
+        items = cluster.api.get(f"/api/v1/namespaces/{namespace}/pods")["items"]
+        return any(p["metadata"]["uid"] != old["metadata"]["uid"] and ready(p) for p in items)
+
+    wait_until(replacement_ready, timeout=120, what="a new operator pod Ready")
+
+    results = story.results(job_ids, timeout=240)
+    missing = [job for job, result in results.items() if result is None]
+    assert not missing, f"{len(missing)} jobs without a result"
+    assert all(r is not None and r.status == JobStatus.COMPLETED for r in results.values())
+    story.wait(lambda: story.deployment_replicas() == 0, timeout=180, what="scale-down to 0")
+
+    assert story.max_replicas_seen() <= 3
+    decisions = (story.pool().get("status") or {}).get("decisions") or []
+    steps = [(d["from"], d["to"]) for d in decisions if d["from"] != d["to"]]
+    repeated = [a for a, b in itertools.pairwise(steps) if a == b]
+    assert not repeated, f"scaling steps made twice: {repeated} in {decisions}"
+    story.stop_processes()
+    story.delete_pool()
