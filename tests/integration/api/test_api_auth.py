@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +20,9 @@ import httpx
 import jwt
 import pytest
 
+from itl_harness.workers import free_port
 from tests.integration.api.apiprocess import ApiProcess
-from tests.support.oidc import Issuer, SigningKey, running_issuer
+from tests.support.oidc import AUDIENCE, Issuer, SigningKey, running_issuer
 
 V = "api-version=2023-01-01"
 
@@ -234,11 +238,18 @@ def test_claim_map_grants_subscriptions_by_role(issuer: Issuer, tmp_path: Path) 
         api.stop()
 
 
-def test_the_api_refuses_to_start_without_an_issuer(tmp_path: Path) -> None:
-    api = ApiProcess("api-unconfigured", tmp_path, env={"AUTH_MODE": "oidc"})
-    with pytest.raises(AssertionError, match="AUTH_ISSUER and AUTH_AUDIENCE"):
-        api.start(timeout=15)
-    api.stop()
+def test_the_api_refuses_to_start_without_an_issuer() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTH_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "itl_controlplane_sdk.api", "--port", "0"],
+        env={**env, "AUTH_MODE": "oidc"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "needs AUTH_ISSUER and AUTH_AUDIENCE" in done.stderr
 
 
 def test_auth_mode_none_warns_loudly(tmp_path: Path) -> None:
@@ -247,5 +258,19 @@ def test_auth_mode_none_warns_loudly(tmp_path: Path) -> None:
         with api.client() as client:
             assert client.put(group("any"), json={}).status_code == 201
         assert "AUTH_MODE=none: AUTHENTICATION IS OFF" in api.log()
+    finally:
+        api.stop()
+
+
+def test_an_unreachable_issuer_answers_503_not_401(issuer: Issuer, tmp_path: Path) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens: the issuer is down
+    env = {"AUTH_MODE": "oidc", "AUTH_ISSUER": closed, "AUTH_AUDIENCE": AUDIENCE}
+    api = ApiProcess("api-issuer-down", tmp_path, env=env).start()  # starts anyway
+    try:
+        with api.client() as client:
+            response = client.get(group(), headers=bearer(issuer.token(issuer=closed)))
+        assert response.status_code == 503, response.text
+        assert response.json()["error"]["code"] == "AuthenticationUnavailable"
+        assert response.headers["Retry-After"]
     finally:
         api.stop()
