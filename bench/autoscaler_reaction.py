@@ -76,10 +76,10 @@ def install_crd(cluster: Cluster) -> None:
 
 @contextlib.contextmanager
 def autoscaling_environment(
-    prefix: str, log_dir: Path
+    prefix: str, log_dir: Path, url: str = URL
 ) -> Iterator[tuple[Cluster, str, OperatorProcess, list[str]]]:
     """A control plane with the CRD, a new ``{prefix}-*`` namespace holding the broker
-    Secret, and the operator (autoscaler loaded) watching it.
+    Secret (``url``), and the operator (autoscaler loaded) watching it.
 
     Yields the cluster, the namespace, the operator and a list the caller appends its pool
     queues to; on exit the operator stops and those queues and the namespace are deleted.
@@ -87,7 +87,7 @@ def autoscaling_environment(
     with control_plane() as cluster:
         install_crd(cluster)
         namespace = cluster.create_namespace(f"{prefix}-{uuid.uuid4().hex[:6]}")
-        put_secret(cluster, namespace, URL)
+        put_secret(cluster, namespace, url)
         operator = OperatorProcess(
             cluster.kubeconfig, log_dir / "operator.log", namespaces=f"{prefix}-*"
         )
@@ -99,7 +99,7 @@ def autoscaling_environment(
             operator.stop()
             for queue in queues:
                 with contextlib.suppress(Exception):
-                    jobs.delete(URL, queue)
+                    jobs.delete(url, queue)
             with contextlib.suppress(Exception):
                 cluster.api.delete(f"/api/v1/namespaces/{namespace}")
 

@@ -13,7 +13,7 @@ import os
 import shutil
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from . import components, kubeconfig, pki, ports, process, state
@@ -75,7 +75,12 @@ def _node_ready(api: KubeClient, name: str) -> bool:
 
 
 class LocalCluster:
-    """One control plane run, rooted at ``run_dir`` (certs, data, logs, kubeconfig, state)."""
+    """One control plane run, rooted at ``run_dir`` (certs, data, logs, kubeconfig, state).
+
+    ``extra_args`` appends flags to a component's command line, by component name
+    (``kube-apiserver``, ``kube-controller-manager``, ...): benchmarks tune what the defaults
+    in ``components`` leave alone, such as the HPA sync period or client QPS.
+    """
 
     def __init__(
         self,
@@ -84,6 +89,7 @@ class LocalCluster:
         binaries: Binaries | None = None,
         keep_run_dir: bool = False,
         tie_to_parent: bool = False,
+        extra_args: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         if mode not in (MODE_FULL, MODE_APISERVER):
             raise ValueError(f"unknown mode {mode!r}")
@@ -92,6 +98,7 @@ class LocalCluster:
         self.binaries = binaries or discover()
         self.keep_run_dir = keep_run_dir
         self.tie_to_parent = tie_to_parent
+        self.extra_args = {name: list(args) for name, args in (extra_args or {}).items()}
         self.components: list[process.Component] = []
         self.layout: components.Layout | None = None
         self.cluster: Cluster | None = None
@@ -207,6 +214,7 @@ class LocalCluster:
     # -- helpers ---------------------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str]) -> process.Component:
         assert self.layout is not None
+        argv = [*argv, *self.extra_args.get(name, ())]
         comp = process.start(
             name, argv, self.layout.logs / f"{name}.log", tie_to_parent=self.tie_to_parent
         )
