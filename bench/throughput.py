@@ -69,13 +69,10 @@ from _peer_request import REQUEST
 from aio_pika.abc import AbstractIncomingMessage
 from peers import PEERS, PeerClient, RedisServer, peers_python, redis_server
 
+from itl_controlplane_sdk.contract.replication import job_queue_arguments
 from itl_controlplane_sdk.models import ResourceRequest
 from itl_controlplane_sdk.workers import JobQueue, JobStatus
-from itl_controlplane_sdk.workers.amqp import (
-    RESULTS_MAX_BYTES,
-    RESULTS_SEGMENT_BYTES,
-    job_queue_arguments,
-)
+from itl_controlplane_sdk.workers.amqp import RESULTS_MAX_BYTES, RESULTS_SEGMENT_BYTES
 
 BENCH_DIR = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
@@ -449,7 +446,7 @@ async def declare_raw_topology(url: str) -> None:
             RAW_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
         )
         queue = await channel.declare_queue(
-            RAW_QUEUE, durable=True, arguments=job_queue_arguments()
+            RAW_QUEUE, durable=True, arguments=job_queue_arguments("classic")
         )
         await queue.bind(exchange, routing_key="bench.raw.#")
         await channel.declare_queue(

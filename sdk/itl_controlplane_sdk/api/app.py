@@ -47,6 +47,7 @@ def default_queue(settings: ApiSettings) -> JobQueue:
         declare_topology=settings.declare_topology,
         result_retention=settings.result_retention,
         tls=settings.broker_tls,
+        queue_type=settings.queue_type,
     )
 
 

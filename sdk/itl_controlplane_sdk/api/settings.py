@@ -14,6 +14,7 @@ from typing import Literal, Self
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 
+from itl_controlplane_sdk.contract.replication import QueueType
 from itl_controlplane_sdk.contract.settings import DEFAULT_RABBITMQ_URL, LogFormat, LogLevel
 from itl_controlplane_sdk.contract.tls import BrokerTlsSettings
 from itl_controlplane_sdk.contract.topology import DEFAULT_JOB_QUEUE
@@ -34,7 +35,19 @@ class ApiSettings(BrokerTlsSettings, EnvSettings):
     rabbitmq_url: SecretStr = Field(
         default=SecretStr(DEFAULT_RABBITMQ_URL),
         validation_alias="RABBITMQ_URL",
-        description="AMQP URL of the broker (offloading only). Secret: it carries a password.",
+        description=(
+            "AMQP URL of the broker (offloading only), or a cluster's node URLs "
+            "comma-separated. Secret: it carries a password."
+        ),
+    )
+    queue_type: QueueType = Field(
+        default="classic",
+        validation_alias="QUEUE_TYPE",
+        description=(
+            "classic: single-node queues with priorities (one broker). replicated: quorum "
+            "queues in priority bands and replicated streams (a RabbitMQ cluster). Every "
+            "process on one broker must use the same type."
+        ),
     )
     job_timeout: float = Field(
         default=300.0,

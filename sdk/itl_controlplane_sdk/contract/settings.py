@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
+from itl_controlplane_sdk.contract.replication import QueueType
 from itl_controlplane_sdk.contract.tls import BrokerTlsSettings
 from itl_controlplane_sdk.contract.topology import DEFAULT_JOB_QUEUE
 from itl_controlplane_sdk.envsettings import CommaList, EnvSettings
@@ -42,7 +43,19 @@ class WorkerSettings(BrokerTlsSettings, EnvSettings):
     rabbitmq_url: SecretStr = Field(
         default=SecretStr(DEFAULT_RABBITMQ_URL),
         validation_alias="RABBITMQ_URL",
-        description="AMQP URL of the broker. Secret: it usually carries a password.",
+        description=(
+            "AMQP URL of the broker, or the URLs of a cluster's nodes comma-separated "
+            "(tried in order, failed over between). Secret: it usually carries a password."
+        ),
+    )
+    queue_type: QueueType = Field(
+        default="classic",
+        validation_alias="QUEUE_TYPE",
+        description=(
+            "classic: single-node queues with priorities (one broker). replicated: quorum "
+            "queues in priority bands and replicated streams (a RabbitMQ cluster). Every "
+            "process on one broker must use the same type."
+        ),
     )
     log_level: LogLevel = Field(
         default="INFO", validation_alias="LOG_LEVEL", description="Log level of the process."

@@ -16,7 +16,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, 
 from aio_pika.exceptions import ChannelPreconditionFailed, DeliveryError
 from pamqp.commands import Basic
 
-from itl_controlplane_sdk.contract import topology
+from itl_controlplane_sdk.contract import replication, topology
 from itl_controlplane_sdk.errors import JobSubmissionError
 
 log = logging.getLogger(__name__)
@@ -25,57 +25,65 @@ RESULTS_MAX_BYTES = 1_000_000_000
 RESULTS_SEGMENT_BYTES = 8_000_000
 
 
-def job_queue_arguments() -> dict[str, Any]:
-    return {
-        "x-max-priority": topology.MAX_PRIORITY,
-        "x-dead-letter-exchange": topology.DEAD_LETTER_EXCHANGE,
-        "x-dead-letter-routing-key": topology.DEAD_LETTER_ROUTING_KEY,
-    }
-
-
 async def declare_job_topology(
-    connection: AbstractConnection, job_queue: str, bindings: Sequence[str] = ()
+    connection: AbstractConnection,
+    job_queue: str,
+    bindings: Sequence[str] = (),
+    queue_type: replication.QueueType = "classic",
 ) -> None:
-    """Exchanges, the dead-letter queue and one job queue with its bindings.
+    """Exchanges, the dead-letter queue and one job queue (each band of it) with its bindings.
 
     A queue without bindings is the catch-all: it is bound to the job exchange's alternate
-    exchange and receives every job that no dedicated (bound) queue claims.
+    exchange and receives every job that no dedicated (bound) queue claims. In replicated mode
+    every band has its own job exchange and alternate exchange (``contract.replication``).
     """
     async with connection.channel() as channel:
-        unrouted = await channel.declare_exchange(
-            topology.UNROUTED_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True
-        )
-        jobs = await channel.declare_exchange(
-            topology.JOB_EXCHANGE,
-            aio_pika.ExchangeType.TOPIC,
-            durable=True,
-            arguments={"alternate-exchange": topology.UNROUTED_EXCHANGE},
-        )
         dlx = await channel.declare_exchange(
             topology.DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
         )
-        dlq = await channel.declare_queue(topology.DEAD_LETTER_QUEUE, durable=True)
+        dlq = await channel.declare_queue(
+            topology.DEAD_LETTER_QUEUE,
+            durable=True,
+            arguments=replication.dead_letter_queue_arguments(queue_type),
+        )
         await dlq.bind(dlx, routing_key=topology.DEAD_LETTER_ROUTING_KEY)
         await channel.declare_exchange(
             topology.HEARTBEAT_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True
         )
-        queue = await channel.declare_queue(
-            job_queue, durable=True, arguments=job_queue_arguments()
-        )
-        if bindings:
-            for pattern in bindings:
-                await queue.bind(jobs, routing_key=pattern)
-        else:
-            await queue.bind(unrouted, routing_key="")
+        for band in replication.bands(queue_type):
+            unrouted = await channel.declare_exchange(
+                band.unrouted_exchange, aio_pika.ExchangeType.FANOUT, durable=True
+            )
+            jobs = await channel.declare_exchange(
+                band.exchange,
+                aio_pika.ExchangeType.TOPIC,
+                durable=True,
+                arguments={"alternate-exchange": band.unrouted_exchange},
+            )
+            queue = await channel.declare_queue(
+                band.queue(job_queue),
+                durable=True,
+                arguments=replication.job_queue_arguments(queue_type),
+            )
+            if bindings:
+                for pattern in bindings:
+                    await queue.bind(jobs, routing_key=pattern)
+            else:
+                await queue.bind(unrouted, routing_key="")
 
 
-async def declare_results_stream(connection: AbstractConnection, retention_seconds: float) -> None:
+async def declare_results_stream(
+    connection: AbstractConnection,
+    retention_seconds: float,
+    queue_type: replication.QueueType = "classic",
+) -> None:
     """The results stream; an existing stream keeps its own retention settings."""
     arguments: dict[str, Any] = {
         "x-queue-type": "stream",
         "x-max-age": f"{max(1, int(retention_seconds))}s",
         "x-max-length-bytes": RESULTS_MAX_BYTES,
         "x-stream-max-segment-size-bytes": RESULTS_SEGMENT_BYTES,
+        **replication.stream_arguments(queue_type),
     }
     try:
         async with connection.channel() as channel:
@@ -86,17 +94,18 @@ async def declare_results_stream(connection: AbstractConnection, retention_secon
         )
 
 
-async def declare_retry_queue(channel: AbstractChannel, job_queue: str, delay_ms: int) -> str:
+async def declare_retry_queue(
+    channel: AbstractChannel,
+    job_queue: str,
+    delay_ms: int,
+    queue_type: replication.QueueType = "classic",
+) -> str:
     """A delay queue whose messages expire back into ``job_queue`` after ``delay_ms``."""
     name = topology.retry_queue_name(job_queue, delay_ms)
     await channel.declare_queue(
         name,
         durable=True,
-        arguments={
-            "x-message-ttl": delay_ms,
-            "x-dead-letter-exchange": "",
-            "x-dead-letter-routing-key": job_queue,
-        },
+        arguments=replication.retry_queue_arguments(job_queue, delay_ms, queue_type),
     )
     return name
 

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import aio_pika
 from aio_pika.exceptions import ChannelPreconditionFailed
 
+from itl_controlplane_sdk.contract import replication
 from itl_controlplane_sdk.contract.topology import CANCELLATIONS_STREAM
 from itl_controlplane_sdk.workers.results import JobResult, JobStatus
 
@@ -56,13 +57,16 @@ MarkStarted = Callable[[str], Awaitable[None]]
 
 
 async def declare_cancellations_stream(
-    connection: AbstractConnection, retention_seconds: float
+    connection: AbstractConnection,
+    retention_seconds: float,
+    queue_type: replication.QueueType = "classic",
 ) -> None:
     """The cancellations stream (idempotent; an existing stream keeps its settings)."""
     arguments: dict[str, Any] = {
         "x-queue-type": "stream",
         "x-max-age": f"{max(1, int(retention_seconds))}s",
         "x-max-length-bytes": 100_000_000,
+        **replication.stream_arguments(queue_type),
     }
     try:
         async with connection.channel() as channel:

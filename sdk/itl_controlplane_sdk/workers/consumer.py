@@ -9,6 +9,7 @@ it to another worker (at-least-once delivery).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -26,13 +27,14 @@ from aio_pika.abc import (
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
 from itl_controlplane_sdk import logs, tracing
-from itl_controlplane_sdk.contract import topology
+from itl_controlplane_sdk.contract import replication, topology
 from itl_controlplane_sdk.contract.settings import DEFAULT_MAX_JOB_BYTES
 from itl_controlplane_sdk.errors import JobSubmissionError, RetryableJobError, UndecodableJobError
 from itl_controlplane_sdk.workers import amqp
 from itl_controlplane_sdk.workers.acks import AckBatcher
 from itl_controlplane_sdk.workers.envelope import JobEnvelope, decode_delivery, job_attributes
 from itl_controlplane_sdk.workers.results import JobResult, JobStatus
+from itl_controlplane_sdk.workers.slots import PrioritySlots
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +104,15 @@ class JobConsumer:
         publish_timeout: float,
         results: Callable[[JobResult], Awaitable[None]],
         max_job_bytes: int = DEFAULT_MAX_JOB_BYTES,
+        queue_type: replication.QueueType = "classic",
     ) -> None:
         self._connection = connection
         self._queue_name = queue_name
+        self._queue_type = queue_type
+        # One consumer per priority band (one band in classic mode), highest first.
+        self._lanes = replication.band_queues(queue_name, queue_type)
+        self._lane_of: dict[str, str] = {}
+        self._slots = PrioritySlots(prefetch, len(self._lanes)) if len(self._lanes) > 1 else None
         self._callback = callback
         self._prefetch = prefetch
         self._max_attempts = max_attempts
@@ -113,12 +121,11 @@ class JobConsumer:
         self._publish_result = results
         self._max_job_bytes = max_job_bytes
         self._channel: AbstractChannel | None = None
-        self._queue: AbstractQueue | None = None
-        self._consumer_tag: str | None = None
+        self._consumers: list[tuple[AbstractQueue, str]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._acks = AckBatcher()
         self._closing = False
-        self._retry_queues: set[int] = set()
+        self._retry_queues: set[tuple[str, int]] = set()
         self.retries_scheduled = 0
         self.dead_lettered = 0
 
@@ -150,18 +157,25 @@ class JobConsumer:
         self._channel = await self._connection.channel(
             publisher_confirms=True, on_return_raises=True
         )
-        await self._channel.set_qos(prefetch_count=self._prefetch)
-        self._queue = await self._channel.declare_queue(
-            self._queue_name, durable=True, arguments=amqp.job_queue_arguments()
-        )
-        self._consumer_tag = await self._queue.consume(self._on_message)
+        # Classic: the prefetch is the concurrency. Bands: each band's consumer may hold one
+        # job more than the slots, so when a job of a band ends, the next one of that band is
+        # already here and the freed slot does not go to a lower band for want of it.
+        lookahead = 1 if self._slots is not None else 0
+        await self._channel.set_qos(prefetch_count=self._prefetch + lookahead)
+        for rank, lane in enumerate(self._lanes):
+            queue = await self._channel.declare_queue(
+                lane, durable=True, arguments=replication.job_queue_arguments(self._queue_type)
+            )
+            tag = await queue.consume(functools.partial(self._on_message, rank=rank))
+            self._lane_of[tag] = lane
+            self._consumers.append((queue, tag))
 
     async def drain(self, timeout: float) -> int:
         """Stops taking jobs, waits up to ``timeout`` for in-flight ones, requeues the rest."""
         self._closing = True
-        if self._queue is not None and self._consumer_tag is not None:
+        for queue, tag in self._consumers:
             try:
-                await self._queue.cancel(self._consumer_tag)
+                await queue.cancel(tag)
             except TRANSIENT_ERRORS:
                 log.warning("could not cancel the consumer cleanly; closing the channel instead")
         pending: set[asyncio.Task[None]] = set()
@@ -176,7 +190,11 @@ class JobConsumer:
             await self._channel.close()
         return len(pending)
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+    def _lane(self, message: AbstractIncomingMessage) -> str:
+        """The queue (band) a delivery came from: its retries and dead letters name it."""
+        return self._lane_of.get(message.consumer_tag or "", self._queue_name)
+
+    async def _on_message(self, message: AbstractIncomingMessage, *, rank: int = 0) -> None:
         if self._closing:
             await message.nack(requeue=True)
             return
@@ -187,13 +205,32 @@ class JobConsumer:
         self._tasks.add(task)
         self._acks.track(message)
         try:
-            await self._handle(message)
+            if self._slots is None:
+                await self._handle(message)
+            else:
+                await self._handle_in_band(message, rank)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # a bug of ours: never leave the delivery held
             await self._settle_after_bug(message, exc)
         finally:
             self._tasks.discard(task)
+
+    async def _handle_in_band(self, message: AbstractIncomingMessage, rank: int) -> None:
+        """Waits for a job slot (``PrioritySlots``: highest band first), then handles."""
+        assert self._slots is not None
+        try:
+            await self._slots.acquire(rank)
+        except asyncio.CancelledError:
+            await self._requeue(message)
+            raise
+        try:
+            if self._closing:
+                await self._requeue(message)
+                return
+            await self._handle(message)
+        finally:
+            self._slots.release()
 
     async def _settle_after_bug(self, message: AbstractIncomingMessage, exc: BaseException) -> None:
         """Dead-letters a delivery whose handling broke, or rejects it to the queue's DLX."""
@@ -287,6 +324,7 @@ class JobConsumer:
         self, message: AbstractIncomingMessage, envelope: JobEnvelope, exc: Exception
     ) -> None:
         delay_ms = retry_delay_ms(envelope.attempt, self._retry_base_delay)
+        lane = self._lane(message)
         retried = envelope.model_copy(update={"attempt": envelope.attempt + 1})
         log.warning(
             "job %s attempt %d failed (%s); retrying in %d ms",
@@ -298,9 +336,9 @@ class JobConsumer:
 
         async def publish() -> None:
             assert self._channel is not None
-            if delay_ms not in self._retry_queues:
-                await amqp.declare_retry_queue(self._channel, self._queue_name, delay_ms)
-                self._retry_queues.add(delay_ms)
+            if (lane, delay_ms) not in self._retry_queues:
+                await amqp.declare_retry_queue(self._channel, lane, delay_ms, self._queue_type)
+                self._retry_queues.add((lane, delay_ms))
             await amqp.publish_confirmed(
                 self._channel.default_exchange,
                 aio_pika.Message(
@@ -311,7 +349,7 @@ class JobConsumer:
                     message_id=envelope.job_id,
                     headers=dict(message.headers or {}),
                 ),
-                topology.retry_queue_name(self._queue_name, delay_ms),
+                topology.retry_queue_name(lane, delay_ms),
                 timeout=self._publish_timeout,
                 what=f"retry of job {envelope.job_id}",
             )
@@ -339,7 +377,7 @@ class JobConsumer:
             headers.update(
                 {
                     HEADER_REASON: dead_letter_reason[:1000],
-                    HEADER_QUEUE: self._queue_name,
+                    HEADER_QUEUE: self._lane(message),
                     HEADER_ROUTING_KEY: message.routing_key or "",
                     HEADER_ATTEMPTS: attempts,
                     HEADER_FAILED_AT: datetime.now(UTC).isoformat(),

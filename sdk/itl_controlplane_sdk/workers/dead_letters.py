@@ -7,12 +7,13 @@ that cannot be redriven (it still does not decode) goes back to the DLQ without 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
-from itl_controlplane_sdk.contract import topology
+from itl_controlplane_sdk.contract import replication, topology
 from itl_controlplane_sdk.errors import JobSubmissionError, UndecodableJobError
 from itl_controlplane_sdk.workers import amqp
 from itl_controlplane_sdk.workers.consumer import (
@@ -33,16 +34,55 @@ DEAD_LETTER_HEADERS = (
 )
 
 
+BROKER_HEADERS = frozenset(
+    {
+        "x-death",
+        "x-first-death-exchange",
+        "x-first-death-queue",
+        "x-first-death-reason",
+        "x-delivery-count",
+    }
+)
+"""Headers the broker adds on dead-lettering and redelivery; a redriven job starts clean."""
+
+
+def _text(value: object) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def broker_death(headers: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The newest ``x-death`` record: present when the broker itself dead-lettered the job
+    (a quorum queue's delivery limit, or a worker's reject), not the worker."""
+    deaths = headers.get("x-death")
+    if not isinstance(deaths, list) or not deaths or not isinstance(deaths[0], Mapping):
+        return None
+    death = deaths[0]
+    reason = _text(death.get("reason", "rejected"))
+    queue = _text(death.get("queue", "?"))
+    if reason == "delivery_limit":
+        why = (
+            f"delivery limit reached in {queue}: the job was delivered "
+            f"{replication.DELIVERY_LIMIT} times and never settled (each worker that took it "
+            "died or gave it back)"
+        )
+    else:
+        why = f"dead-lettered by the broker from {queue} ({reason})"
+    return {"reason": why, "queue": queue}
+
+
 def describe(message: AbstractIncomingMessage) -> dict[str, Any]:
     headers = message.headers or {}
+    death = broker_death(headers) if HEADER_REASON not in headers else None
     try:
         body: Any = json.loads(message.body)
     except (ValueError, RecursionError):  # poison stays readable: deep nesting shows as text
         body = message.body.decode(errors="replace")
     return {
         "job_id": message.message_id,
-        "reason": headers.get(HEADER_REASON, "rejected by the broker (no reason recorded)"),
-        "queue": headers.get(HEADER_QUEUE),
+        "reason": death["reason"]
+        if death
+        else headers.get(HEADER_REASON, "rejected by the broker (no reason recorded)"),
+        "queue": death["queue"] if death else headers.get(HEADER_QUEUE),
         "routing_key": headers.get(HEADER_ROUTING_KEY),
         "attempts": headers.get(HEADER_ATTEMPTS),
         "failed_at": headers.get(HEADER_FAILED_AT),
@@ -65,7 +105,13 @@ async def peek(connection: AbstractConnection, limit: int) -> list[dict[str, Any
     return described
 
 
-async def redrive(connection: AbstractConnection, limit: int | None, *, timeout: float) -> int:
+async def redrive(
+    connection: AbstractConnection,
+    limit: int | None,
+    *,
+    timeout: float,
+    queue_type: replication.QueueType = "classic",
+) -> int:
     moved = 0
     async with connection.channel(publisher_confirms=True, on_return_raises=True) as channel:
         queue = await channel.declare_queue(topology.DEAD_LETTER_QUEUE, passive=True)
@@ -80,7 +126,7 @@ async def redrive(connection: AbstractConnection, limit: int | None, *, timeout:
             except UndecodableJobError:
                 await message.nack(requeue=True)
                 continue
-            if await _republish(channel, message, envelope, timeout=timeout):
+            if await _republish(channel, message, envelope, timeout=timeout, queue_type=queue_type):
                 await message.ack()
                 moved += 1
             else:
@@ -94,15 +140,20 @@ async def _republish(
     envelope: JobEnvelope,
     *,
     timeout: float,
+    queue_type: replication.QueueType,
 ) -> bool:
     """Back to the original queue; if that queue is gone, to whichever queue now serves the
     job's provider (through the job exchange). False when neither accepts it."""
     headers = message.headers or {}
+    death = broker_death(headers) if HEADER_QUEUE not in headers else None
+    original = headers.get(HEADER_QUEUE) or (death["queue"] if death else None)
     fresh = envelope.model_copy(update={"attempt": 1})
     routes = [
-        (channel.default_exchange, str(headers.get(HEADER_QUEUE) or topology.DEFAULT_JOB_QUEUE)),
+        (channel.default_exchange, str(original or topology.DEFAULT_JOB_QUEUE)),
         (
-            await channel.get_exchange(topology.JOB_EXCHANGE, ensure=False),
+            await channel.get_exchange(
+                replication.band_of(envelope.priority, queue_type).exchange, ensure=False
+            ),
             topology.job_routing_key(
                 envelope.provider_namespace, envelope.resource_type, envelope.operation
             ),
@@ -118,7 +169,11 @@ async def _republish(
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                     priority=envelope.priority,
                     message_id=envelope.job_id,
-                    headers={k: v for k, v in headers.items() if k not in DEAD_LETTER_HEADERS},
+                    headers={
+                        k: v
+                        for k, v in headers.items()
+                        if k not in DEAD_LETTER_HEADERS and k not in BROKER_HEADERS
+                    },
                 ),
                 routing_key,
                 timeout=timeout,

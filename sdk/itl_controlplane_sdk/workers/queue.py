@@ -15,7 +15,7 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from aio_pika.exceptions import ChannelNotFoundEntity
 
 from itl_controlplane_sdk import tracing
-from itl_controlplane_sdk.contract import topology
+from itl_controlplane_sdk.contract import replication, topology
 from itl_controlplane_sdk.contract.brokers import split_broker_urls
 from itl_controlplane_sdk.contract.settings import DEFAULT_MAX_JOB_BYTES, DEFAULT_RABBITMQ_URL
 from itl_controlplane_sdk.contract.tls import BrokerTls
@@ -63,9 +63,14 @@ class JobQueue:
         publish_timeout: float = 10.0,
         connect_timeout: float = 10.0,
         tls: BrokerTls | None = None,
+        queue_type: replication.QueueType = "classic",
     ) -> None:
+        if queue_type not in replication.QUEUE_TYPES:
+            choices = ", ".join(replication.QUEUE_TYPES)
+            raise ValueError(f"queue_type must be one of {choices}, not {queue_type!r}")
         self.rabbitmq_url = rabbitmq_url
         self.queue_name = queue_name
+        self.queue_type: replication.QueueType = queue_type
         self.bindings = tuple(bindings)
         self._declare_topology = declare_topology
         self._result_retention = result_retention
@@ -136,9 +141,15 @@ class JobQueue:
             ) from None
         try:
             if self._declare_topology:
-                await amqp.declare_job_topology(connection, self.queue_name, self.bindings)
-                await amqp.declare_results_stream(connection, self._result_retention)
-                await cancellation.declare_cancellations_stream(connection, self._result_retention)
+                await amqp.declare_job_topology(
+                    connection, self.queue_name, self.bindings, self.queue_type
+                )
+                await amqp.declare_results_stream(
+                    connection, self._result_retention, self.queue_type
+                )
+                await cancellation.declare_cancellations_stream(
+                    connection, self._result_retention, self.queue_type
+                )
             self._channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         except BaseException:
             await connection.close()
@@ -215,7 +226,8 @@ class JobQueue:
                 timestamp=envelope.submitted_at,
                 headers=tracing.inject({}),
             )
-            exchange = await channel.get_exchange(topology.JOB_EXCHANGE, ensure=False)
+            band = replication.band_of(priority, self.queue_type)
+            exchange = await channel.get_exchange(band.exchange, ensure=False)
             try:
                 await amqp.publish_confirmed(
                     exchange,
@@ -269,6 +281,7 @@ class JobQueue:
             publish_timeout=self._publish_timeout,
             results=self.publish_result,
             max_job_bytes=max_job_bytes,
+            queue_type=self.queue_type,
         )
         await consumer.start()
         self._consumer = consumer
@@ -391,12 +404,20 @@ class JobQueue:
                 self._reader = reader
             return self._reader
 
-    async def get_queue_stats(self, queues: Sequence[str] | None = None) -> dict[str, Any]:
+    async def get_queue_stats(
+        self,
+        queues: Sequence[str] | None = None,
+        *,
+        queue_type: replication.QueueType | None = None,
+    ) -> dict[str, Any]:
         """Depth and consumers of the job queue, the results stream and the DLQ.
 
         Never raises for broker trouble: ``connected`` is False and ``error`` says why; a
-        missing queue has ``exists: False`` and an ``error`` instead of counts.
+        missing queue has ``exists: False`` and an ``error`` instead of counts. In replicated
+        mode (this queue's, or ``queue_type``) a job queue's counts are those of its priority
+        bands summed, with each band's depth under ``bands``.
         """
+        queue_type = queue_type or self.queue_type
         names = (
             list(queues)
             if queues is not None
@@ -411,7 +432,14 @@ class JobQueue:
         stats: dict[str, Any] = {}
         try:
             for name in names:
-                stats[name] = await self._passive_queue_stats(name)
+                if queue_type == "classic" or not replication.is_job_queue(name):
+                    stats[name] = await self._passive_queue_stats(name)
+                    continue
+                bands = {
+                    band: await self._passive_queue_stats(band)
+                    for band in replication.band_queues(name, queue_type)
+                }
+                stats[name] = replication.summed_stats(bands, name, queue_type)
         except Exception as exc:
             return {"connected": False, "queues": stats, "error": self._error(exc)}
         return {"connected": True, "queues": stats}
@@ -489,7 +517,9 @@ class JobQueue:
     async def redrive_dlq(self, limit: int | None = None) -> int:
         """Moves dead-lettered jobs back to their queues (attempt reset to 1); returns the count."""
         connection, _ = self._require_connection()
-        return await dead_letters.redrive(connection, limit, timeout=self._publish_timeout)
+        return await dead_letters.redrive(
+            connection, limit, timeout=self._publish_timeout, queue_type=self.queue_type
+        )
 
     async def wait_until_connected(self, timeout: float) -> bool:
         """Polls until the robust connection is back (after a broker restart)."""

@@ -84,6 +84,7 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event | None = None
         bindings=settings.job_bindings,
         result_retention=settings.result_retention,
         tls=settings.broker_tls,
+        queue_type=settings.queue_type,
     )
     worker = ProviderWorker(
         settings.worker_id,

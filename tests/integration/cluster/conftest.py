@@ -1,18 +1,95 @@
 """Fixtures for tests against the local 3-node RabbitMQ cluster (``make rabbitmq-cluster-up``).
 
 Every test starts with all three nodes up (a node a previous test killed is started again), so
-tests can kill and restart nodes freely.
+tests can kill and restart nodes freely. Everything on the cluster runs in replicated mode.
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aio_pika
 import pytest
 
+from itl_controlplane_sdk.contract import replication
+from itl_controlplane_sdk.contract.topology import retry_queue_name
+from itl_controlplane_sdk.workers import JobQueue
 from tests.support.cluster import RabbitMQCluster, require_cluster
+from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.integration
+
+ALL_JOBS = ("provider.#",)
 
 
 @pytest.fixture
 def rabbitmq_cluster() -> RabbitMQCluster:
     return require_cluster()
+
+
+@pytest.fixture
+async def cluster_queue(rabbitmq_cluster: RabbitMQCluster) -> AsyncIterator[str]:
+    """A fresh pool queue name; its bands and retry queues are deleted afterwards."""
+    name = f"test.cluster.{uuid.uuid4().hex[:10]}"
+    yield name
+    rabbitmq_cluster.ensure_all_up()
+    connection = await aio_pika.connect(rabbitmq_cluster.url(1))
+    async with connection:
+        for band in replication.band_queues(name, "replicated"):
+            for queue in (band, *(retry_queue_name(band, ms) for ms in (100, 200, 400))):
+                channel = await connection.channel()
+                await channel.queue_delete(queue)
+
+
+@pytest.fixture
+async def cluster_job_queue(
+    rabbitmq_cluster: RabbitMQCluster, cluster_queue: str
+) -> AsyncIterator[Callable[..., Any]]:
+    """Factory of connected replicated JobQueues on the test's queue (``first`` node first)."""
+    queues: list[JobQueue] = []
+
+    async def make(first: int = 1, **options: Any) -> JobQueue:
+        queue = JobQueue(
+            rabbitmq_cluster.urls_from(first),
+            queue_name=cluster_queue,
+            bindings=ALL_JOBS,
+            queue_type="replicated",
+            **options,
+        )
+        await queue.connect()
+        queues.append(queue)
+        return queue
+
+    yield make
+    for queue in queues:
+        await queue.disconnect()
+
+
+@pytest.fixture
+def cluster_worker(
+    rabbitmq_cluster: RabbitMQCluster, cluster_queue: str, tmp_path: Path
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """Factory of real worker processes on the test's replicated queue (``first`` node first)."""
+    processes: list[WorkerProcess] = []
+
+    def make(worker_id: str, first: int = 1, **env: str) -> WorkerProcess:
+        process = WorkerProcess(
+            worker_id,
+            rabbitmq_cluster.urls_from(first),
+            tmp_path,
+            env={
+                "JOB_QUEUE": cluster_queue,
+                "JOB_BINDINGS": ",".join(ALL_JOBS),
+                "QUEUE_TYPE": "replicated",
+                **env,
+            },
+        )
+        processes.append(process)
+        return process
+
+    yield make
+    for process in processes:
+        process.stop(timeout=10)

@@ -1,0 +1,96 @@
+"""Replicated mode on the 3-node cluster: priority bands, depth summed, DLQ reasons."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aio_pika
+
+from itl_controlplane_sdk import ResourceRequest
+from itl_controlplane_sdk.contract import replication
+from itl_controlplane_sdk.workers import JobQueue, JobResult, JobStatus
+from tests.support.cluster import RabbitMQCluster
+
+
+def request(name: str, **body: Any) -> ResourceRequest:
+    return ResourceRequest(
+        subscription_id="sub-1",
+        resource_group="rg-1",
+        provider_namespace="ITL.Demo",
+        resource_type="Job",
+        resource_name=name,
+        location="westeurope",
+        body=body,
+    )
+
+
+async def test_bands_run_highest_first_and_depth_is_summed_across_them(
+    cluster_job_queue: Callable[..., Any], cluster_queue: str
+) -> None:
+    producer: JobQueue = await cluster_job_queue(1)
+    priorities = [1, 5, 9, 0, 6, 10, 3, 4, 7] * 2
+    for index, priority in enumerate(priorities):
+        await producer.submit_job("ITL.Demo", "Job", "create", request(f"j{index}"), priority)
+
+    stats = await producer.get_queue_stats()
+    entry = stats["queues"][cluster_queue]
+    assert entry["message_count"] == len(priorities)
+    assert entry["bands"] == {
+        f"{cluster_queue}.high": 6,
+        cluster_queue: 6,
+        f"{cluster_queue}.low": 6,
+    }
+
+    started: list[int] = []
+    done = asyncio.Event()
+
+    async def run(job_id: str, payload: dict[str, Any]) -> JobResult:
+        started.append(int(payload["priority"]))
+        await asyncio.sleep(0.02)
+        if len(started) == len(priorities):
+            done.set()
+        return JobResult(job_id, JobStatus.COMPLETED)
+
+    consumer: JobQueue = await cluster_job_queue(2)
+    await consumer.consume_jobs(run, prefetch=1)
+    await asyncio.wait_for(done.wait(), 30)
+
+    bands = [replication.band_of(p, "replicated").name for p in started]
+    # The first delivery to arrive starts at once, whatever its band; after that a free slot
+    # always goes to the highest band waiting.
+    rest = bands[1:]
+    order = {"high": 0, "normal": 1, "low": 2}
+    assert rest == sorted(rest, key=order.__getitem__), started
+
+
+async def test_a_job_redelivered_past_the_delivery_limit_reaches_the_dlq_with_the_reason(
+    rabbitmq_cluster: RabbitMQCluster, cluster_job_queue: Callable[..., Any], cluster_queue: str
+) -> None:
+    producer: JobQueue = await cluster_job_queue(1)
+    job_id = await producer.submit_job("ITL.Demo", "Job", "create", request("poison"), 5)
+
+    # A consumer that gives the job back every time, as workers that crash on it would.
+    connection = await aio_pika.connect(rabbitmq_cluster.url(2))
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(cluster_queue, passive=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            message = await queue.get(fail=False)
+            if message is None:
+                if (await producer.get_queue_stats())["queues"][cluster_queue]["message_count"]:
+                    continue
+                break
+            await message.nack(requeue=True)
+
+    deadline = time.monotonic() + 30
+    found: list[dict[str, Any]] = []
+    while not found and time.monotonic() < deadline:
+        found = [m for m in await producer.get_dlq_messages(1000) if m["job_id"] == job_id]
+        await asyncio.sleep(0.2)
+    assert found, "the job never reached the DLQ"
+    assert found[0]["reason"].startswith(f"delivery limit reached in {cluster_queue}")
+    assert found[0]["queue"] == cluster_queue
