@@ -122,6 +122,10 @@ bench-peers: ## Install the benchmark's peers (dramatiq, taskiq, Celery, FastStr
 bench: python-deps rabbitmq-up bench-peers ## Throughput/latency: ours vs raw aio-pika, dramatiq, taskiq, Celery, FastStream
 	$(RUN) python bench/throughput.py
 
+.PHONY: bench-cluster
+bench-cluster: python-deps rabbitmq-up rabbitmq-cluster-up ## Jobs/s and p99: one node (classic) vs the 3-node cluster (replicated)
+	$(RUN) python bench/cluster.py
+
 .PHONY: bench-operator
 bench-operator: python-deps rabbitmq-up k8s-binaries ## Operator: 100 pools reconciled; autoscaler reaction and polling cost
 	$(RUN) python bench/operator_reconcile.py --pools 100

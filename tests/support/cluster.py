@@ -82,18 +82,20 @@ class RabbitMQCluster:
                 return int(str(row["leader"]).split("@")[0].rsplit("-", 1)[1])
         raise LookupError(f"queue {queue!r} not found")
 
-    def node_of_connection(self, connection_name: str, *, via: int = 1) -> int:
-        """The node a client connection (by its ``connection_name`` property) is on."""
+    def connections_on(self, node: int) -> list[str]:
+        """``connection_name`` of every client connection to ``node``."""
         rows = json.loads(
             self.ctl(
-                via, "-q", "list_connections", "port", "client_properties", "--formatter", "json"
+                node, "-q", "list_connections", "port", "client_properties", "--formatter", "json"
             )
         )
+        names = []
         for row in rows:
+            if int(row["port"]) != self.port(node):
+                continue
             properties = {key: value for key, _, value in row["client_properties"]}
-            if properties.get("connection_name") == connection_name:
-                return int(row["port"]) - self.base_port + 1
-        raise LookupError(f"no connection named {connection_name!r}")
+            names.append(str(properties.get("connection_name", "")))
+        return names
 
 
 def require_cluster() -> RabbitMQCluster:

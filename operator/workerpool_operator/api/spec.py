@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, JsonValue, WithJsonSchema
 
+from itl_controlplane_sdk.contract.replication import QueueType
 from itl_controlplane_sdk.contract.settings import WorkerSettings
 from itl_controlplane_sdk.contract.topology import DEFAULT_JOB_QUEUE
 from workerpool_operator.api.base import GROUP, Model, rules
@@ -29,6 +30,7 @@ MANAGED_ENV_FIELDS = (
     "pool_name",
     "job_queue",
     "job_bindings",
+    "queue_type",
     "drain_timeout",
     "rabbitmq_tls_ca_file",
     "rabbitmq_tls_cert_file",
@@ -104,8 +106,16 @@ class RabbitMQ(Model):
     secret_ref: SecretKeyRef = Field(
         description=(
             "Secret key holding the broker URL (amqp://user:password@host:5672/vhost, or "
-            "amqps:// for TLS). Mounted into the workers as RABBITMQ_URL; the operator never "
-            "copies its value."
+            "amqps:// for TLS), or the URLs of a RabbitMQ cluster's nodes comma-separated. "
+            "Mounted into the workers as RABBITMQ_URL; the operator never copies its value."
+        ),
+    )
+    queue_type: QueueType = Field(
+        default="classic",
+        description=(
+            "classic: single-node queues with priorities. replicated: quorum queues in "
+            "priority bands and replicated streams, for a RabbitMQ cluster (set on the "
+            "workers as QUEUE_TYPE). Every pool and client of one broker must agree."
         ),
     )
     tls: BrokerTlsSecret | None = Field(

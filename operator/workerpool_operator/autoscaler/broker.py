@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from itl_controlplane_sdk.contract import topology
+from itl_controlplane_sdk.contract.replication import QueueType
 from itl_controlplane_sdk.contract.tls import BrokerTls
 from itl_controlplane_sdk.workers.queue import JobQueue
 from workerpool_operator import scaling
@@ -45,7 +46,9 @@ class QueueClient(Protocol):
 
     async def disconnect(self) -> None: ...
 
-    async def get_queue_stats(self, queues: list[str] | None = None) -> dict[str, Any]: ...
+    async def get_queue_stats(
+        self, queues: list[str] | None = None, *, queue_type: QueueType | None = None
+    ) -> dict[str, Any]: ...
 
     async def get_worker_heartbeats(self, pool: str | None = None) -> list[dict[str, Any]]: ...
 
@@ -113,8 +116,14 @@ class BrokerHub:
         """Distinct broker URLs with a connection (or an attempt) right now."""
         return len(self._connections)
 
-    async def read(self, url: str, *, queue: str, pool: str) -> BrokerRead:
-        """Queue statistics and heartbeats for one pool, or why they are missing."""
+    async def read(
+        self, url: str, *, queue: str, pool: str, queue_type: QueueType = "classic"
+    ) -> BrokerRead:
+        """Queue statistics and heartbeats for one pool, or why they are missing.
+
+        A replicated pool's depth is the sum of its priority bands, read in one call; a band
+        that cannot be read makes the whole reading missing (the scaler holds), never smaller.
+        """
         await self._close_idle()
         conn = self._connections.get(url)
         if conn is None:
@@ -124,9 +133,12 @@ class BrokerHub:
         if failure is not None:
             return BrokerRead(failure)
         try:
-            stats = await asyncio.wait_for(
-                conn.client.get_queue_stats([queue]), timeout=self._read_timeout
+            read = (
+                conn.client.get_queue_stats([queue])
+                if queue_type == "classic"
+                else conn.client.get_queue_stats([queue], queue_type=queue_type)
             )
+            stats = await asyncio.wait_for(read, timeout=self._read_timeout)
         except TimeoutError:
             return BrokerRead(
                 scaling.ObservationFailure(

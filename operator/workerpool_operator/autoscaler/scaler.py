@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from itl_controlplane_sdk.contract.replication import QueueType
 from workerpool_operator import api, conditions, kube, scaling
 from workerpool_operator.autoscaler import observe, report
 from workerpool_operator.autoscaler.broker import BrokerRead
@@ -58,7 +59,9 @@ class Cluster(Protocol):
 class Broker(Protocol):
     """The broker side (``broker.BrokerHub`` in production)."""
 
-    async def read(self, url: str, *, queue: str, pool: str) -> BrokerRead: ...
+    async def read(
+        self, url: str, *, queue: str, pool: str, queue_type: QueueType = "classic"
+    ) -> BrokerRead: ...
 
 
 @dataclasses.dataclass
@@ -158,7 +161,10 @@ class PoolScaler:
             message = f"Secret {ref.name!r} has no key {ref.key!r} (or does not exist)"
             return BrokerRead(scaling.ObservationFailure(observe.BROKER_SECRET_MISSING, message))
         return await self._broker.read(
-            url, queue=api.effective_queue(pool), pool=api.pool_identity(pool)
+            url,
+            queue=api.effective_queue(pool),
+            pool=api.pool_identity(pool),
+            queue_type=pool.spec.rabbitmq.queue_type,
         )
 
     async def _apply(self, decision: scaling.Decision) -> None:

@@ -56,6 +56,7 @@ def worker_env(pool: WorkerPool) -> list[dict[str, Any]]:
         },
         _env("pool_name", pool_identity(pool)),
         _env("job_queue", effective_queue(pool)),
+        _env("queue_type", spec.rabbitmq.queue_type),
         _env("max_concurrent_jobs", str(spec.max_concurrent_jobs)),
         _env("job_timeout", str(spec.job_timeout)),
         _env("drain_timeout", str(spec.job_timeout)),

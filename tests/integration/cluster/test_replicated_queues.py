@@ -10,7 +10,6 @@ from typing import Any
 import aio_pika
 
 from itl_controlplane_sdk import ResourceRequest
-from itl_controlplane_sdk.contract import replication
 from itl_controlplane_sdk.workers import JobQueue, JobResult, JobStatus
 from tests.support.cluster import RabbitMQCluster
 
@@ -27,43 +26,55 @@ def request(name: str, **body: Any) -> ResourceRequest:
     )
 
 
-async def test_bands_run_highest_first_and_depth_is_summed_across_them(
+async def test_depth_is_summed_across_the_bands(
     cluster_job_queue: Callable[..., Any], cluster_queue: str
 ) -> None:
     producer: JobQueue = await cluster_job_queue(1)
-    priorities = [1, 5, 9, 0, 6, 10, 3, 4, 7] * 2
-    for index, priority in enumerate(priorities):
+    for index, priority in enumerate([1, 5, 9, 0, 6, 10, 3, 4, 7] * 2):
         await producer.submit_job("ITL.Demo", "Job", "create", request(f"j{index}"), priority)
 
-    stats = await producer.get_queue_stats()
-    entry = stats["queues"][cluster_queue]
-    assert entry["message_count"] == len(priorities)
+    entry = (await producer.get_queue_stats())["queues"][cluster_queue]
+
+    assert entry["message_count"] == 18
     assert entry["bands"] == {
         f"{cluster_queue}.high": 6,
         cluster_queue: 6,
         f"{cluster_queue}.low": 6,
     }
 
-    started: list[int] = []
-    done = asyncio.Event()
+
+async def test_high_priority_jobs_do_not_wait_behind_a_low_priority_backlog(
+    cluster_job_queue: Callable[..., Any],
+) -> None:
+    producer: JobQueue = await cluster_job_queue(1)
+    started: list[str] = []
+    finished = asyncio.Event()
 
     async def run(job_id: str, payload: dict[str, Any]) -> JobResult:
-        started.append(int(payload["priority"]))
-        await asyncio.sleep(0.02)
-        if len(started) == len(priorities):
-            done.set()
+        started.append(str(payload["request"]["resource_name"]))
+        await asyncio.sleep(0.1)
+        if len(started) == 18:
+            finished.set()
         return JobResult(job_id, JobStatus.COMPLETED)
 
     consumer: JobQueue = await cluster_job_queue(2)
     await consumer.consume_jobs(run, prefetch=1)
-    await asyncio.wait_for(done.wait(), 30)
+    for index in range(15):
+        await producer.submit_job("ITL.Demo", "Job", "create", request(f"low-{index}"), 1)
+    deadline = time.monotonic() + 20
+    while len(started) < 2:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    for index in range(3):
+        await producer.submit_job("ITL.Demo", "Job", "create", request(f"high-{index}"), 9)
+    await asyncio.wait_for(finished.wait(), 60)
 
-    bands = [replication.band_of(p, "replicated").name for p in started]
-    # The first delivery to arrive starts at once, whatever its band; after that a free slot
-    # always goes to the highest band waiting.
-    rest = bands[1:]
-    order = {"high": 0, "normal": 1, "low": 2}
-    assert rest == sorted(rest, key=order.__getitem__), started
+    # The high jobs take the next free slots: at most the low jobs already running or held
+    # (one slot plus one lookahead) start before them, not the backlog of fifteen.
+    positions = [started.index(f"high-{index}") for index in range(3)]
+    assert max(positions) <= 7, started
+    lows = [name for name in started if name.startswith("low-")]
+    assert lows == [f"low-{index}" for index in range(15)], "a band runs in arrival order"
 
 
 async def test_a_job_redelivered_past_the_delivery_limit_reaches_the_dlq_with_the_reason(

@@ -288,7 +288,9 @@ class FakeBroker:
     def __init__(self) -> None:
         self.read_result = BrokerRead(observe.QueueReading(ready=0, consumers=0, dead_letters=0))
 
-    async def read(self, url: str, *, queue: str, pool: str) -> BrokerRead:
+    async def read(
+        self, url: str, *, queue: str, pool: str, queue_type: str = "classic"
+    ) -> BrokerRead:
         return self.read_result
 
 

@@ -247,3 +247,10 @@ def test_otel_variables_in_spec_env_reach_the_worker_container() -> None:
     env = _env(build_deployment(pool(env=otel), default_image=IMAGE))
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == otel[0]
     assert env["OTEL_RESOURCE_ATTRIBUTES"] == otel[1]
+
+
+def test_a_replicated_pool_tells_its_workers_the_queue_type() -> None:
+    replicated = pool(rabbitmq={"secretRef": {"name": "broker"}, "queueType": "replicated"})
+    env = _env(build_deployment(replicated, default_image=IMAGE))
+    assert env["QUEUE_TYPE"] == {"name": "QUEUE_TYPE", "value": "replicated"}
+    assert _env(build_deployment(pool(), default_image=IMAGE))["QUEUE_TYPE"]["value"] == "classic"
