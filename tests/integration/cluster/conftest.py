@@ -17,8 +17,8 @@ import pytest
 from itl_controlplane_sdk.contract import replication
 from itl_controlplane_sdk.contract.topology import retry_queue_name
 from itl_controlplane_sdk.workers import JobQueue
+from itl_harness.workers import WorkerProcess
 from tests.support.cluster import RabbitMQCluster, require_cluster
-from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.integration
 
