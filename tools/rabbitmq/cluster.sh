@@ -58,6 +58,13 @@ check_node() {
 
 running() { ctl "$1" -q status >/dev/null 2>&1; }
 
+# The node's process is alive (it may be too busy to answer rabbitmqctl yet).
+alive() {
+  local pid
+  pid=$(cat "$(home "$1")/rabbitmq.pid" 2>/dev/null || true)
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
 configure() {
   local n=$1 dir
   dir=$(home "$n")
@@ -76,7 +83,7 @@ EOF
 launch() {
   local n=$1
   configure "$n"
-  if running "$n"; then return 0; fi
+  if alive "$n" || running "$n"; then return 0; fi
   if (exec 3<>/dev/tcp/127.0.0.1/"$(port "$n")") 2>/dev/null; then
     echo "port $(port "$n") is taken by another process; set ITL_CLUSTER_BASE_PORT" >&2
     exit 1

@@ -18,7 +18,7 @@ from itl_controlplane_sdk.contract import replication
 from itl_controlplane_sdk.contract.topology import retry_queue_name
 from itl_controlplane_sdk.workers import JobQueue
 from itl_harness.workers import WorkerProcess
-from tests.support.cluster import RabbitMQCluster, require_cluster
+from tests.support.cluster import NODES, RabbitMQCluster, require_cluster
 
 pytestmark = pytest.mark.integration
 
@@ -30,13 +30,22 @@ def rabbitmq_cluster() -> RabbitMQCluster:
     return require_cluster()
 
 
+async def connect_any(cluster: RabbitMQCluster) -> aio_pika.abc.AbstractConnection:
+    """A plain connection to the first node that answers (a test may have killed one)."""
+    for node in NODES:
+        try:
+            return await aio_pika.connect(cluster.url(node), timeout=10)
+        except (OSError, aio_pika.exceptions.AMQPError, TimeoutError):
+            continue
+    raise AssertionError("no cluster node answers")
+
+
 @pytest.fixture
 async def cluster_queue(rabbitmq_cluster: RabbitMQCluster) -> AsyncIterator[str]:
     """A fresh pool queue name; its bands and retry queues are deleted afterwards."""
     name = f"test.cluster.{uuid.uuid4().hex[:10]}"
     yield name
-    rabbitmq_cluster.ensure_all_up()
-    connection = await aio_pika.connect(rabbitmq_cluster.url(1))
+    connection = await connect_any(rabbitmq_cluster)
     async with connection:
         for band in replication.band_queues(name, "replicated"):
             for queue in (band, *(retry_queue_name(band, ms) for ms in (100, 200, 400))):
