@@ -113,23 +113,32 @@ async def redrive(
     queue_type: replication.QueueType = "classic",
 ) -> int:
     moved = 0
+    # Messages that stay are held unacked until the end: requeued at once, each would come
+    # straight back from the next get and use up the budget, hiding the jobs behind it.
+    kept: list[AbstractIncomingMessage] = []
     async with connection.channel(publisher_confirms=True, on_return_raises=True) as channel:
         queue = await channel.declare_queue(topology.DEAD_LETTER_QUEUE, passive=True)
         available = queue.declaration_result.message_count or 0
         budget = available if limit is None else min(limit, available)
-        for _ in range(budget):
-            message = await queue.get(no_ack=False, fail=False)
-            if message is None:
-                break
-            try:
-                envelope = decode_job(message.body)
-            except UndecodableJobError:
-                await message.nack(requeue=True)
-                continue
-            if await _republish(channel, message, envelope, timeout=timeout, queue_type=queue_type):
-                await message.ack()
-                moved += 1
-            else:
+        try:
+            for _ in range(budget):
+                message = await queue.get(no_ack=False, fail=False)
+                if message is None:
+                    break
+                try:
+                    envelope = decode_job(message.body)
+                except UndecodableJobError:
+                    kept.append(message)
+                    continue
+                if await _republish(
+                    channel, message, envelope, timeout=timeout, queue_type=queue_type
+                ):
+                    await message.ack()
+                    moved += 1
+                else:
+                    kept.append(message)
+        finally:
+            for message in reversed(kept):
                 await message.nack(requeue=True)
     return moved
 

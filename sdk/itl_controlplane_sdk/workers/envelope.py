@@ -98,13 +98,21 @@ def decode_delivery(
 ) -> JobEnvelope:
     """The envelope of a delivered job; every way of failing is an UndecodableJobError.
 
-    A worker must never hold a message it cannot handle: deep nesting makes the JSON parser
-    raise RecursionError, a huge body MemoryError, and both would escape a narrower except,
-    leaving the delivery unacknowledged and its concurrency slot taken for good.
+    A worker must never hold a message it cannot handle: an exception escaping here would
+    leave the delivery unacknowledged and its concurrency slot taken for good.
     """
     check_delivery(body, content_type, content_encoding, max_bytes)
+    return decode_job(body)
+
+
+def decode_job(body: bytes) -> JobEnvelope:
+    """The envelope in ``body``; every way of failing is an UndecodableJobError.
+
+    Redrive and the worker both call it on whatever sits in a queue, so nothing else may
+    escape: deep nesting makes the JSON parser raise RecursionError, a huge body MemoryError.
+    """
     try:
-        return decode_job(body)
+        return _decode_job(body)
     except UndecodableJobError:
         raise
     except RecursionError:
@@ -115,7 +123,7 @@ def decode_delivery(
         raise UndecodableJobError(f"message body cannot be decoded: {type(exc).__name__}") from None
 
 
-def decode_job(body: bytes) -> JobEnvelope:
+def _decode_job(body: bytes) -> JobEnvelope:
     # Fast path for the well-formed message a worker sees almost always: pydantic parses and
     # validates the JSON in one pass. Anything it refuses takes the slow path below, which
     # produces the detailed reason a dead letter carries.

@@ -15,8 +15,10 @@ import aio_pika
 import pytest
 
 from itl_controlplane_sdk import ResourceListResponse, ResourceRequest, ResourceResponse
+from itl_controlplane_sdk.contract import topology
 from itl_controlplane_sdk.providers.base import ResourceProvider
 from itl_controlplane_sdk.workers import JobQueue, JobStatus
+from itl_controlplane_sdk.workers.consumer import HEADER_QUEUE
 from itl_controlplane_sdk.workers.envelope import JobEnvelope, new_job_id
 from itl_controlplane_sdk.workers.results import JobResult
 from tests.integration.sdk.conftest import StartWorker, demo_request
@@ -116,3 +118,31 @@ async def test_poison_messages_are_dead_lettered_and_free_their_slots(
         await asyncio.sleep(0.05)
     status = worker.get_status()
     assert (status["in_flight"], status["unacked"], status["stuck"]) == (0, 0, 0)
+
+
+async def test_redrive_leaves_poison_in_the_dlq_and_moves_the_jobs_behind_it(
+    rabbitmq_url: str, producer: JobQueue, clean_dlq: None
+) -> None:
+    connection = await aio_pika.connect(rabbitmq_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        for n, body in enumerate([b"[" * 5000 + b"]" * 5000, b"not json", b"[" * 3000]):
+            await channel.default_exchange.publish(
+                aio_pika.Message(body, message_id=f"poison-{n}"),
+                routing_key=topology.DEAD_LETTER_QUEUE,
+            )
+        await channel.default_exchange.publish(
+            aio_pika.Message(
+                envelope_body("redriven"),
+                content_type="application/json",
+                message_id="good",
+                headers={HEADER_QUEUE: producer.queue_name},
+            ),
+            routing_key=topology.DEAD_LETTER_QUEUE,
+        )
+
+    assert await producer.redrive_dlq() == 1
+    left = {m["job_id"] for m in await producer.get_dlq_messages()}
+    assert left == {"poison-0", "poison-1", "poison-2"}
+    stats = await producer.get_queue_stats([producer.queue_name])
+    assert stats["queues"][producer.queue_name]["message_count"] == 1
