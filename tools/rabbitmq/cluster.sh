@@ -93,7 +93,7 @@ launch() {
 
 await_node() {
   local n=$1
-  ctl "$n" -q wait --timeout 120 "$(home "$n")/rabbitmq.pid"
+  ctl "$n" -q wait --timeout 300 "$(home "$n")/rabbitmq.pid"
   ctl "$n" -q await_startup --timeout 300
 }
 
