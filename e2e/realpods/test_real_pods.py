@@ -166,8 +166,12 @@ def test_scale_down_with_a_long_job_drains_inside_the_grace_period(installed: St
 
     job_seconds = 20.0
     [job_id] = story.submit(1, job_seconds)
-    story.wait(
-        lambda: (story.snapshot().in_flight or 0) == 1, timeout=60, what="the long job in flight"
+    # The worker's own /status (a fixed-size pool has no autoscaler filling status.queue).
+    status_path = f"/api/v1/namespaces/{story.pool_namespace}/pods/{name}:8001/proxy/status"
+    wait_until(
+        lambda: story.cluster.api.get(status_path).get("in_flight") == 1,
+        timeout=60,
+        what="the long job in flight on the worker",
     )
     path = (
         f"/apis/{api.API_VERSION}/namespaces/{story.pool_namespace}/{api.PLURAL}/{story.pool_name}"
