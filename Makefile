@@ -55,6 +55,10 @@ rabbitmq-cluster-down: ## Stop the local RabbitMQ cluster and delete its data
 k8s-binaries: ## Build (or reuse) kube-apiserver, etcd, kwok, helm... in the cache
 	bash tools/controlplane/build.sh
 
+.PHONY: keda-binaries
+keda-binaries: ## Build (or reuse) KEDA's operator and metrics server (benchmark only; long cold build)
+	bash tools/keda/build.sh
+
 .PHONY: cluster-up
 cluster-up: k8s-binaries ## Start the local Kubernetes control plane (prints KUBECONFIG)
 	$(RUN) python -m localcluster up
@@ -131,3 +135,8 @@ bench-operator: python-deps rabbitmq-up k8s-binaries ## Operator: 100 pools reco
 	$(RUN) python bench/operator_reconcile.py --pools 100
 	$(RUN) python bench/autoscaler_reaction.py --trials 20
 	$(RUN) python bench/autoscaler_polling.py --poll-interval 5
+
+.PHONY: bench-keda
+bench-keda: python-deps k8s-binaries keda-binaries ## The autoscaler and KEDA side by side (own broker node; about 20 min)
+	$(RUN) python bench/keda_compare.py --profile defaults
+	$(RUN) python bench/keda_compare.py --profile fast
