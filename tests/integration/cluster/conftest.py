@@ -2,10 +2,15 @@
 
 Every test starts with all three nodes up (a node a previous test killed is started again), so
 tests can kill and restart nodes freely. Everything on the cluster runs in replicated mode.
+
+This tier runs with ``make test-cluster`` (``ITL_TEST_CLUSTER=1``), not in ``make test``: on this
+project's 2-core machines a SIGKILLed node does not always rejoin within ``rabbitmqctl wait``'s
+120 s, so the tier is not yet reliable enough to gate every change (docs/testing.md).
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -19,6 +24,9 @@ from itl_controlplane_sdk.contract.topology import retry_queue_name
 from itl_controlplane_sdk.workers import JobQueue
 from itl_harness.workers import WorkerProcess
 from tests.support.cluster import NODES, RabbitMQCluster, require_cluster
+
+if os.environ.get("ITL_TEST_CLUSTER", "").strip().lower() not in {"1", "true", "yes", "on"}:
+    collect_ignore_glob = ["test_*.py"]
 
 pytestmark = pytest.mark.integration
 
