@@ -38,7 +38,8 @@ from pathlib import Path
 import yaml
 
 from itl_harness import jobs
-from itl_harness.operator_process import OperatorProcess, put_secret
+from itl_harness.operator_process import OperatorProcess
+from itl_harness.stack import put_secret
 from localcluster import Cluster, LocalCluster, discover, recorded_cluster
 from workerpool_operator import crd
 from workerpool_operator.api import Autoscaling

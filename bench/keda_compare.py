@@ -59,9 +59,10 @@ from pathlib import Path
 from typing import Any
 
 from itl_harness import jobs
-from itl_harness.operator_process import REPO, OperatorProcess, put_secret
+from itl_harness.operator_process import REPO, OperatorProcess
 from itl_harness.pod_workers import PodWorkers
 from itl_harness.rabbitmq_node import Broker, own_broker
+from itl_harness.stack import put_secret
 from localcluster import MODE_FULL, LocalCluster, discover
 from localcluster.keda import Keda
 from workerpool_operator import crd

@@ -41,7 +41,8 @@ from typing import Any
 
 import yaml
 
-from itl_harness.operator_process import REPO, OperatorProcess, create_secret, sample_metric
+from itl_harness.operator_process import REPO, OperatorProcess, sample_metric
+from itl_harness.stack import LOCAL_BROKER_URL, put_secret
 from localcluster import (
     MODE_FULL,
     Cluster,
@@ -181,7 +182,7 @@ def run(
         cluster.api.post("/api/v1/nodes", _big_node(count * replicas + 100))
         for namespace in namespaces:
             cluster.create_namespace(namespace)
-            create_secret(cluster, namespace)
+            put_secret(cluster, namespace, LOCAL_BROKER_URL)
         operator.start()
         time.sleep(5)  # the watches are up; their initial lists are not counted below
         idle_rss = operator.rss_kib()

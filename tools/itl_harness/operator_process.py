@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
+from itl_harness.stack import LOCAL_BROKER_URL, put_secret
 from localcluster import ApiError, Cluster, WaitTimeout, wait_until
 from localcluster.waiting import StopWaiting
 
@@ -91,7 +92,7 @@ class OperatorProcess:
         for _ in range(attempts):
             namespace = cluster.create_namespace(f"{prefix}canary-{uuid.uuid4().hex[:6]}")
             try:
-                create_secret(cluster, namespace)
+                put_secret(cluster, namespace, LOCAL_BROKER_URL)
                 cluster.kubectl("-n", namespace, "apply", "-f", "-", input=CANARY_POOL)
                 deployment = f"/apis/apps/v1/namespaces/{namespace}/deployments/canary"
                 with contextlib.suppress(WaitTimeout):
@@ -181,34 +182,3 @@ kind: WorkerPool
 metadata: {name: canary}
 spec: {replicaCount: 0, rabbitmq: {secretRef: {name: rabbitmq}}}
 """
-
-
-def create_secret(cluster: Cluster, namespace: str, name: str = "rabbitmq") -> None:
-    """The broker Secret a pool references (the local RabbitMQ)."""
-    cluster.api.post(
-        f"/api/v1/namespaces/{namespace}/secrets",
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": name},
-            "stringData": {"url": "amqp://guest:guest@127.0.0.1:5672/"},
-        },
-    )
-
-
-def wait_gone(cluster: Cluster, path: str, *, timeout: float, what: str) -> None:
-    wait_until(lambda: cluster.api.get_or_none(path) is None, timeout=timeout, what=what)
-
-
-def put_secret(cluster: Cluster, namespace: str, url: str, name: str = "rabbitmq") -> None:
-    """Create or replace the pool's broker Secret."""
-    body = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name},
-        "stringData": {"url": url},
-    }
-    try:
-        cluster.api.post(f"/api/v1/namespaces/{namespace}/secrets", body)
-    except ApiError:
-        cluster.api.request("PUT", f"/api/v1/namespaces/{namespace}/secrets/{name}", body)

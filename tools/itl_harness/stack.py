@@ -234,6 +234,10 @@ def delete_namespace(cluster: Cluster, name: str) -> None:
             raise
 
 
+LOCAL_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
+"""The broker the harness starts (``make rabbitmq-up``), as a pool's Secret names it."""
+
+
 def put_secret(cluster: Cluster, namespace: str, url: str, name: str = "rabbitmq") -> None:
     """Create or replace the pool's broker Secret (key ``url``, as the samples use)."""
     body = {

@@ -21,8 +21,9 @@ import pytest
 import yaml
 
 from itl_harness import jobs
-from itl_harness.operator_process import OperatorProcess, put_secret, sample_metric
+from itl_harness.operator_process import OperatorProcess, sample_metric
 from itl_harness.pod_workers import PodWorkers, wait_for
+from itl_harness.stack import put_secret
 from localcluster import Cluster
 from tests.integration.autoscaler.autoscaler_tcp_proxy import TcpProxy
 

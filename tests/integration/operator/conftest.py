@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from itl_harness.operator_process import REPO, OperatorProcess, create_secret
+from itl_harness.operator_process import REPO, OperatorProcess
+from itl_harness.stack import LOCAL_BROKER_URL, put_secret
 from localcluster import ApiError, Cluster
 from workerpool_operator import crd
 
@@ -57,7 +58,7 @@ def operator(
 def wp_namespace(k8s_cluster: Cluster, operator: OperatorProcess) -> Iterator[str]:
     """A fresh ``wpo-*`` namespace enforcing restricted PSS, with the broker Secret."""
     name = k8s_cluster.create_namespace(f"{NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}", RESTRICTED)
-    create_secret(k8s_cluster, name)
+    put_secret(k8s_cluster, name, LOCAL_BROKER_URL)
     yield name
     with contextlib.suppress(ApiError):
         k8s_cluster.api.delete(f"/api/v1/namespaces/{name}")

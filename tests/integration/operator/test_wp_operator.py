@@ -14,13 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from itl_harness.operator_process import (
-    REPO,
-    OperatorProcess,
-    create_secret,
-    sample_metric,
-    wait_gone,
-)
+from itl_harness.operator_process import REPO, OperatorProcess, sample_metric
+from itl_harness.stack import LOCAL_BROKER_URL, put_secret, wait_gone
 from localcluster import Cluster, wait_until
 from localcluster.workloads import running_and_ready
 
@@ -362,7 +357,7 @@ def test_missing_secret_degrades_once_and_recovers(k8s_cluster: Cluster, wp_name
     assert [e["reason"] for e in warnings] == ["SecretNotFound"]
     assert warnings[0].get("count", 1) == 1
 
-    create_secret(k8s_cluster, ns, "later")
+    put_secret(k8s_cluster, ns, LOCAL_BROKER_URL, name="later")
     pool = _ready_pool(k8s_cluster, ns, name, 1)
     recovered = _condition(pool, "Degraded")
     assert recovered is not None
