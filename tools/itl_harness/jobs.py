@@ -18,6 +18,7 @@ from itl_controlplane_sdk import ResourceRequest
 from itl_controlplane_sdk.contract.topology import provider_binding
 from itl_controlplane_sdk.workers import JobQueue, amqp
 from itl_controlplane_sdk.workers.envelope import JobEnvelope, new_job_id
+from itl_controlplane_sdk.workers.results import JobResult
 
 
 def pool_queue(namespace: str, pool: str) -> str:
@@ -106,7 +107,9 @@ def produce(url: str, queue: str, *, seconds: float, every: float, stop: threadi
     return asyncio.run(_produce(url, queue, seconds, every, stop))
 
 
-async def _results(url: str, queue: str, provider: str, ids: Sequence[str], timeout: float):
+async def _results(
+    url: str, queue: str, provider: str, ids: Sequence[str], timeout: float
+) -> dict[str, JobResult | None]:
     reader = JobQueue(url, queue_name=queue, bindings=(provider_binding(provider),))
     await reader.connect()
     try:
@@ -116,7 +119,9 @@ async def _results(url: str, queue: str, provider: str, ids: Sequence[str], time
     return dict(zip(ids, found, strict=True))
 
 
-def results(url: str, queue: str, provider: str, ids: Sequence[str], timeout: float) -> dict:
+def results(
+    url: str, queue: str, provider: str, ids: Sequence[str], timeout: float
+) -> dict[str, JobResult | None]:
     """job id -> JobResult (or None when none came within ``timeout``)."""
     return asyncio.run(_results(url, queue, provider, ids, timeout))
 

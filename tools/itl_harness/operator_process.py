@@ -7,6 +7,7 @@ users get. Used by the integration tests and the operator benchmarks.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -97,7 +98,9 @@ class OperatorProcess:
                 deployment = f"/apis/apps/v1/namespaces/{namespace}/deployments/canary"
                 with contextlib.suppress(WaitTimeout):
                     wait_until(
-                        lambda d=deployment: cluster.api.get_or_none(d), timeout=10, what="canary"
+                        functools.partial(cluster.api.get_or_none, deployment),
+                        timeout=10,
+                        what="canary",
                     )
                     return
             finally:
