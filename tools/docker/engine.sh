@@ -43,9 +43,18 @@ ensure() {
   # A copy: the daemon outlives this checkout (a worktree or CI clone may be deleted).
   install -m 0755 "$HERE/runc-bounded" "$STATE/runc-bounded"
   say "starting dockerd (log: $LOG)"
-  setsid dockerd --ip-forward=false \
-    --add-runtime "itl-runc=$STATE/runc-bounded" --default-runtime itl-runc \
-    --pidfile "$PIDFILE" >>"$LOG" 2>&1 </dev/null &
+  (
+    # Only stdio is handed on: dockerd, containerd and every container shim would otherwise
+    # inherit the caller's descriptors for good, e.g. tools/kind/build.sh's build lock (fd 9),
+    # which then stays held and blocks the next build forever.
+    for fd in /proc/$BASHPID/fd/*; do
+      fd=${fd##*/}
+      if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+    done
+    exec setsid dockerd --ip-forward=false \
+      --add-runtime "itl-runc=$STATE/runc-bounded" --default-runtime itl-runc \
+      --pidfile "$PIDFILE" >>"$LOG" 2>&1 </dev/null
+  ) &
   local _
   for _ in $(seq 1 120); do
     reachable && break
