@@ -17,7 +17,13 @@ raw
 sdk
     ``JobQueue.submit_job`` + ``JobQueue.get_result`` against one
     ``python -m itl_controlplane_sdk.workers`` process (MAX_CONCURRENT_JOBS=10) running the
-    SDK's no-op provider (``SimulatedWorkProvider`` with an empty body).
+    SDK's no-op provider (``SimulatedWorkProvider`` with an empty body); results over AMQP
+    (``RESULTS_PROTOCOL=amqp``).
+sdk-stream
+    the same with ``RESULTS_PROTOCOL=stream``: results written and read over RabbitMQ's stream
+    protocol (the broker's ``rabbitmq_stream`` plugin, on ``ITL_BENCH_RABBITMQ_STREAM_PORT``,
+    default the AMQP port minus 120 as ``tools/rabbitmq/rabbitmq.sh`` sets it). It runs in a
+    vhost of its own (``VHOST-stream``) so that neither SDK client tails the other's results.
 peers (``bench/peers.py``)
     each at its defaults and, where that differs, configured as its documentation recommends
     for reliability: dramatiq (RabbitMQ + Redis results), taskiq-aio-pika + taskiq-redis,
@@ -70,6 +76,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from peers import PEERS, PeerClient, RedisServer, peers_python, redis_server
 
 from itl_controlplane_sdk.contract.replication import job_queue_arguments
+from itl_controlplane_sdk.contract.settings import ResultsProtocol
 from itl_controlplane_sdk.models import ResourceRequest
 from itl_controlplane_sdk.workers import JobQueue, JobStatus
 from itl_controlplane_sdk.workers.amqp import RESULTS_MAX_BYTES, RESULTS_SEGMENT_BYTES
@@ -77,6 +84,7 @@ from itl_controlplane_sdk.workers.amqp import RESULTS_MAX_BYTES, RESULTS_SEGMENT
 BENCH_DIR = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
 PORT = int(os.environ.get("ITL_BENCH_RABBITMQ_PORT", "5672"))
+STREAM_PORT = int(os.environ.get("ITL_BENCH_RABBITMQ_STREAM_PORT", str(PORT - 120)))
 DEFAULT_VHOST = "bench"
 
 RAW_EXCHANGE = "bench.raw.exchange"
@@ -102,6 +110,7 @@ GOAL_PEERS = ("dramatiq", "taskiq", "celery", "faststream")
 LABELS = {
     "raw": "raw aio-pika",
     "sdk": "ours (JobQueue+ProviderWorker)",
+    "sdk-stream": "ours, results over streams",
     **{name: peer.label for name, peer in PEERS.items()},
 }
 SIDES = ("client", "worker", "broker", "redis")
@@ -287,8 +296,14 @@ class RawClient:
 class SdkClient:
     """The SDK as an application uses it: ``submit_job`` then ``get_result``."""
 
-    def __init__(self, url: str) -> None:
-        self.queue = JobQueue(url, queue_name=SDK_QUEUE, bindings=[SDK_BINDING])
+    def __init__(self, url: str, results_protocol: ResultsProtocol = "amqp") -> None:
+        self.queue = JobQueue(
+            url,
+            queue_name=SDK_QUEUE,
+            bindings=[SDK_BINDING],
+            results_protocol=results_protocol,
+            results_stream_port=STREAM_PORT,
+        )
         self.request = ResourceRequest.model_validate(REQUEST)
 
     async def start(self) -> None:
@@ -351,9 +366,15 @@ def pythonpath() -> str:
 SDK_WORKER_ARGV = [sys.executable, "-m", "itl_controlplane_sdk.workers"]
 
 
-def sdk_worker_env(target: BrokerTarget, worker_id: str = "bench-sdk-worker") -> dict[str, str]:
+def sdk_worker_env(
+    target: BrokerTarget,
+    worker_id: str = "bench-sdk-worker",
+    results_protocol: ResultsProtocol = "amqp",
+) -> dict[str, str]:
     """One SDK worker process of the benchmark: 10 jobs at once, the no-op provider."""
     return {
+        "RESULTS_PROTOCOL": results_protocol,
+        "RESULTS_STREAM_PORT": str(STREAM_PORT),
         "WORKER_ID": worker_id,
         "WORKER_POOL": "bench",
         "RABBITMQ_URL": target.url,
@@ -375,6 +396,7 @@ def start_workers(
     *,
     raw_marker: bool = False,
     redis_url: str | None = None,
+    stream_target: BrokerTarget | None = None,
 ) -> dict[str, WorkerProcess]:
     """Starts one worker process per system; each only consumes its own ``bench.*`` queue."""
     workers: dict[str, WorkerProcess] = {}
@@ -395,6 +417,14 @@ def start_workers(
         )
     if "sdk" in systems:
         workers["sdk"] = WorkerProcess("sdk", SDK_WORKER_ARGV, sdk_worker_env(target), log_dir)
+    if "sdk-stream" in systems:
+        assert stream_target is not None
+        workers["sdk-stream"] = WorkerProcess(
+            "sdk-stream",
+            SDK_WORKER_ARGV,
+            sdk_worker_env(stream_target, "bench-sdk-stream-worker", "stream"),
+            log_dir,
+        )
     peers = [PEERS[s] for s in systems if s in PEERS]
     if peers:
         python = peers_python()
@@ -734,11 +764,17 @@ class InProcessClient:
 
 
 async def measure(
-    options: Options, target: BrokerTarget, log_dir: Path, redis: RedisServer | None
+    options: Options,
+    target: BrokerTarget,
+    log_dir: Path,
+    redis: RedisServer | None,
+    stream_target: BrokerTarget | None = None,
 ) -> dict[str, Summary]:
     """Starts the workers and clients, runs every round, stops everything, returns figures."""
     url = target.url
     await delete_bench_objects(url)
+    if stream_target is not None:
+        await delete_bench_objects(stream_target.url)
     if "raw" in options.systems:
         await declare_raw_topology(url)
     workers = start_workers(
@@ -747,6 +783,7 @@ async def measure(
         log_dir,
         raw_marker=options.raw_marker,
         redis_url=redis.url if redis else None,
+        stream_target=stream_target,
     )
     clients: dict[str, InProcessClient | PeerClient] = {}
     summaries = {system: Summary() for system in options.systems}
@@ -756,13 +793,20 @@ async def measure(
             "sdk": SDK_QUEUE,
             **{name: peer.queue for name, peer in PEERS.items()},
         }
-        await wait_consumers(url, {s: ready[s] for s in options.systems}, workers)
+        await wait_consumers(
+            url, {s: ready[s] for s in options.systems if s != "sdk-stream"}, workers
+        )
+        if stream_target is not None:
+            await wait_consumers(stream_target.url, {"sdk-stream": SDK_QUEUE}, workers)
         python = peers_python() if any(s in PEERS for s in options.systems) else ""
         for system in options.systems:
             if system == "raw":
                 clients[system] = InProcessClient(RawClient(url))
             elif system == "sdk":
                 clients[system] = InProcessClient(SdkClient(url))
+            elif system == "sdk-stream":
+                assert stream_target is not None
+                clients[system] = InProcessClient(SdkClient(stream_target.url, "stream"))
             else:
                 peer = PEERS[system]
                 env = peer.env(target.url, target.celery_url, redis.url if redis else None)
@@ -833,6 +877,8 @@ async def measure(
         for worker in workers.values():
             worker.stop()
         await delete_bench_objects(url)
+        if stream_target is not None:
+            await delete_bench_objects(stream_target.url)
     return summaries
 
 
@@ -884,32 +930,41 @@ def report(summaries: dict[str, Summary], options: Options, header: dict[str, st
             f"| {s.broker_io_per_job('disk_bytes') / 1024:.2f} |"
         )
     lines.append("")
-    if "sdk" in summaries:
-        lines.extend(verdicts(summaries))
+    lines.extend(verdicts(summaries))
     return lines
+
+
+OURS = ("sdk", "sdk-stream")
 
 
 def verdicts(summaries: dict[str, Summary]) -> list[str]:
-    """Ours against every other system, then the goal's three targets."""
-    sdk = summaries["sdk"]
-    lines = [
-        f"ours/{other} throughput = {sdk.throughput / s.throughput:.2f}x"
-        for other, s in summaries.items()
-        if other != "sdk"
-    ]
-    for name, met, text in goal(summaries):
-        lines.append(f"{name}: {text} ({'met' if met else 'MISSED'})")
+    """Ours (each results protocol in the run) against every other system, then the goal."""
+    lines: list[str] = []
+    for ours in (o for o in OURS if o in summaries):
+        prefix = "ours" if ours == "sdk" else "ours (stream)"
+        lines.extend(
+            f"{prefix}/{other} throughput = {summaries[ours].throughput / s.throughput:.2f}x"
+            for other, s in summaries.items()
+            if other != ours
+        )
+        for name, met, text in goal(summaries, ours):
+            lines.append(f"{name}: {text} ({'met' if met else 'MISSED'})")
     return lines
 
 
-def goal(summaries: dict[str, Summary]) -> list[tuple[str, bool, str]]:
+def goal(summaries: dict[str, Summary], ours: str = "sdk") -> list[tuple[str, bool, str]]:
     """The targets that the systems in this run can judge: (target, met, figures)."""
-    sdk = summaries["sdk"]
+    sdk = summaries[ours]
+    name = "ours" if ours == "sdk" else "ours (stream)"
     targets: list[tuple[str, bool, str]] = []
     if "raw" in summaries:
         ratio = sdk.throughput / summaries["raw"].throughput
         targets.append(
-            ("ours vs raw aio-pika", ratio >= TARGET_VS_RAW, f"{ratio:.2f}x, >= {TARGET_VS_RAW}x")
+            (
+                f"{name} vs raw aio-pika",
+                ratio >= TARGET_VS_RAW,
+                f"{ratio:.2f}x, >= {TARGET_VS_RAW}x",
+            )
         )
     peers = [p for p in GOAL_PEERS if p in summaries]
     if peers:
@@ -917,14 +972,14 @@ def goal(summaries: dict[str, Summary]) -> list[tuple[str, bool, str]]:
         ratio = sdk.throughput / summaries[fastest].throughput
         targets.append(
             (
-                "ours vs the fastest peer at its defaults",
+                f"{name} vs the fastest peer at its defaults",
                 ratio >= TARGET_VS_PEERS,
                 f"{ratio:.2f}x {LABELS[fastest]}, >= {TARGET_VS_PEERS}x",
             )
         )
     p99 = sdk.as_dict()["half_p99_ms"]
     targets.append(
-        ("ours p99 at half peak", p99 < TARGET_P99_MS, f"{p99:.1f} ms, < {TARGET_P99_MS:.0f} ms")
+        (f"{name} p99 at half peak", p99 < TARGET_P99_MS, f"{p99:.1f} ms, < {TARGET_P99_MS:.0f} ms")
     )
     return targets
 
@@ -1028,12 +1083,17 @@ def main(argv: list[str] | None = None) -> int:
     with (
         tempfile.TemporaryDirectory(prefix="itl-bench-") as tmp,
         private_vhost(args.vhost) as target,
+        (
+            private_vhost(f"{args.vhost}-stream")
+            if "sdk-stream" in options.systems
+            else contextlib.nullcontext()
+        ) as stream_target,
         redis_for(options.systems) as redis,
     ):
         header["vhost"] = target.vhost
         try:
             with asyncio.Runner(loop_factory=lambda: new_client_loop(options.client_loop)) as run:
-                summaries = run.run(measure(options, target, Path(tmp), redis))
+                summaries = run.run(measure(options, target, Path(tmp), redis, stream_target))
         except Exception as exc:
             # On a shared broker a test suite may restart it (rabbitmqctl stop_app) mid-run;
             # a round disturbed that way measures nothing, so say so plainly and stop.

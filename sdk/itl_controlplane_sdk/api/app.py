@@ -48,6 +48,8 @@ def default_queue(settings: ApiSettings) -> JobQueue:
         result_retention=settings.result_retention,
         tls=settings.broker_tls,
         queue_type=settings.queue_type,
+        results_protocol=settings.results_protocol,
+        results_stream_port=settings.results_stream_port,
     )
 
 

@@ -23,6 +23,21 @@ DEFAULT_MAX_JOB_BYTES = 1024 * 1024
 """Largest job message body a worker decodes (1 MiB): a ResourceRequest is a few kB, and a
 bigger body is far more likely a mistake than a job."""
 
+ResultsProtocol = Literal["amqp", "stream"]
+RESULTS_PROTOCOLS: tuple[ResultsProtocol, ...] = ("amqp", "stream")
+DEFAULT_RESULTS_STREAM_PORT = 5552
+"""The ``rabbitmq_stream`` plugin's default port."""
+RESULTS_PROTOCOL_DESCRIPTION = (
+    "amqp: results written and read over AMQP 0.9.1, like the jobs. stream: over RabbitMQ's "
+    "stream protocol (the rabbitmq_stream plugin on RESULTS_STREAM_PORT, the SDK's stream "
+    "extra): the same results stream and guarantees with less broker work per job. Processes "
+    "of one broker may differ."
+)
+RESULTS_STREAM_PORT_DESCRIPTION = (
+    "Stream protocol port of the broker in RABBITMQ_URL (RESULTS_PROTOCOL=stream); the same "
+    "host, user and vhost as the URL, TLS as RABBITMQ_TLS_*."
+)
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["plain", "json"]
 
@@ -56,6 +71,18 @@ class WorkerSettings(BrokerTlsSettings, EnvSettings):
             "queues in priority bands and replicated streams (a RabbitMQ cluster). Every "
             "process on one broker must use the same type."
         ),
+    )
+    results_protocol: ResultsProtocol = Field(
+        default="amqp",
+        validation_alias="RESULTS_PROTOCOL",
+        description=RESULTS_PROTOCOL_DESCRIPTION,
+    )
+    results_stream_port: int = Field(
+        default=DEFAULT_RESULTS_STREAM_PORT,
+        ge=1,
+        le=65535,
+        validation_alias="RESULTS_STREAM_PORT",
+        description=RESULTS_STREAM_PORT_DESCRIPTION,
     )
     log_level: LogLevel = Field(
         default="INFO", validation_alias="LOG_LEVEL", description="Log level of the process."

@@ -1,5 +1,9 @@
 """Reading job results from the ``provider.results`` stream, from any process.
 
+The reader is the same over either protocol (``RESULTS_PROTOCOL``): it gets the stream's
+records through a ``Subscription``, an AMQP 0.9.1 stream consumer (``AmqpSubscription``) or a
+subscription over RabbitMQ's stream protocol (``stream_results``).
+
 Results are appended to a RabbitMQ stream, which keeps them for the retention window no matter
 who reads them. A ``ResultReader`` tails the stream once per process and keeps the newest
 results in a bounded LRU cache, so waiting callers are woken without polling and memory stays
@@ -36,15 +40,16 @@ import json
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from itl_controlplane_sdk.contract import topology
 from itl_controlplane_sdk.workers.envelope import job_id_time
 from itl_controlplane_sdk.workers.results import JobResult, JobStatus
 
 if TYPE_CHECKING:
-    from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractQueue
+    from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +87,87 @@ def _stream_offset(epoch_seconds: float) -> datetime:
     return datetime.fromtimestamp(max(0.0, epoch_seconds), UTC)
 
 
+RecordHandler = Callable[[str | None, str | None, bytes, int | None], Awaitable[bool]]
+"""Called per record of the stream with (message id, message type, body, stream offset);
+returns True to stop reading (the subscription then ignores whatever still arrives)."""
+
+
+class Subscription(Protocol):
+    """A reader of the results stream from some point in time until ``close``."""
+
+    async def close(self) -> None: ...
+
+
+OpenSubscription = Callable[[float, RecordHandler], Awaitable[Subscription]]
+"""Starts reading the results stream at ``since`` (epoch seconds), one protocol or the other:
+``AmqpSubscription.open`` here, ``stream_results.StreamSubscription`` over the stream port."""
+
+
+class AmqpSubscription:
+    """The results stream read over AMQP 0.9.1: a stream consumer on a channel of its own.
+
+    It closes in an order that cannot hurt the shared connection: it stops acking, waits for
+    its consumer's cancel to be confirmed (no delivery follows that), then closes its channel
+    (the module docstring says why).
+    """
+
+    def __init__(self, channel: AbstractChannel, on_record: RecordHandler) -> None:
+        self._channel = channel
+        self._on_record = on_record
+        self._stopped = False
+        self._unacked = 0
+        self._consumer_tag: str | None = None
+        self._queue: Any = None
+
+    @classmethod
+    async def open(
+        cls, connection: AbstractConnection, since: float, on_record: RecordHandler
+    ) -> AmqpSubscription:
+        channel = await connection.channel()
+        subscription = cls(channel, on_record)
+        try:
+            await channel.set_qos(prefetch_count=STREAM_PREFETCH)
+            subscription._queue = await channel.declare_queue(topology.RESULTS_STREAM, passive=True)
+            subscription._consumer_tag = await subscription._queue.consume(
+                subscription._on_message, arguments={OFFSET_HEADER: _stream_offset(since)}
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await channel.close()
+            raise
+        return subscription
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        if self._stopped:
+            # Never ack once stopped: the channel's Close may be on its way, and a frame on a
+            # closed channel makes the broker close the connection.
+            return
+        self._unacked += 1
+        if self._unacked >= TAIL_ACK_EVERY:
+            self._unacked = 0
+            await message.ack(multiple=True)
+        if await self._on_record(message.message_id, message.type, message.body, _offset(message)):
+            self._stopped = True
+
+    async def close(self) -> None:
+        self._stopped = True
+        try:
+            if self._queue is not None and self._consumer_tag is not None:
+                await self._queue.cancel(self._consumer_tag)
+        except Exception as exc:  # the connection went away: nothing left to protect
+            log.debug("results consumer not cancelled: %s", type(exc).__name__)
+        finally:
+            with contextlib.suppress(Exception):
+                await self._channel.close()
+
+
 class ResultReader:
     """One tail of the results stream plus an LRU cache of terminal results."""
 
     def __init__(
-        self, connection: AbstractConnection, *, cache_size: int, lookback_seconds: float
+        self, subscribe: OpenSubscription, *, cache_size: int, lookback_seconds: float
     ) -> None:
-        self._connection = connection
+        self._subscribe = subscribe
         self._cache_size = cache_size
         self._lookback = lookback_seconds
         # job id -> (message body, arrival time): terminal results, decoded on demand.
@@ -97,21 +176,14 @@ class ResultReader:
         self._progress: OrderedDict[str, float] = OrderedDict()
         self._waiters: dict[str, list[asyncio.Future[JobResult]]] = {}
         self._complete_since = 0.0
-        self._queue: AbstractQueue | None = None
-        self._consumer_tag: str | None = None
-        self._unacked = 0
+        self._tail: Subscription | None = None
         self._tail_offset: int | None = None
         self._scan_slots = asyncio.Semaphore(MAX_SCANS)
         self._scans: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         start_at = time.time() - self._lookback
-        channel = await self._connection.channel()
-        await channel.set_qos(prefetch_count=STREAM_PREFETCH)
-        self._queue = await channel.declare_queue(topology.RESULTS_STREAM, passive=True)
-        self._consumer_tag = await self._queue.consume(
-            self._on_tail_message, arguments={"x-stream-offset": _stream_offset(start_at)}
-        )
+        self._tail = await self._subscribe(start_at, self._on_tail_record)
         self._complete_since = start_at
 
     async def stop(self) -> None:
@@ -123,9 +195,9 @@ class ResultReader:
             scan.cancel()
         if self._scans:
             await asyncio.gather(*self._scans, return_exceptions=True)
-        if self._queue is not None:
-            await self._queue.channel.close()
-            self._queue = None
+        if self._tail is not None:
+            await self._tail.close()
+            self._tail = None
 
     @property
     def cached(self) -> int:
@@ -187,37 +259,35 @@ class ResultReader:
             if not waiters:
                 self._waiters.pop(job_id, None)
 
-    async def _on_tail_message(self, message: AbstractIncomingMessage) -> None:
-        self._tail_offset = _offset(message)
-        self._unacked += 1
-        if self._unacked >= TAIL_ACK_EVERY:
-            self._unacked = 0
-            await message.ack(multiple=True)
-        job_id = message.message_id
-        if message.type == PROCESSING_MESSAGE_TYPE and job_id:
+    async def _on_tail_record(
+        self, job_id: str | None, message_type: str | None, body: bytes, offset: int | None
+    ) -> bool:
+        self._tail_offset = offset
+        if message_type == PROCESSING_MESSAGE_TYPE and job_id:
             # A processing marker: its id and type are all there is to know; skip the JSON.
             if job_id not in self._cache:
                 self._remember_progress(job_id)
-            return
+            return False
         waiters = self._waiters.get(job_id) if job_id else None
         result: JobResult | None = None
         if waiters or not job_id:
-            result = _decode_result(message.body)
+            result = _decode_result(body)
             if result is None:
-                return
+                return False
             job_id = result.job_id
             if not result.status.is_terminal:
                 if job_id not in self._cache:
                     self._remember_progress(job_id)
-                return
+                return False
         if job_id in self._cache:
-            return  # the first terminal result wins (module docstring)
+            return False  # the first terminal result wins (module docstring)
         self._progress.pop(job_id, None)
-        self._remember(job_id, message.body)
+        self._remember(job_id, body)
         if result is not None:
             for future in self._waiters.pop(job_id, []):
                 if not future.done():
                     future.set_result(result)
+        return False
 
     def _remember(self, job_id: str, body: bytes) -> None:
         self._cache[job_id] = (body, time.time())
@@ -250,50 +320,34 @@ class ResultReader:
             if stop.is_set():
                 return
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            unacked = 0
 
-            async def on_message(message: AbstractIncomingMessage) -> None:
-                nonlocal unacked
+            async def on_record(
+                message_id: str | None, _type: str | None, body: bytes, offset: int | None
+            ) -> bool:
                 if done.done():
-                    # Never ack once the scan stops: its channel's Close may be on its way,
-                    # and a frame on a closed channel makes the broker close the connection.
-                    return
-                unacked += 1
-                if unacked >= TAIL_ACK_EVERY:
-                    unacked = 0
-                    await message.ack(multiple=True)
-                if message.message_id in (None, job_id):
-                    result = _decode_result(message.body)
+                    return True
+                if message_id in (None, job_id):
+                    result = _decode_result(body)
                     if result is not None and result.job_id == job_id and result.status.is_terminal:
                         if not future.done():
                             future.set_result(result)
                         done.set_result(None)
-                        return
-                offset = _offset(message)
+                        return True
                 if until_offset is not None and offset is not None and offset >= until_offset:
                     done.set_result(None)  # caught up: the tail has everything after this
+                    return True
+                return False
 
             try:
-                channel = await self._connection.channel()
+                subscription = await self._subscribe(since, on_record)
             except Exception as exc:  # no connection: the caller's timeout answers
                 log.debug("result scan not started: %s", type(exc).__name__)
                 return
             try:
-                await channel.set_qos(prefetch_count=STREAM_PREFETCH)
-                queue = await channel.declare_queue(topology.RESULTS_STREAM, passive=True)
-                consumer_tag = await queue.consume(
-                    on_message, arguments={OFFSET_HEADER: _stream_offset(since)}
-                )
                 stopped = asyncio.ensure_future(stop.wait())
                 await asyncio.wait((done, stopped), return_when=asyncio.FIRST_COMPLETED)
                 stopped.cancel()
-                if not done.done():
-                    done.set_result(None)
-                await queue.cancel(consumer_tag)
-            except Exception as exc:  # the connection went away: nothing left to protect
-                log.debug("result scan ended early: %s", type(exc).__name__)
             finally:
                 if not done.done():
                     done.set_result(None)
-                with contextlib.suppress(Exception):
-                    await channel.close()
+                await subscription.close()

@@ -85,6 +85,8 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event | None = None
         result_retention=settings.result_retention,
         tls=settings.broker_tls,
         queue_type=settings.queue_type,
+        results_protocol=settings.results_protocol,
+        results_stream_port=settings.results_stream_port,
     )
     worker = ProviderWorker(
         settings.worker_id,

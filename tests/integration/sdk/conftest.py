@@ -6,10 +6,13 @@ only the jobs it submits, and the queue is deleted afterwards.
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
@@ -19,6 +22,7 @@ from itl_controlplane_sdk.providers.base import ResourceProvider
 from itl_controlplane_sdk.providers.examples import register_example_providers
 from itl_controlplane_sdk.workers import JobQueue, ProviderWorker
 from itl_harness.workers import WorkerProcess
+from tests.support.services import unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +42,33 @@ def demo_request(name: str = "job", **body: Any) -> ResourceRequest:
 
 
 @pytest.fixture
+def results_protocol() -> str:
+    """The results protocol of the test's queues and workers; result-path tests parametrize
+    it over ``amqp`` and ``stream``."""
+    return "amqp"
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_stream_port(rabbitmq_url: str) -> int:
+    """The test broker's stream protocol port (``tools/rabbitmq/rabbitmq.sh``: AMQP port - 120)."""
+    amqp_port = urlsplit(rabbitmq_url).port or 5672
+    return int(os.environ.get("ITL_TEST_RABBITMQ_STREAM_PORT", str(amqp_port - 120)))
+
+
+@pytest.fixture
+def queue_options(results_protocol: str, rabbitmq_url: str, rabbitmq_stream_port: int) -> Any:
+    """``JobQueue`` keyword arguments for the test's results protocol."""
+    if results_protocol == "stream":
+        host = urlsplit(rabbitmq_url).hostname or "127.0.0.1"
+        try:
+            with socket.create_connection((host, rabbitmq_stream_port), 2):
+                pass
+        except OSError as exc:
+            unavailable("RabbitMQ stream protocol", f"{host}:{rabbitmq_stream_port}: {exc}")
+    return {"results_protocol": results_protocol, "results_stream_port": rabbitmq_stream_port}
+
+
+@pytest.fixture
 async def queue_name(rabbitmq_url: str) -> AsyncIterator[str]:
     name = f"test.jobs.{uuid.uuid4().hex[:10]}"
     yield name
@@ -51,8 +82,10 @@ async def queue_name(rabbitmq_url: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def producer(rabbitmq_url: str, queue_name: str) -> AsyncIterator[JobQueue]:
-    queue = JobQueue(rabbitmq_url, queue_name=queue_name, bindings=ALL_JOBS)
+async def producer(
+    rabbitmq_url: str, queue_name: str, queue_options: Any
+) -> AsyncIterator[JobQueue]:
+    queue = JobQueue(rabbitmq_url, queue_name=queue_name, bindings=ALL_JOBS, **queue_options)
     await queue.connect()
     yield queue
     await queue.disconnect()
@@ -62,7 +95,9 @@ StartWorker = Callable[..., Awaitable[ProviderWorker]]
 
 
 @pytest.fixture
-async def start_worker(rabbitmq_url: str, queue_name: str) -> AsyncIterator[StartWorker]:
+async def start_worker(
+    rabbitmq_url: str, queue_name: str, queue_options: Any
+) -> AsyncIterator[StartWorker]:
     """Starts in-process ProviderWorkers on the test's queue; stops them afterwards."""
     started: list[ProviderWorker] = []
 
@@ -73,7 +108,7 @@ async def start_worker(rabbitmq_url: str, queue_name: str) -> AsyncIterator[Star
         register_example_providers(registry)
         for namespace, resource_type, provider in providers:
             registry.register_provider(namespace, resource_type, provider)
-        queue = JobQueue(rabbitmq_url, queue_name=queue_name, bindings=ALL_JOBS)
+        queue = JobQueue(rabbitmq_url, queue_name=queue_name, bindings=ALL_JOBS, **queue_options)
         worker = ProviderWorker(f"worker-{len(started)}", registry, queue, **options)
         await worker.start()
         await worker.start_consuming_jobs()
@@ -88,7 +123,7 @@ async def start_worker(rabbitmq_url: str, queue_name: str) -> AsyncIterator[Star
 
 @pytest.fixture
 def worker_process(
-    rabbitmq_url: str, queue_name: str, tmp_path: Path
+    rabbitmq_url: str, queue_name: str, tmp_path: Path, queue_options: Any
 ) -> Iterator[Callable[..., WorkerProcess]]:
     """Factory of real worker processes on the test's queue (stopped afterwards)."""
     processes: list[WorkerProcess] = []
@@ -98,7 +133,13 @@ def worker_process(
             worker_id,
             rabbitmq_url,
             tmp_path,
-            env={"JOB_QUEUE": queue_name, "JOB_BINDINGS": ",".join(ALL_JOBS), **env},
+            env={
+                "JOB_QUEUE": queue_name,
+                "JOB_BINDINGS": ",".join(ALL_JOBS),
+                "RESULTS_PROTOCOL": queue_options["results_protocol"],
+                "RESULTS_STREAM_PORT": str(queue_options["results_stream_port"]),
+                **env,
+            },
         )
         processes.append(process)
         return process

@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 import time
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,11 @@ from tests.integration.sdk.conftest import ALL_JOBS, StartWorker, demo_request
 
 pytestmark = pytest.mark.integration
 
+both_protocols = pytest.mark.parametrize("results_protocol", ["amqp", "stream"])
+"""The result-path tests run over both results protocols (RESULTS_PROTOCOL)."""
 
+
+@both_protocols
 async def test_submitted_job_is_processed_and_its_result_returned(
     producer: JobQueue, start_worker: StartWorker
 ) -> None:
@@ -32,13 +37,16 @@ async def test_submitted_job_is_processed_and_its_result_returned(
     assert result.result["id"].endswith("/providers/ITL.Demo/Job/job")
 
 
+@both_protocols
 async def test_start_consuming_jobs_starts_a_worker_that_was_not_started(
-    rabbitmq_url: str, queue_name: str, producer: JobQueue
+    rabbitmq_url: str, queue_name: str, producer: JobQueue, queue_options: Any
 ) -> None:
     registry = ResourceProviderRegistry()
     register_example_providers(registry)
     worker = ProviderWorker(
-        "upstream-style", registry, JobQueue(rabbitmq_url, queue_name=queue_name, bindings=ALL_JOBS)
+        "upstream-style",
+        registry,
+        JobQueue(rabbitmq_url, queue_name=queue_name, bindings=ALL_JOBS, **queue_options),
     )
     try:
         await worker.start_consuming_jobs()  # no start() first, as upstream callers do
@@ -52,14 +60,21 @@ async def test_start_consuming_jobs_starts_a_worker_that_was_not_started(
     assert result is not None and result.status is JobStatus.COMPLETED
 
 
+@both_protocols
 async def test_result_is_readable_from_a_queue_connected_after_it_was_published(
-    rabbitmq_url: str, queue_name: str, producer: JobQueue, start_worker: StartWorker
+    rabbitmq_url: str,
+    queue_name: str,
+    producer: JobQueue,
+    start_worker: StartWorker,
+    queue_options: Any,
 ) -> None:
     await start_worker()
     job_id = await producer.submit_job("ITL.Demo", "Job", "create", demo_request())
     assert await producer.get_result(job_id, timeout=10) is not None
 
-    late = JobQueue(rabbitmq_url, queue_name=queue_name, bindings=ALL_JOBS, result_lookback=0)
+    late = JobQueue(
+        rabbitmq_url, queue_name=queue_name, bindings=ALL_JOBS, result_lookback=0, **queue_options
+    )
     await late.connect()
     try:
         result = await late.get_result(job_id, timeout=10)
@@ -71,8 +86,9 @@ async def test_result_is_readable_from_a_queue_connected_after_it_was_published(
     assert result.status is JobStatus.COMPLETED
 
 
+@both_protocols
 async def test_result_is_readable_from_another_process(
-    rabbitmq_url: str, producer: JobQueue, start_worker: StartWorker
+    rabbitmq_url: str, producer: JobQueue, start_worker: StartWorker, queue_options: Any
 ) -> None:
     await start_worker()
     job_id = await producer.submit_job("ITL.Demo", "Job", "create", demo_request())
@@ -81,7 +97,8 @@ async def test_result_is_readable_from_another_process(
         "import asyncio, json, sys\n"
         "from itl_controlplane_sdk.workers import JobQueue\n"
         "async def main():\n"
-        "    q = JobQueue(sys.argv[1], declare_topology=False)\n"
+        "    q = JobQueue(sys.argv[1], declare_topology=False, results_protocol=sys.argv[3],\n"
+        "                 results_stream_port=int(sys.argv[4]))\n"
         "    await q.connect()\n"
         "    r = await q.get_result(sys.argv[2], timeout=10)\n"
         "    await q.disconnect()\n"
@@ -90,7 +107,14 @@ async def test_result_is_readable_from_another_process(
     )
 
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", script, rabbitmq_url, job_id, stdout=asyncio.subprocess.PIPE
+        sys.executable,
+        "-c",
+        script,
+        rabbitmq_url,
+        job_id,
+        queue_options["results_protocol"],
+        str(queue_options["results_stream_port"]),
+        stdout=asyncio.subprocess.PIPE,
     )
     stdout, _ = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 0
@@ -100,11 +124,14 @@ async def test_result_is_readable_from_another_process(
     assert printed["status"] == "completed"
 
 
+@both_protocols
 async def test_result_cache_is_bounded_and_evicted_results_are_still_found(
-    rabbitmq_url: str, queue_name: str, start_worker: StartWorker
+    rabbitmq_url: str, queue_name: str, start_worker: StartWorker, queue_options: Any
 ) -> None:
     await start_worker(max_concurrent_jobs=10)
-    queue = JobQueue(rabbitmq_url, queue_name=queue_name, bindings=ALL_JOBS, result_cache_size=5)
+    queue = JobQueue(
+        rabbitmq_url, queue_name=queue_name, bindings=ALL_JOBS, result_cache_size=5, **queue_options
+    )
     await queue.connect()
     try:
         job_ids = [
@@ -123,13 +150,14 @@ async def test_result_cache_is_bounded_and_evicted_results_are_still_found(
     assert first is not None and first.job_id == job_ids[0]
 
 
+@both_protocols
 async def test_results_nobody_waited_for_are_served_from_the_tail(
-    rabbitmq_url: str, queue_name: str, start_worker: StartWorker
+    rabbitmq_url: str, queue_name: str, start_worker: StartWorker, queue_options: Any
 ) -> None:
     await start_worker(max_concurrent_jobs=10)
-    observer = JobQueue(rabbitmq_url, queue_name=queue_name, bindings=ALL_JOBS)
+    observer = JobQueue(rabbitmq_url, queue_name=queue_name, bindings=ALL_JOBS, **queue_options)
     await observer.connect()
-    producer = JobQueue(rabbitmq_url, queue_name=queue_name, bindings=ALL_JOBS)
+    producer = JobQueue(rabbitmq_url, queue_name=queue_name, bindings=ALL_JOBS, **queue_options)
     await producer.connect()
     try:
         reader = await observer._result_reader()  # tailing before the jobs exist
@@ -156,6 +184,7 @@ async def test_results_nobody_waited_for_are_served_from_the_tail(
     assert again is not None and again.status is JobStatus.COMPLETED
 
 
+@both_protocols
 async def test_get_result_returns_none_when_no_result_comes(producer: JobQueue) -> None:
     job_id = await producer.submit_job("ITL.Demo", "Job", "create", demo_request())
 

@@ -16,6 +16,9 @@ from tests.support.services import rabbitmqctl
 
 pytestmark = pytest.mark.integration
 
+both_protocols = pytest.mark.parametrize("results_protocol", ["amqp", "stream"])
+"""Crash, drain and restart tests run over both results protocols (RESULTS_PROTOCOL)."""
+
 WorkerFactory = Callable[..., WorkerProcess]
 
 
@@ -96,6 +99,7 @@ async def test_heartbeats_report_pool_capacity_and_in_flight(
     assert await producer.get_worker_heartbeats("pool-a") == []
 
 
+@both_protocols
 async def test_sigkill_mid_job_loses_nothing(
     producer: JobQueue, worker_process: WorkerFactory
 ) -> None:
@@ -111,6 +115,7 @@ async def test_sigkill_mid_job_loses_nothing(
     assert result is not None and result.status is JobStatus.COMPLETED
 
 
+@both_protocols
 async def test_sigterm_drains_in_flight_jobs_before_exit(
     producer: JobQueue, worker_process: WorkerFactory
 ) -> None:
@@ -145,6 +150,7 @@ async def test_drain_timeout_requeues_unfinished_jobs_for_other_workers(
     assert result is not None and result.status is JobStatus.COMPLETED
 
 
+@both_protocols
 async def test_worker_and_client_survive_a_broker_restart(
     producer: JobQueue, worker_process: WorkerFactory
 ) -> None:
