@@ -87,12 +87,15 @@ class AutoscalerKube(kube.Kube):
                     content_type=MERGE_PATCH,
                 )
 
-    async def scale(self, namespace: str, name: str, replicas: int) -> None:
-        """Set ``spec.replicaCount`` through the scale subresource."""
-        await self._request(
+    async def scale(self, namespace: str, name: str, replicas: int) -> str | None:
+        """Set ``spec.replicaCount`` through the scale subresource; return the pool's
+        resourceVersion after the write (the Scale object carries the pool's)."""
+        written = await self._request(
             "PATCH",
             kube.object_path(api.API_VERSION, api.KIND, namespace, name, "scale"),
             body={"spec": {"replicas": replicas}},
             query=[("fieldManager", self.field_manager)],
             content_type=MERGE_PATCH,
         )
+        version = (written.get("metadata") or {}).get("resourceVersion")
+        return str(version) if version is not None else None

@@ -11,6 +11,9 @@ keeps busy workers safe:
 4. Patch ``pod-deletion-cost`` on the pods the decision names, **then** lower (or raise)
    ``spec.replicaCount`` through the scale subresource. If either write fails, the new
    history is dropped and the next poll decides again from the old one.
+   A poll whose body is older than the pool as our own last scale left it is skipped: the
+   watch that feeds the cache can lag behind our write (under load, by seconds), and
+   deciding from the old ``replicaCount`` would make the step just applied a second time.
 5. Apply the autoscaler's status fields (only when they changed), post Events on
    transitions, and update the metrics.
 
@@ -49,7 +52,9 @@ class Cluster(Protocol):
         self, namespace: str, costs: Sequence[scaling.DeletionCost]
     ) -> None: ...
 
-    async def scale(self, namespace: str, name: str, replicas: int) -> None: ...
+    async def scale(self, namespace: str, name: str, replicas: int) -> str | None:
+        """Set the replicas; return the pool's resourceVersion after the write."""
+        ...
 
     async def apply_status(
         self, namespace: str, name: str, status: Mapping[str, Any]
@@ -74,6 +79,18 @@ class PoolState:
     last_queue: dict[str, int] | None = None
     last_scale_time: str | None = None
     applied_status: dict[str, Any] | None = None
+    scaled_version: str | None = None
+    """The pool's resourceVersion right after our last scale."""
+
+
+def predates(body: Mapping[str, Any], version: str | None) -> bool:
+    """Whether ``body`` is older than ``version`` of the same pool.
+
+    resourceVersions are compared as integers, as ``pools.PoolCache`` does (etcd-backed
+    servers); when either is not a number the body counts as fresh.
+    """
+    seen = str((body.get("metadata") or {}).get("resourceVersion", ""))
+    return version is not None and seen.isdigit() and version.isdigit() and int(seen) < int(version)
 
 
 def _status_log(body: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -109,8 +126,16 @@ class PoolScaler:
     async def poll(
         self, body: Mapping[str, Any], pods: Iterable[scaling.PodView]
     ) -> scaling.Decision | None:
-        """One poll. Returns the decision, or None when the body is unusable."""
+        """One poll. Returns the decision, or None when the body is unusable or stale."""
         started = time.perf_counter()
+        if predates(body, self.state.scaled_version):
+            logger.debug(
+                "%s/%s: cached body older than our scale to resourceVersion %s; skipping poll",
+                self.namespace,
+                self.name,
+                self.state.scaled_version,
+            )
+            return None
         try:
             pool = api.WorkerPool.model_validate(dict(body))
         except ValidationError as exc:
@@ -172,7 +197,9 @@ class PoolScaler:
         if decision.deletion_costs:
             await self._cluster.set_deletion_costs(self.namespace, decision.deletion_costs)
         if decision.replicas != decision.current_replicas:
-            await self._cluster.scale(self.namespace, self.name, decision.replicas)
+            self.state.scaled_version = await self._cluster.scale(
+                self.namespace, self.name, decision.replicas
+            )
             now = datetime.fromtimestamp(self._clock(), UTC)
             self.state.last_scale_time = conditions.format_time(now)
 

@@ -261,6 +261,7 @@ class FakeCluster:
         self.writes: list[tuple[str, Any]] = []
         self.url: str | None = "amqp://broker"
         self.fail_scale = False
+        self.version = 100
 
     async def broker_url(self, namespace: str, ref: api.SecretKeyRef) -> str | None:
         return self.url
@@ -270,12 +271,14 @@ class FakeCluster:
     ) -> None:
         self.writes.append(("costs", tuple(costs)))
 
-    async def scale(self, namespace: str, name: str, replicas: int) -> None:
+    async def scale(self, namespace: str, name: str, replicas: int) -> str | None:
         if self.fail_scale:
             from workerpool_operator.kube import Unavailable
 
             raise Unavailable(503, "ServiceUnavailable", "try later")
         self.writes.append(("scale", replicas))
+        self.version += 1
+        return str(self.version)
 
     async def apply_status(
         self, namespace: str, name: str, status: Mapping[str, Any]
@@ -370,6 +373,28 @@ async def test_a_failed_scale_keeps_the_old_history() -> None:
     assert scaler.state.history == scaling.ScalingHistory()
     assert scaler.state.previous is None
     assert cluster.writes == []
+
+
+async def test_a_step_is_never_made_twice_from_a_body_older_than_our_scale() -> None:
+    # The watch feeding the cache may deliver our own scale seconds late: polls meanwhile
+    # still see the old replicaCount, and must not decide (and log) the same step again.
+    cluster, broker, events = FakeCluster(), FakeBroker(), []
+    scaler = _scaler(cluster, broker, events)
+    scaler.state.history = scaling.ScalingHistory(started_at=0, last_active_at=0)
+    stale = _body(1)
+    stale["metadata"]["resourceVersion"] = "100"
+    first = await scaler.poll(stale, [])
+    assert first is not None and (first.current_replicas, first.replicas) == (1, 0)
+    assert await scaler.poll(stale, []) is None
+    assert [w[1] for w in cluster.writes if w[0] == "scale"] == [0]
+    assert [e[1] for e in events].count("ScaledDown") == 1
+
+    fresh = _body(0)
+    fresh["metadata"]["resourceVersion"] = "101"  # our scale, delivered
+    again = await scaler.poll(fresh, [])
+    assert again is not None and again.current_replicas == again.replicas == 0
+    steps = [(d["from"], d["to"]) for d in cluster.writes[-1][1]["decisions"]]
+    assert steps.count((1, 0)) == 1, steps
 
 
 async def test_missing_secret_holds_with_a_reason() -> None:
