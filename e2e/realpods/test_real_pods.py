@@ -7,6 +7,8 @@
 * scaling a pool down while a long job runs: the draining worker's readiness turns false and
   it leaves the Service's endpoints while the job goes on; the job finishes inside
   terminationGracePeriodSeconds and nothing is lost;
+* a worker killed by the kernel for exceeding its memory limit (OOMKilled): the broker hands
+  its unacknowledged job to another worker, which completes it; nothing is lost;
 * the operator pod deleted in the middle of a burst: its replacement takes over, every job
   completes, the pool scales back to zero, and no scaling step is made twice.
 """
@@ -203,6 +205,51 @@ def test_scale_down_with_a_long_job_drains_inside_the_grace_period(installed: St
     )
     took = time.monotonic() - scaled_at
     assert took < grace, f"the pod took {took:.0f}s to stop, grace period {grace}s"
+    assert story.purge_queue() == 0, "a job was left in the pool's queue"
+    story.delete_pool()
+
+
+def worker_status(pod: dict[str, Any]) -> dict[str, Any]:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    found: dict[str, Any] = next((c for c in statuses if c["name"] == "worker"), {})
+    return found
+
+
+def test_oom_killed_worker_has_its_job_redelivered(installed: Story) -> None:
+    story = for_pool(installed, "real-oom")
+    body = fixed_pool(story.pool_name, 1)
+    # Well above an idle worker (about 60 MiB resident), far below what the job asks for.
+    body["spec"]["resources"] = {
+        "requests": {"cpu": "50m", "memory": "64Mi"},
+        "limits": {"memory": "192Mi"},
+    }
+    story.create_pool(body)
+    victim = one_ready_pod(story)["metadata"]["name"]
+    pod_path = f"/api/v1/namespaces/{story.pool_namespace}/pods/{victim}"
+
+    # The job holds 512 MiB, but only on the victim's host: whoever runs it elsewhere finishes.
+    [job_id] = story.submit(1, 1.0, {"allocate_mib": 512, "allocate_on_host": victim})
+
+    def oom_killed() -> dict[str, Any] | None:
+        last = worker_status(story.cluster.api.get(pod_path)).get("lastState") or {}
+        terminated: dict[str, Any] | None = last.get("terminated")
+        return terminated if terminated and terminated.get("reason") == "OOMKilled" else None
+
+    terminated = wait_until(oom_killed, timeout=120, what=f"{victim} OOMKilled by the kubelet")
+    assert terminated["exitCode"] == 137, terminated  # SIGKILL from the kernel's OOM killer
+    assert worker_status(story.cluster.api.get(pod_path))["restartCount"] >= 1
+
+    # A second worker: the job the victim never acknowledged is redelivered to it (the victim
+    # may take it again first after its restart, and be killed again).
+    path = (
+        f"/apis/{api.API_VERSION}/namespaces/{story.pool_namespace}/{api.PLURAL}/{story.pool_name}"
+    )
+    story.cluster.api.patch(path, {"spec": {"replicaCount": 2}})
+    [result] = story.results([job_id], timeout=240).values()
+    assert result is not None and result.status == JobStatus.COMPLETED, result
+    assert result.result is not None
+    host = result.result["properties"]["host"]
+    assert host != victim and host.startswith(f"{story.pool_name}-"), host
     assert story.purge_queue() == 0, "a job was left in the pool's queue"
     story.delete_pool()
 

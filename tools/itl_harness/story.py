@@ -23,7 +23,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,7 +74,7 @@ def pool_body(name: str, *, max_replicas: int = 3, cooldown: int = 10) -> dict[s
     }
 
 
-def _request(index: int, seconds: float) -> ResourceRequest:
+def _request(index: int, seconds: float, body: Mapping[str, Any]) -> ResourceRequest:
     return ResourceRequest(
         subscription_id="sub-e2e",
         resource_group="rg-e2e",
@@ -82,7 +82,7 @@ def _request(index: int, seconds: float) -> ResourceRequest:
         resource_type="Job",
         resource_name=f"job-{index}",
         location="westeurope",
-        body={"seconds": seconds},
+        body={"seconds": seconds, **body},
     )
 
 
@@ -197,8 +197,14 @@ class Story:
             self.rabbitmq_url, queue_name=self.queue_name, bindings=(provider_binding(PROVIDER),)
         )
 
-    def submit(self, count: int, seconds: float) -> list[str]:
-        """Submit ``count`` jobs that each run ``seconds``; return their ids."""
+    def submit(
+        self, count: int, seconds: float, body: Mapping[str, Any] | None = None
+    ) -> list[str]:
+        """Submit ``count`` jobs that each run ``seconds``; return their ids.
+
+        ``body`` adds to each request's body (``ITL.Demo/Job`` options such as
+        ``allocate_mib``, see ``itl_controlplane_sdk.providers.examples``).
+        """
 
         async def run() -> list[str]:
             queue = self._job_queue()
@@ -206,7 +212,7 @@ class Story:
             try:
                 return [
                     await queue.submit_job(
-                        "ITL.Demo", "Job", "create", _request(i, seconds), priority=5
+                        "ITL.Demo", "Job", "create", _request(i, seconds, body or {}), priority=5
                     )
                     for i in range(count)
                 ]

@@ -7,12 +7,19 @@ worker for a slow job, a failing job or a no-op:
 - ``{"seconds": 2.5}`` sleeps that long before answering;
 - ``{"fail": "retryable"}`` raises a retryable error, ``{"fail": "permanent"}`` a permanent one;
 - ``{"fail_attempts": 2}`` fails retryably on the first two attempts of a resource name, then
-  succeeds (the count is per process).
+  succeeds (the count is per process);
+- ``{"allocate_mib": 300}`` holds that much memory (every page written) while it works, to
+  show what a memory limit does to a worker; with ``{"allocate_on_host": "pod-a"}`` only on
+  the host (the pod) of that name, so a test can tell the worker it kills from the one that
+  finishes the job.
+
+Every answer names the host that ran it (``properties.host``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections import Counter
 
 from itl_controlplane_sdk.errors import (
@@ -73,6 +80,17 @@ class InMemoryResourceGroupProvider(ResourceProvider):
         return _response(request, {"action": request.action, "accepted": True})
 
 
+MIB = 1024 * 1024
+
+
+def _allocation(body: dict[str, object]) -> bytes:
+    """The memory a job asked to hold on this host, every page written (so it is resident)."""
+    target = body.get("allocate_on_host")
+    if target is not None and target != socket.gethostname():
+        return b""
+    return b"\x01" * (int(str(body.get("allocate_mib", 0))) * MIB)
+
+
 class SimulatedWorkProvider(ResourceProvider):
     """Work whose duration and outcome the request body chooses (see the module docstring)."""
 
@@ -82,9 +100,11 @@ class SimulatedWorkProvider(ResourceProvider):
 
     async def _work(self, request: ResourceRequest) -> ResourceResponse:
         body = request.body
+        held = _allocation(body)
         seconds = float(body.get("seconds", 0))
         if seconds > 0:
             await asyncio.sleep(seconds)
+        del held
         self._attempts[request.resource_name] += 1
         fail = body.get("fail")
         if fail == "retryable":
@@ -95,7 +115,14 @@ class SimulatedWorkProvider(ResourceProvider):
             raise RetryableJobError(
                 f"simulated transient failure {self._attempts[request.resource_name]}"
             )
-        return _response(request, {"echo": body, "attempts": self._attempts[request.resource_name]})
+        return _response(
+            request,
+            {
+                "echo": body,
+                "attempts": self._attempts[request.resource_name],
+                "host": socket.gethostname(),
+            },
+        )
 
     async def create_or_update_resource(self, request: ResourceRequest) -> ResourceResponse:
         return await self._work(request)
