@@ -21,12 +21,14 @@ class ChaosBroker:
     def __init__(self, home: Path) -> None:
         self.home = home
         self.port = free_port()
+        self.stream_port = free_port()
         self.env = {
             **os.environ,
             "RABBITMQ_NODENAME": f"itl-chaos-{uuid.uuid4().hex[:8]}@localhost",
             "RABBITMQ_NODE_PORT": str(self.port),
             "RABBITMQ_DIST_PORT": str(free_port()),
             "ITL_RABBITMQ_HOME": str(home),
+            "ITL_RABBITMQ_STREAM_PORT": str(self.stream_port),
         }
 
     @property

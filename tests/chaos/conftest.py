@@ -64,8 +64,24 @@ async def queue_name(chaos_broker: ChaosBroker) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def producer(chaos_broker: ChaosBroker, queue_name: str) -> AsyncIterator[JobQueue]:
-    queue = JobQueue(chaos_broker.url, queue_name=queue_name, bindings=BINDINGS, publish_timeout=5)
+def results_protocol() -> str:
+    """The results protocol of the scenario's producer and workers; some scenarios run over
+    ``amqp`` and ``stream`` both."""
+    return "amqp"
+
+
+@pytest.fixture
+async def producer(
+    chaos_broker: ChaosBroker, queue_name: str, results_protocol: str
+) -> AsyncIterator[JobQueue]:
+    queue = JobQueue(
+        chaos_broker.url,
+        queue_name=queue_name,
+        bindings=BINDINGS,
+        publish_timeout=5,
+        results_protocol=results_protocol,
+        results_stream_port=chaos_broker.stream_port,
+    )
     await queue.connect()
     yield queue
     await queue.disconnect()
@@ -76,7 +92,11 @@ WorkerFactory = Callable[..., WorkerProcess]
 
 @pytest.fixture
 def workers(
-    chaos_broker: ChaosBroker, queue_name: str, record_dir: Path, tmp_path: Path
+    chaos_broker: ChaosBroker,
+    queue_name: str,
+    record_dir: Path,
+    tmp_path: Path,
+    results_protocol: str,
 ) -> Iterator[WorkerFactory]:
     """Starts real worker processes running the recorder on the scenario's queue."""
     started: list[WorkerProcess] = []
@@ -91,6 +111,8 @@ def workers(
                 "JOB_BINDINGS": ",".join(BINDINGS),
                 "WORKER_PROVIDERS": "tests.chaos.recorder:register",
                 "CHAOS_RECORD_DIR": str(record_dir),
+                "RESULTS_PROTOCOL": results_protocol,
+                "RESULTS_STREAM_PORT": str(chaos_broker.stream_port),
                 **env,
             },
         )

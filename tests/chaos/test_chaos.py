@@ -36,7 +36,11 @@ from tests.chaos.recorder import NAMESPACE, RESOURCE_TYPE
 
 pytestmark = pytest.mark.chaos
 
+both_protocols = pytest.mark.parametrize("results_protocol", ["amqp", "stream"])
+"""Scenarios whose results matter run over both results protocols (RESULTS_PROTOCOL)."""
 
+
+@both_protocols
 async def test_high_concurrency_without_faults_runs_every_job_once(
     producer: JobQueue, workers: WorkerFactory, record_dir: Path
 ) -> None:
@@ -60,7 +64,15 @@ async def test_high_concurrency_without_faults_runs_every_job_once(
 
     # Many readers, each on its own connection, agree on every result.
     sample = [await submit(producer, f"read-{n}") for n in range(100)]
-    readers = [JobQueue(producer.rabbitmq_url, queue_name=producer.queue_name) for _ in range(5)]
+    readers = [
+        JobQueue(
+            producer.rabbitmq_url,
+            queue_name=producer.queue_name,
+            results_protocol=producer.results_protocol,
+            results_stream_port=producer.results_stream_port,
+        )
+        for _ in range(5)
+    ]
     for reader in readers:
         await reader.connect()
     try:
@@ -177,6 +189,7 @@ async def test_sigkill_storm_loses_nothing(
     assert_no_stuck_slots(fleet)
 
 
+@both_protocols
 async def test_broker_stop_start_and_kill_under_a_paced_producer(
     producer: JobQueue, workers: WorkerFactory, record_dir: Path, chaos_broker: ChaosBroker
 ) -> None:

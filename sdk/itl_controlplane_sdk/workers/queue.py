@@ -111,7 +111,7 @@ class JobQueue:
         self._connect_timeout = connect_timeout
         self._tls = tls
         self.results_protocol: ResultsProtocol = results_protocol
-        self._results_stream_port = results_stream_port
+        self.results_stream_port = results_stream_port
         self._appender: ResultAppender | None = None
         self._connection: FailoverConnection | None = None
         self._channel: AbstractChannel | None = None
@@ -460,7 +460,7 @@ class JobQueue:
 
         return StreamEndpoint.from_amqp_url(
             str(connection.url),
-            self._results_stream_port,
+            self.results_stream_port,
             self._tls.context() if self._tls is not None else None,
         )
 
@@ -477,7 +477,7 @@ class JobQueue:
             await appender.start()
         except Exception as exc:
             raise BrokerUnavailableError(
-                f"cannot reach the stream port {self._results_stream_port} of "
+                f"cannot reach the stream port {self.results_stream_port} of "
                 f"{connection.current_url} (RESULTS_PROTOCOL=stream needs the rabbitmq_stream "
                 f"plugin): {self._error(exc)}"
             ) from None
