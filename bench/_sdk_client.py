@@ -24,7 +24,13 @@ class Client:
     """``submit_job`` then ``get_result``, as an application (or an API replica) does."""
 
     def __init__(self) -> None:
-        self._queue = JobQueue(os.environ["BENCH_AMQP_URL"], queue_name=QUEUE, bindings=[BINDING])
+        self._queue = JobQueue(
+            os.environ["BENCH_AMQP_URL"],
+            queue_name=QUEUE,
+            bindings=[BINDING],
+            results_protocol="stream" if os.environ.get("RESULTS_PROTOCOL") == "stream" else "amqp",
+            results_stream_port=int(os.environ.get("RESULTS_STREAM_PORT", "5552")),
+        )
         self._request = ResourceRequest.model_validate(REQUEST)
 
     async def start(self) -> None:

@@ -10,7 +10,8 @@ slowest client's time. CPU per job is reported for the clients, the workers and 
 on two cores the sum of those is what bounds the rate.
 
 ``--rss-jobs N`` instead pushes N jobs through one client and one worker in steps, and prints
-both processes' RSS after each step.
+both processes' RSS after each step. ``--results-protocol stream`` runs clients and workers
+with ``RESULTS_PROTOCOL=stream`` (the broker's stream port: ``ITL_BENCH_RABBITMQ_STREAM_PORT``).
 
     python bench/scaling.py --workers 1,2,4 --clients 1,3
     python bench/scaling.py --rss-jobs 100000
@@ -42,6 +43,8 @@ from throughput import (
     wait_consumers,
 )
 
+from itl_controlplane_sdk.contract.settings import ResultsProtocol
+
 SDK_CLIENT = Peer("sdk-client", "_sdk_client", "defaults", "ours (client process)")
 
 
@@ -55,16 +58,29 @@ def rss_mib(pid: int) -> float:
 class Fleet:
     """``workers`` SDK worker processes and ``clients`` SDK client processes on one queue."""
 
-    def __init__(self, target: BrokerTarget, workers: int, clients: int, log_dir: Path) -> None:
+    def __init__(
+        self,
+        target: BrokerTarget,
+        workers: int,
+        clients: int,
+        log_dir: Path,
+        results_protocol: ResultsProtocol = "amqp",
+    ) -> None:
         self.target = target
         self.log_dir = log_dir
+        worker_env = sdk_worker_env(target, results_protocol=results_protocol)
         self.workers = [
             WorkerProcess(
-                f"worker-{i}", SDK_WORKER_ARGV, sdk_worker_env(target, f"bench-w{i}"), log_dir
+                f"worker-{i}", SDK_WORKER_ARGV, {**worker_env, "WORKER_ID": f"bench-w{i}"}, log_dir
             )
             for i in range(workers)
         ]
-        env = {"BENCH_AMQP_URL": target.url, "PYTHONPATH": sdk_worker_env(target)["PYTHONPATH"]}
+        env = {
+            "BENCH_AMQP_URL": target.url,
+            "PYTHONPATH": worker_env["PYTHONPATH"],
+            "RESULTS_PROTOCOL": results_protocol,
+            "RESULTS_STREAM_PORT": worker_env["RESULTS_STREAM_PORT"],
+        }
         self.clients = [
             PeerClient(SDK_CLIENT, sys.executable, env, log_dir / f"client-{i}.log")
             for i in range(clients)
@@ -111,7 +127,7 @@ async def scaling(options: argparse.Namespace, target: BrokerTarget, log_dir: Pa
     for workers in options.workers:
         for clients in options.clients:
             await delete_bench_objects(target.url)
-            fleet = Fleet(target, workers, clients, log_dir)
+            fleet = Fleet(target, workers, clients, log_dir, options.results_protocol)
             try:
                 await fleet.start()
                 await fleet.round(options.warmup, options.in_flight)
@@ -133,7 +149,7 @@ async def scaling(options: argparse.Namespace, target: BrokerTarget, log_dir: Pa
 
 async def memory(options: argparse.Namespace, target: BrokerTarget, log_dir: Path) -> None:
     await delete_bench_objects(target.url)
-    fleet = Fleet(target, 1, 1, log_dir)
+    fleet = Fleet(target, 1, 1, log_dir, options.results_protocol)
     step = max(1, options.rss_jobs // 10)
     print("| jobs done | client RSS MiB | worker RSS MiB | jobs/s of the step |")
     print("|---:|---:|---:|---:|")
@@ -164,6 +180,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rss-jobs", type=int, default=0, help="measure RSS over this many jobs")
     parser.add_argument("--vhost", default="bench-scaling")
+    parser.add_argument("--results-protocol", choices=("amqp", "stream"), default="amqp")
     options = parser.parse_args()
     options.workers = [int(n) for n in options.workers.split(",")]
     options.clients = [int(n) for n in options.clients.split(",")]
