@@ -12,7 +12,14 @@ import pytest
 
 from itl_controlplane_sdk import ResourceProviderRegistry
 from itl_controlplane_sdk.providers.examples import register_example_providers
-from itl_controlplane_sdk.workers import JobQueue, JobStatus, JobSubmissionError, ProviderWorker
+from itl_controlplane_sdk.workers import (
+    BrokerUnavailableError,
+    JobQueue,
+    JobStatus,
+    JobSubmissionError,
+    ProviderWorker,
+)
+from itl_harness.workers import free_port
 from tests.integration.sdk.conftest import ALL_JOBS, StartWorker, demo_request
 
 pytestmark = pytest.mark.integration
@@ -225,3 +232,19 @@ async def test_invalid_priority_and_operation_are_rejected(producer: JobQueue) -
         await producer.submit_job("ITL.Demo", "Job", "create", demo_request(), priority=11)
     with pytest.raises(ValueError, match="operation must be one of"):
         await producer.submit_job("ITL.Demo", "Job", "explode", demo_request())
+
+
+async def test_stream_protocol_without_its_port_fails_at_connect_naming_the_port(
+    rabbitmq_url: str, queue_name: str
+) -> None:
+    closed = free_port()  # nothing listens there
+    queue = JobQueue(
+        rabbitmq_url,
+        queue_name=queue_name,
+        bindings=ALL_JOBS,
+        results_protocol="stream",
+        results_stream_port=closed,
+    )
+    with pytest.raises(BrokerUnavailableError, match=f"stream port {closed}.*rabbitmq_stream"):
+        await queue.connect()
+    assert not queue.is_connected
