@@ -26,6 +26,7 @@ FLAGS = (
     Flag("--health-port", "health_port", type=int),
     Flag("--peering", "peering_name"),
     Flag("--priority", "priority", type=int),
+    Flag("--peering-lifetime", "peering_lifetime", type=int),
     Flag("--worker-image", "default_worker_image"),
 )
 

@@ -93,6 +93,8 @@ def configure_kopf(settings: kopf.OperatorSettings, operator_settings: OperatorS
     settings.scanning.disabled = not operator_settings.namespace_patterns
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+    # Set before Kopf's peering keep-alives start (they wait for the startup handlers).
+    settings.peering.lifetime = operator_settings.peering_lifetime
 
 
 @kopf.on.startup()

@@ -68,6 +68,14 @@ class OperatorSettings(BrokerTlsSettings, BaseSettings):
         "standalone. Replicas need distinct priorities.",
     )
     priority: int = Field(default=0, description="Kopf peering priority of this replica.")
+    peering_lifetime: int = Field(
+        default=60,
+        ge=5,
+        le=3600,
+        description="Seconds a replica's peering keep-alive stays valid. A standby takes over "
+        "this long (at most) after the active replica dies without a clean exit; replicas "
+        "refresh their keep-alive 5-10 s before it runs out.",
+    )
 
     @field_validator("namespaces", mode="before")
     @classmethod
