@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
-from aio_pika.exceptions import ChannelNotFoundEntity
 
 from itl_controlplane_sdk import tracing
 from itl_controlplane_sdk.contract import replication, topology
@@ -41,6 +40,7 @@ from itl_controlplane_sdk.workers.envelope import (
 )
 from itl_controlplane_sdk.workers.failover import FailoverConnection, connect_failover
 from itl_controlplane_sdk.workers.heartbeats import Heartbeat, HeartbeatMonitor
+from itl_controlplane_sdk.workers.queue_stats import StatsChannels
 from itl_controlplane_sdk.workers.result_store import (
     PROCESSING_MESSAGE_TYPE,
     AmqpSubscription,
@@ -87,6 +87,7 @@ class JobQueue:
         queue_type: replication.QueueType = "classic",
         results_protocol: ResultsProtocol = "amqp",
         results_stream_port: int = DEFAULT_RESULTS_STREAM_PORT,
+        stats_channels: int = 1,
     ) -> None:
         if results_protocol not in RESULTS_PROTOCOLS:
             choices = ", ".join(RESULTS_PROTOCOLS)
@@ -121,8 +122,8 @@ class JobQueue:
         self._watcher: CancellationWatcher | None = None
         self._marker_channel: AbstractChannel | None = None
         self._lazy_lock = asyncio.Lock()
-        self._stats_lock = asyncio.Lock()
-        self._stats_channel: AbstractChannel | None = None
+        self._stats_channels = stats_channels
+        self._stats = StatsChannels(stats_channels, publish_timeout)
 
     def __repr__(self) -> str:
         return f"JobQueue({redact_url(self.rabbitmq_url)!r}, queue_name={self.queue_name!r})"
@@ -205,7 +206,7 @@ class JobQueue:
         self._monitor = None
         self._watcher = None
         self._marker_channel = None
-        self._stats_channel = None
+        self._stats = StatsChannels(self._stats_channels, self._publish_timeout)
         if self._appender is not None:
             await self._appender.stop()
             self._appender = None
@@ -543,35 +544,10 @@ class JobQueue:
         return {"connected": True, "queues": stats}
 
     async def _passive_queue_stats(self, name: str) -> dict[str, Any]:
-        """One passive declare on a reused channel (an operator polls many pools a second).
-
-        A missing queue makes the broker close the channel; the next read opens a new one.
-        Reads are serialised so that close cannot hit another read mid-flight.
-        """
+        """One passive declare on a reused channel (``queue_stats``: up to ``stats_channels``
+        of them, for a reader such as the operator's autoscaler that polls many queues)."""
         assert self._connection is not None
-        async with self._stats_lock:
-            if self._stats_channel is None or self._stats_channel.is_closed:
-                self._stats_channel = await self._connection.channel(publisher_confirms=False)
-            try:
-                # The AMQP method itself: aio-pika's robust channel answers a passive declare
-                # of a queue it has seen from its cache, with the counts of that first time.
-                amqp_channel = await self._stats_channel.get_underlay_channel()
-                declared = await amqp_channel.queue_declare(
-                    name, passive=True, timeout=self._publish_timeout
-                )
-            except ChannelNotFoundEntity:
-                self._stats_channel = None
-                return {
-                    "exists": False,
-                    "message_count": None,
-                    "consumer_count": None,
-                    "error": f"queue {name!r} not found",
-                }
-        return {
-            "exists": True,
-            "message_count": declared.message_count,
-            "consumer_count": declared.consumer_count,
-        }
+        return await self._stats.read(self._connection, name)
 
     async def publish_heartbeat(self, heartbeat: Heartbeat) -> None:
         _, channel = self._require_connection()
