@@ -3,8 +3,10 @@
 ``PoolScaler.poll`` is the whole runtime path of one poll for one pool, in the order that
 keeps busy workers safe:
 
-1. Read the latest WorkerPool body. It is live: spec and annotation changes take effect
-   at the next poll. Turn it into a policy (``policy.policy_from_spec``).
+1. Take the pool's latest body from the operator's cache, parsed once per version of
+   the body (``pools.CachedPool``): spec and annotation changes take effect at the next
+   poll, and a poll never re-validates an unchanged body. The policy
+   (``policy.policy_from_spec``) is likewise rebuilt only for a new body.
 2. Read the broker URL from the pool's Secret, then queue depth and heartbeats through
    the shared ``BrokerHub``.
 3. ``scaling.decide``.
@@ -14,8 +16,11 @@ keeps busy workers safe:
    A poll whose body is older than the pool as our own last scale left it is skipped: the
    watch that feeds the cache can lag behind our write (under load, by seconds), and
    deciding from the old ``replicaCount`` would make the step just applied a second time.
-5. Apply the autoscaler's status fields (only when they changed), post Events on
-   transitions, and update the metrics.
+5. Apply the autoscaler's status fields, post Events on transitions, and update the
+   metrics. A new decision log entry, ``lastScaleTime`` or condition status/reason is
+   written at once; a change of the queue numbers or a condition's message alone at most
+   every ``QUEUE_STATUS_SECONDS``, so a busy pool does not cost a status write (and the
+   watch event it causes) at every poll.
 
 Collaborators are injected (``Cluster``, ``Broker``, an event poster, a clock), so unit
 tests run this module against fakes. ``handlers`` wires in the real ones.
@@ -30,17 +35,23 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from pydantic import ValidationError
-
 from itl_controlplane_sdk.contract.replication import QueueType
 from workerpool_operator import api, conditions, kube, scaling
 from workerpool_operator.autoscaler import observe, report
 from workerpool_operator.autoscaler.broker import BrokerRead
 from workerpool_operator.autoscaler.metrics import AutoscalerMetrics
 from workerpool_operator.autoscaler.policy import policy_from_spec
-from workerpool_operator.pools import EventPoster
+from workerpool_operator.pools import CachedPool, EventPoster
 
 logger = logging.getLogger(__name__)
+
+QUEUE_STATUS_SECONDS = 10.0
+"""Least time between two status writes that change only ``status.queue`` or the wording
+of a condition.
+
+The numbers move at every poll while a pool works; ``kubectl get wp`` showing them up to
+10 s late is the price of not writing status (and receiving the watch event it causes)
+every 2 s per pool. Metrics carry every poll's numbers."""
 
 
 class Cluster(Protocol):
@@ -79,6 +90,10 @@ class PoolState:
     last_queue: dict[str, int] | None = None
     last_scale_time: str | None = None
     applied_status: dict[str, Any] | None = None
+    applied_at: float = 0.0
+    conditions: list[api.Condition] | None = None
+    """The autoscaler's conditions as last written: fresher than a body the watch has not
+    delivered yet, so an unchanged condition is never rewritten with a new time."""
     scaled_version: str | None = None
     """The pool's resourceVersion right after our last scale."""
 
@@ -122,12 +137,15 @@ class PoolScaler:
         self._clock = clock
         self.state = PoolState()
         self._started = False
+        self._unreadable: CachedPool | None = None
+        self._policy_of: tuple[CachedPool, scaling.ScalingPolicy] | None = None
 
     async def poll(
-        self, body: Mapping[str, Any], pods: Iterable[scaling.PodView]
+        self, cached: CachedPool, pods: Iterable[scaling.PodView]
     ) -> scaling.Decision | None:
         """One poll. Returns the decision, or None when the body is unusable or stale."""
         started = time.perf_counter()
+        pool, body = cached.pool, cached.body
         if predates(body, self.state.scaled_version):
             logger.debug(
                 "%s/%s: cached body older than our scale to resourceVersion %s; skipping poll",
@@ -136,10 +154,10 @@ class PoolScaler:
                 self.state.scaled_version,
             )
             return None
-        try:
-            pool = api.WorkerPool.model_validate(dict(body))
-        except ValidationError as exc:
-            logger.warning("WorkerPool %s/%s unreadable: %s", self.namespace, self.name, exc)
+        if pool is None:
+            if self._unreadable is not cached:
+                self._unreadable = cached
+                logger.warning("WorkerPool %s/%s unreadable: invalid spec", *self._key)
             return None
         if not self._started:
             self.state.log = _status_log(body)
@@ -148,7 +166,7 @@ class PoolScaler:
             self._started = True
 
         seen = list(pods)
-        decision = await self._decide(pool, seen)
+        decision = await self._decide(cached, pool, seen)
         try:
             await self._apply(decision)
         except kube.KubeError as exc:
@@ -165,8 +183,20 @@ class PoolScaler:
         self._metrics.poll_duration.observe(time.perf_counter() - started)
         return decision
 
-    async def _decide(self, pool: api.WorkerPool, pods: list[scaling.PodView]) -> scaling.Decision:
-        policy = policy_from_spec(pool.spec, pool.metadata.annotations)
+    @property
+    def _key(self) -> tuple[str, str]:
+        return self.namespace, self.name
+
+    def _policy(self, cached: CachedPool, pool: api.WorkerPool) -> scaling.ScalingPolicy:
+        """The pool's policy, rebuilt only when the cache holds a new body."""
+        if self._policy_of is None or self._policy_of[0] is not cached:
+            self._policy_of = (cached, policy_from_spec(pool.spec, pool.metadata.annotations))
+        return self._policy_of[1]
+
+    async def _decide(
+        self, cached: CachedPool, pool: api.WorkerPool, pods: list[scaling.PodView]
+    ) -> scaling.Decision:
+        policy = self._policy(cached, pool)
         current = api.desired_replicas(pool.spec)
         read = await self._read_broker(pool)
         observation = observe.observation(
@@ -210,9 +240,10 @@ class PoolScaler:
         now = datetime.fromtimestamp(self._clock(), UTC)
         state.log = report.updated_log(state.log, decision, state.previous, now)
         state.last_queue = report.queue_status(decision) or state.last_queue
+        existing = state.conditions if state.conditions is not None else pool.status.conditions
         fields = report.status_fields(
             decision=decision,
-            existing_conditions=pool.status.conditions,
+            existing_conditions=existing,
             log=state.log,
             last_queue=state.last_queue,
             last_scale_time=state.last_scale_time,
@@ -223,10 +254,30 @@ class PoolScaler:
             self._post_event(body, event.type, event.reason, event.message)
         state.history = decision.history
         state.previous = decision
-        if fields != state.applied_status:
-            try:
-                await self._cluster.apply_status(self.namespace, self.name, fields)
-            except kube.KubeError as exc:
-                logger.warning("status of %s/%s not written: %s", self.namespace, self.name, exc)
-                return
-            state.applied_status = fields
+        if not self._worth_writing(fields):
+            return
+        try:
+            await self._cluster.apply_status(self.namespace, self.name, fields)
+        except kube.KubeError as exc:
+            logger.warning("status of %s/%s not written: %s", self.namespace, self.name, exc)
+            return
+        state.applied_status, state.applied_at = fields, self._clock()
+        state.conditions = [api.Condition.model_validate(c) for c in fields["conditions"]]
+
+    def _worth_writing(self, fields: Mapping[str, Any]) -> bool:
+        """Changed, and either in substance or not written for ``QUEUE_STATUS_SECONDS``."""
+        applied = self.state.applied_status
+        if fields == applied:
+            return False
+        if applied is None or _substance(fields) != _substance(applied):
+            return True
+        return self._clock() - self.state.applied_at >= QUEUE_STATUS_SECONDS
+
+
+def _substance(fields: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What must reach status at once: the log, the scale time, each condition's state."""
+    states = [
+        (c.get("type"), c.get("status"), c.get("reason"), c.get("observedGeneration"))
+        for c in fields.get("conditions", ())
+    ]
+    return fields.get("decisions"), fields.get("lastScaleTime"), states

@@ -4,8 +4,8 @@ Why not a ``@kopf.daemon``: Kopf puts a finalizer on every object a daemon or ti
 and the operator deliberately has none, so pools can be deleted while it is down. Instead,
 the one WorkerPool watch (``handlers.track_pool``) updates the shared ``PoolCache`` and calls
 ``Supervisor.track``, which starts or stops plain asyncio tasks. Each task polls its pool
-every ``spec.autoscaling.pollIntervalSeconds`` and always reads the pool's latest body from
-the cache.
+every ``spec.autoscaling.pollIntervalSeconds`` and always takes the pool's latest body from
+the cache, parsed there once per version of the body.
 
 No kopf here: the pod index and the event poster are handed in, so tests drive the
 supervisor with fakes.
@@ -134,7 +134,7 @@ class Supervisor:
                 return
             started = time.monotonic()
             try:
-                await scaler.poll(cached.body, self.pods_of(key))
+                await scaler.poll(cached, self.pods_of(key))
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -17,9 +17,10 @@ from workerpool_operator import api, scaling
 from workerpool_operator.autoscaler import observe, report
 from workerpool_operator.autoscaler.broker import BrokerHub, BrokerRead
 from workerpool_operator.autoscaler.metrics import AutoscalerMetrics
-from workerpool_operator.autoscaler.scaler import PoolScaler
+from workerpool_operator.autoscaler.policy import PAUSED
+from workerpool_operator.autoscaler.scaler import QUEUE_STATUS_SECONDS, PoolScaler
 from workerpool_operator.autoscaler.supervisor import Supervisor, poll_interval
-from workerpool_operator.pools import PoolCache
+from workerpool_operator.pools import CachedPool, PoolCache
 
 # --- observe ---------------------------------------------------------------------------
 
@@ -316,8 +317,19 @@ def _body(replicas: int, **autoscaling: Any) -> dict[str, Any]:
     }
 
 
-def _scaler(cluster: FakeCluster, broker: FakeBroker, events: list) -> PoolScaler:
-    clock = Clock()
+def _parsed(body: dict[str, Any]) -> CachedPool:
+    """The pool as the operator's cache holds it: the body and its one parse."""
+    return CachedPool(body, api.parse_pool(body))
+
+
+def _cached(replicas: int, **autoscaling: Any) -> CachedPool:
+    return _parsed(_body(replicas, **autoscaling))
+
+
+def _scaler(
+    cluster: FakeCluster, broker: FakeBroker, events: list, clock: Clock | None = None
+) -> PoolScaler:
+    clock = clock or Clock()
     return PoolScaler(
         "ns",
         "pool",
@@ -332,7 +344,7 @@ def _scaler(cluster: FakeCluster, broker: FakeBroker, events: list) -> PoolScale
 async def test_poll_scales_up_and_reports() -> None:
     cluster, broker, events = FakeCluster(), FakeBroker(), []
     broker.read_result = BrokerRead(observe.QueueReading(ready=12, consumers=0, dead_letters=1))
-    decision = await _scaler(cluster, broker, events).poll(_body(0), [])
+    decision = await _scaler(cluster, broker, events).poll(_cached(0), [])
     assert decision is not None
     assert decision.replicas == 3
     kinds = [w[0] for w in cluster.writes]
@@ -356,7 +368,7 @@ async def test_deletion_costs_are_written_before_replicas_drop() -> None:
     pods = [scaling.PodView(n, ready=True) for n in ("busy", "idle-a", "idle-b")]
     scaler = _scaler(cluster, broker, events)
     scaler.state.history = scaling.ScalingHistory(started_at=0, last_active_at=0)
-    decision = await scaler.poll(_body(3), pods)
+    decision = await scaler.poll(_cached(3), pods)
     assert decision is not None
     assert decision.replicas == 1
     assert [w[0] for w in cluster.writes] == ["costs", "scale", "status"]
@@ -369,7 +381,7 @@ async def test_a_failed_scale_keeps_the_old_history() -> None:
     cluster.fail_scale = True
     broker.read_result = BrokerRead(observe.QueueReading(ready=12, consumers=0, dead_letters=0))
     scaler = _scaler(cluster, broker, events)
-    await scaler.poll(_body(0), [])
+    await scaler.poll(_cached(0), [])
     assert scaler.state.history == scaling.ScalingHistory()
     assert scaler.state.previous is None
     assert cluster.writes == []
@@ -383,15 +395,15 @@ async def test_a_step_is_never_made_twice_from_a_body_older_than_our_scale() -> 
     scaler.state.history = scaling.ScalingHistory(started_at=0, last_active_at=0)
     stale = _body(1)
     stale["metadata"]["resourceVersion"] = "100"
-    first = await scaler.poll(stale, [])
+    first = await scaler.poll(_parsed(stale), [])
     assert first is not None and (first.current_replicas, first.replicas) == (1, 0)
-    assert await scaler.poll(stale, []) is None
+    assert await scaler.poll(_parsed(stale), []) is None
     assert [w[1] for w in cluster.writes if w[0] == "scale"] == [0]
     assert [e[1] for e in events].count("ScaledDown") == 1
 
     fresh = _body(0)
     fresh["metadata"]["resourceVersion"] = "101"  # our scale, delivered
-    again = await scaler.poll(fresh, [])
+    again = await scaler.poll(_parsed(fresh), [])
     assert again is not None and again.current_replicas == again.replicas == 0
     steps = [(d["from"], d["to"]) for d in cluster.writes[-1][1]["decisions"]]
     assert steps.count((1, 0)) == 1, steps
@@ -400,7 +412,7 @@ async def test_a_step_is_never_made_twice_from_a_body_older_than_our_scale() -> 
 async def test_missing_secret_holds_with_a_reason() -> None:
     cluster, broker, events = FakeCluster(), FakeBroker(), []
     cluster.url = None
-    decision = await _scaler(cluster, broker, events).poll(_body(2), [])
+    decision = await _scaler(cluster, broker, events).poll(_cached(2), [])
     assert decision is not None
     assert decision.mode == "hold"
     assert decision.scaling_active.reason == observe.BROKER_SECRET_MISSING
@@ -411,19 +423,84 @@ async def test_status_is_written_only_when_it_changes() -> None:
     cluster, broker, events = FakeCluster(), FakeBroker(), []
     broker.read_result = BrokerRead(observe.QueueReading(ready=4, consumers=0, dead_letters=0))
     scaler = _scaler(cluster, broker, events)
-    body = _body(1)
+    cached = _cached(1)
     for _ in range(5):
-        await scaler.poll(body, [])
+        await scaler.poll(cached, [])
     assert [w[0] for w in cluster.writes] == ["status"]
+
+
+async def test_status_is_not_rewritten_while_the_watch_has_not_caught_up() -> None:
+    """The cached body never shows our own conditions here (no watch): the poller uses the
+    ones it wrote, so time passing alone does not rewrite them with a new timestamp."""
+    cluster, broker, events, clock = FakeCluster(), FakeBroker(), [], Clock()
+    broker.read_result = BrokerRead(observe.QueueReading(ready=4, consumers=0, dead_letters=0))
+    scaler = _scaler(cluster, broker, events, clock)
+    cached = _cached(1)
+    for _ in range(10):
+        await scaler.poll(cached, [])
+        clock.now += 2
+    assert [w[0] for w in cluster.writes] == ["status"]
+
+
+async def test_queue_numbers_alone_reach_status_at_a_bounded_rate() -> None:
+    cluster, broker, events, clock = FakeCluster(), FakeBroker(), [], Clock()
+    scaler = _scaler(cluster, broker, events, clock)
+    cached = _cached(1)
+    broker.read_result = BrokerRead(observe.QueueReading(ready=4, consumers=0, dead_letters=0))
+    await scaler.poll(cached, [])
+
+    broker.read_result = BrokerRead(observe.QueueReading(ready=4, consumers=0, dead_letters=3))
+    clock.now += 2
+    await scaler.poll(cached, [])
+    assert len(cluster.writes) == 1  # only the dead-letter count moved: not yet
+
+    clock.now += QUEUE_STATUS_SECONDS
+    await scaler.poll(cached, [])
+    assert len(cluster.writes) == 2
+    assert cluster.writes[-1][1]["queue"]["dlq"] == 3
+
+
+async def test_a_changed_condition_reaches_status_at_once() -> None:
+    cluster, broker, events, clock = FakeCluster(), FakeBroker(), [], Clock()
+    scaler = _scaler(cluster, broker, events, clock)
+    cached = _cached(1)
+    broker.read_result = BrokerRead(observe.QueueReading(ready=4, consumers=0, dead_letters=0))
+    await scaler.poll(cached, [])
+    broker.read_result = BrokerRead(scaling.ObservationFailure("BrokerUnreachable", "down"))
+    clock.now += 2
+    await scaler.poll(cached, [])
+    active = next(c for c in cluster.writes[-1][1]["conditions"] if c["type"] == "ScalingActive")
+    assert (len(cluster.writes), active["reason"]) == (2, "BrokerUnreachable")
+
+
+async def test_a_new_body_takes_effect_at_the_next_poll() -> None:
+    """The policy is built once per body: a new body (here: paused) must replace it."""
+    cluster, broker, events = FakeCluster(), FakeBroker(), []
+    broker.read_result = BrokerRead(observe.QueueReading(ready=40, consumers=0, dead_letters=0))
+    scaler = _scaler(cluster, broker, events)
+    first = await scaler.poll(_cached(1), [])
+    paused_body = _body(2)
+    paused_body["metadata"]["annotations"] = {PAUSED: "true"}
+    second = await scaler.poll(_parsed(paused_body), [])
+    assert first is not None and second is not None
+    assert first.mode == "auto" and first.replicas > 1
+    assert second.mode == "paused" and second.replicas == 2
+
+
+async def test_an_unparsable_spec_is_skipped() -> None:
+    cluster, broker, events = FakeCluster(), FakeBroker(), []
+    scaler = _scaler(cluster, broker, events)
+    assert await scaler.poll(CachedPool(_body(1), None), []) is None
+    assert cluster.writes == []
 
 
 async def test_queue_numbers_survive_an_outage_in_status() -> None:
     cluster, broker, events = FakeCluster(), FakeBroker(), []
     broker.read_result = BrokerRead(observe.QueueReading(ready=4, consumers=1, dead_letters=0))
     scaler = _scaler(cluster, broker, events)
-    await scaler.poll(_body(1), [])
+    await scaler.poll(_cached(1), [])
     broker.read_result = BrokerRead(scaling.ObservationFailure("BrokerUnreachable", "down"))
-    await scaler.poll(_body(1), [])
+    await scaler.poll(_cached(1), [])
     status = cluster.writes[-1][1]
     assert status["queue"]["ready"] == 4
     active = next(c for c in status["conditions"] if c["type"] == "ScalingActive")
@@ -496,7 +573,7 @@ async def test_a_poll_exports_the_pool_series_the_dashboard_and_alerts_read() ->
         scaling.PodView("starting", ready=False),
         scaling.PodView("leaving", ready=True, terminating=True),
     ]
-    await scaler.poll(_body(1, maxReplicas=5), pods)
+    await scaler.poll(_cached(1, maxReplicas=5), pods)
 
     def value(name: str, **labels: str) -> float | None:
         return registry.get_sample_value(name, {"namespace": "ns", "pool": "pool", **labels})
@@ -508,7 +585,7 @@ async def test_a_poll_exports_the_pool_series_the_dashboard_and_alerts_read() ->
     assert value("workerpool_scaling_mode", mode="hold") == 0
 
     broker.read_result = BrokerRead(scaling.ObservationFailure("BrokerUnreachable", "down"))
-    await scaler.poll(_body(1, maxReplicas=5), pods)
+    await scaler.poll(_cached(1, maxReplicas=5), pods)
     assert value("workerpool_broker_reachable") == 0
     assert value("workerpool_scaling_mode", mode="hold") == 1
     assert value("workerpool_scaling_mode", mode="auto") == 0
