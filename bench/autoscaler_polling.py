@@ -37,7 +37,7 @@ from autoscaler_reaction import URL, autoscaling_environment
 from itl_harness import jobs
 from itl_harness.operator_process import OperatorProcess, sample_metric
 from itl_harness.rabbitmq_node import Broker, own_broker
-from localcluster import ApiError, Cluster, wait_until
+from localcluster import Cluster, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 RABBITMQ = str(REPO / "tools" / "rabbitmq" / "rabbitmq.sh")
@@ -66,18 +66,6 @@ def measure(operator: OperatorProcess, seconds: float) -> dict[str, float]:
         "rss_mib": round(operator.rss_kib() / 1024, 1),
         "polls_per_second": round((polls1 - polls0) / (wall1 - wall0), 2),
     }
-
-
-def widen_service_range(cluster: Cluster) -> None:
-    """Every pool has a ClusterIP Service; a ServiceCIDR adds room beyond the harness's /24."""
-    body = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "ServiceCIDR",
-        "metadata": {"name": "wpa-poll-bench"},
-        "spec": {"cidrs": ["10.1.0.0/16"]},
-    }
-    with contextlib.suppress(ApiError):  # already there (a reused cluster)
-        cluster.api.post("/apis/networking.k8s.io/v1/servicecidrs", body)
 
 
 def apply(cluster: Cluster, namespace: str, text: str) -> None:
@@ -153,7 +141,6 @@ def main() -> int:
         cluster, namespace, operator, queues = stack.enter_context(
             autoscaling_environment("wpa-poll", Path(tmp), url)
         )
-        widen_service_range(cluster)
         pools = []
         for index in range(args.pools):
             name, provider = f"pool-{index:03d}", f"ITL.Poll{uuid.uuid4().hex[:8]}"

@@ -164,8 +164,6 @@ def run(
             "kube-apiserver": [
                 f"--audit-policy-file={policy}",
                 f"--audit-log-path={audit_log}",
-                # Every pool has a ClusterIP Service: the harness's /24 holds 254.
-                "--service-cluster-ip-range=10.0.0.0/16",
             ],
             "kube-controller-manager": client,
             "kube-scheduler": client,
