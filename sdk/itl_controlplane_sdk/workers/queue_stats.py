@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from aio_pika import Channel
 from aio_pika.abc import AbstractChannel, AbstractConnection
 from aio_pika.exceptions import ChannelNotFoundEntity
 
@@ -52,7 +53,12 @@ class StatsChannels:
         channel = await self._free.get()
         try:
             if channel is None or channel.is_closed:
-                channel = await connection.channel(publisher_confirms=False)
+                # A plain channel, not the robust kind ``connection.channel()`` gives: that
+                # one reopens itself after the broker closes it for a missing queue, so
+                # replacing it leaked a channel per missing queue read. A plain one stays
+                # closed (and after a reconnect is simply replaced here).
+                channel = Channel(connection, publisher_confirms=False)
+                await channel.initialize(timeout=self._timeout)
             # The AMQP method itself: aio-pika's robust channel answers a passive declare
             # of a queue it has seen from its cache, with the counts of that first time.
             amqp_channel = await channel.get_underlay_channel()

@@ -76,3 +76,24 @@ async def test_callers_that_give_up_leave_the_next_reads_working(
         assert errors == [], f"after callers gave up at {0.3 * step:.1f} ms"
         depths = [s["queues"][n]["message_count"] for s, n in zip(stats, queues, strict=True)]
         assert depths == list(queues.values())
+
+
+async def test_reading_a_missing_queue_again_and_again_leaks_no_channel(reader: JobQueue) -> None:
+    """The broker closes a channel that declares a missing queue. aio-pika's robust
+    channels reopen themselves after that, so replacing one leaked a channel per read, until
+    the connection ran out of channels (an autoscaler polling a pool whose queue is gone)."""
+
+    def open_channels() -> int:
+        # The AMQP client's own table of the connection's channels (aiormq).
+        assert reader._connection is not None
+        table = reader._connection.transport.connection.channels
+        return sum(1 for channel in table.values() if not channel.is_closed)
+
+    before = open_channels()
+    for _ in range(30):
+        stats = await reader.get_queue_stats(["no.such.queue"])
+        assert stats["queues"]["no.such.queue"]["exists"] is False
+    await asyncio.gather(*(reader.get_queue_stats(["no.such.queue"]) for _ in range(30)))
+    await asyncio.sleep(0.5)  # a robust channel reopens itself right after its close
+
+    assert open_channels() <= before + 4  # at most the reader's four stats channels
