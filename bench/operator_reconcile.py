@@ -34,6 +34,7 @@ import collections
 import concurrent.futures
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -148,6 +149,29 @@ def _audited_requests(audit_log: Path, since: int) -> dict[str, int]:
     return dict(collections.Counter(seen.values()).most_common())
 
 
+class _Progress:
+    """A line on stderr at most every 30 s, so a run stopped before the end (a saturated
+    machine) still shows how far it got and what the operator cost until then."""
+
+    def __init__(self, operator: OperatorProcess, started: float, cpu_before: float) -> None:
+        self._operator, self._started, self._cpu_before = operator, started, cpu_before
+        self._last = 0.0
+
+    def report(self, what: str) -> None:
+        now = time.monotonic()
+        if now - self._last < 30:
+            return
+        self._last = now
+        cpu = self._operator.cpu_seconds() - self._cpu_before
+        rss = self._operator.rss_kib() / 1024
+        print(
+            f"[{now - self._started:7.1f} s] {what}; operator CPU {cpu:.1f} s, RSS {rss:.0f} "
+            f"MiB, load {os.getloadavg()[0]:.1f}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def run(
     count: int, namespace_count: int, replicas: int, server_side: bool, parallel: int, qps: int
 ) -> dict[str, object]:
@@ -196,19 +220,24 @@ def run(
             text = yaml.safe_dump_all(pools)
             cluster.kubectl("apply", *mode, "-f", "-", input=text, timeout=3600)
         applied = time.monotonic() - started
-        wait_until(
-            lambda: len(cluster.api.get("/apis/apps/v1/deployments")["items"]) >= count,
-            timeout=1800,
-            what=f"{count} Deployments",
-        )
+        progress = _Progress(operator, started, cpu_before)
+
+        def all_deployments() -> bool:
+            found = len(cluster.api.get("/apis/apps/v1/deployments")["items"])
+            progress.report(f"{found}/{count} Deployments")
+            return found >= count
+
+        wait_until(all_deployments, timeout=1800, what=f"{count} Deployments")
         deployments_s = time.monotonic() - started
         cpu_deployments = operator.cpu_seconds() - cpu_before
 
         def all_ready() -> bool:
             items = cluster.api.get(POOLS_PATH)["items"]
-            return len(items) == count and all(
+            ready = sum(
                 (item.get("status") or {}).get("readyReplicas") == replicas for item in items
             )
+            progress.report(f"{ready}/{count} pools Ready")
+            return len(items) == count and ready == count
 
         wait_until(all_ready, timeout=3600, what=f"{count} pools Ready")
         ready_s = time.monotonic() - started
