@@ -208,6 +208,28 @@ def in_cluster_broker(
     return pool_url, f"amqp://guest:guest@127.0.0.1:{port}/", forward
 
 
+def prepare(
+    mode: str, cluster: Cluster, work_dir: Path
+) -> tuple[str, str, subprocess.Popen[bytes] | None]:
+    """The demo's namespaces and broker in ``cluster``.
+
+    Returns the broker URL the pods use, the one this process uses, and the port-forward's
+    process (None on the local control plane, whose workers use the local RabbitMQ).
+    """
+    ensure_namespace(cluster, OPERATOR_NS)
+    ensure_namespace(cluster, POOL_NS)
+    if mode == "local":
+        return RABBITMQ_URL, RABBITMQ_URL, None
+    broker_image = kind_tool("--print-rabbitmq-image") if mode == "kind" else None
+    pool_url, publish_url, forward = in_cluster_broker(cluster, broker_image, work_dir)
+    try:
+        wait_until(lambda: reachable(publish_url), timeout=60, what="the port-forward")
+    except WaitTimeout:
+        forward.terminate()
+        raise
+    return pool_url, publish_url, forward
+
+
 def ensure_namespace(cluster: Cluster, name: str) -> None:
     """Reuse the namespace of an earlier run; wait out one still being deleted (--cleanup)."""
     path = f"/api/v1/namespaces/{name}"
@@ -321,10 +343,14 @@ def main(argv: list[str] | None = None) -> int:
     traced = tracing.configure("itl-demo")
     mode, why = choose(args.cluster)
     tag = args.image_tag or ("demo" if mode == "kind" else None)
+    work_dir = Path(tempfile.mkdtemp(prefix="itl-demo-cluster-"))
     if mode == "kind":
+        # Up to the broker answering through its port-forward, any failure of kind is one
+        # auto mode falls back from: an unusable kind must never fail `make demo`.
         try:
             cluster = kind_cluster(tag or "demo")
-        except subprocess.CalledProcessError as exc:
+            pool_url, publish_url, forward = prepare(mode, cluster, work_dir)
+        except Exception as exc:
             if args.cluster == "kind":
                 raise SystemExit(f"kind failed: {exc}") from None
             mode, why, tag = "local", f"kind failed ({exc}); falling back", None
@@ -332,17 +358,10 @@ def main(argv: list[str] | None = None) -> int:
         cluster = local_cluster()
     elif mode == "current":
         cluster = existing_cluster()
+    if mode != "kind":
+        pool_url, publish_url, forward = prepare(mode, cluster, work_dir)
     say(f"cluster: {mode}, {why} ({cluster.server})")
 
-    work_dir = Path(tempfile.mkdtemp(prefix="itl-demo-cluster-"))
-    ensure_namespace(cluster, OPERATOR_NS)
-    ensure_namespace(cluster, POOL_NS)
-    forward = None
-    pool_url, publish_url = RABBITMQ_URL, RABBITMQ_URL
-    if mode != "local":
-        broker_image = kind_tool("--print-rabbitmq-image") if mode == "kind" else None
-        pool_url, publish_url, forward = in_cluster_broker(cluster, broker_image, work_dir)
-        wait_until(lambda: reachable(publish_url), timeout=60, what="the port-forward")
     story = Story(
         cluster=cluster,
         rabbitmq_url=publish_url,

@@ -57,8 +57,17 @@ up() {
   else
     host_settings >"$STATE/$name.host-settings"
     log "creating kind cluster $name from $NODE_IMAGE"
-    "$KIND" create cluster --name "$name" --image "$NODE_IMAGE" --config "$HERE/cluster.yaml" \
-      --wait 180s >&2 || die "kind create cluster failed (docker logs $name-control-plane shows the node's boot)"
+    # A second try when the first fails: on a loaded machine kubeadm's `systemctl` calls inside
+    # the node have failed once ("failed to reload systemd"), so the kubelet never started.
+    # kind deletes a node that failed to come up.
+    local attempt
+    for attempt in 1 2; do
+      "$KIND" create cluster --name "$name" --image "$NODE_IMAGE" --config "$HERE/cluster.yaml" \
+        --wait 180s >&2 && break
+      [ "$attempt" = 1 ] || die "kind create cluster failed twice (output above)"
+      log "kind create cluster failed; deleting what is left of $name and trying once more"
+      "$KIND" delete cluster --name "$name" >&2 || true
+    done
   fi
   log "loading ${*:-no project images} and $RABBITMQ_IMAGE"
   "$KIND" load docker-image --name "$name" "$RABBITMQ_IMAGE" "$@" >&2
