@@ -8,6 +8,7 @@ fixtures come from the ``localcluster`` pytest plugin, registered by the package
 from __future__ import annotations
 
 import os
+from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
@@ -22,6 +23,13 @@ def rabbitmq_url() -> str:
     url = os.environ.get("ITL_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
     require_rabbitmq(url)
     return url
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_stream_port(rabbitmq_url: str) -> int:
+    """The test broker's stream protocol port (``tools/rabbitmq/rabbitmq.sh``: AMQP port - 120)."""
+    amqp_port = urlsplit(rabbitmq_url).port or 5672
+    return int(os.environ.get("ITL_TEST_RABBITMQ_STREAM_PORT", str(amqp_port - 120)))
 
 
 @pytest.fixture

@@ -33,6 +33,16 @@ def require_rabbitmq(url: str) -> None:
         unavailable("RabbitMQ", f"{parts.hostname}:{parts.port or 5672}: {exc}")
 
 
+def require_rabbitmq_stream(url: str, port: int) -> None:
+    """The stream protocol port of the broker at ``url`` (``RESULTS_PROTOCOL=stream``)."""
+    host = urlsplit(url).hostname or "127.0.0.1"
+    try:
+        with socket.create_connection((host, port), 2):
+            pass
+    except OSError as exc:
+        unavailable("RabbitMQ stream protocol", f"{host}:{port}: {exc}")
+
+
 def rabbitmqctl(*args: str, timeout: float = 120) -> str:
     """Runs rabbitmqctl against the project's local broker (see tools/rabbitmq/rabbitmq.sh)."""
     done = subprocess.run(

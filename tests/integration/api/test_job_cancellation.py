@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any, Literal
 
 import pytest
 
 from itl_controlplane_sdk import ResourceProviderRegistry, ResourceRequest
 from itl_controlplane_sdk.workers import JobQueue, JobStatus, ProviderWorker
 from tests.integration.api.providers import register
+from tests.support.services import require_rabbitmq_stream
 
 pytestmark = pytest.mark.integration
 
@@ -25,19 +27,31 @@ def request(namespace: str, name: str, **body: object) -> ResourceRequest:
     )
 
 
+@pytest.mark.parametrize("results_protocol", ["amqp", "stream"])
 async def test_cancelled_jobs_are_skipped_and_the_first_terminal_result_wins(
-    rabbitmq_url: str, queue_name: str, namespace: str, monkeypatch: pytest.MonkeyPatch
+    rabbitmq_url: str,
+    rabbitmq_stream_port: int,
+    queue_name: str,
+    namespace: str,
+    monkeypatch: pytest.MonkeyPatch,
+    results_protocol: Literal["amqp", "stream"],
 ) -> None:
+    if results_protocol == "stream":
+        require_rabbitmq_stream(rabbitmq_url, rabbitmq_stream_port)
     monkeypatch.setenv("ITL_TEST_NAMESPACE", namespace)
     bindings = (f"provider.{namespace}.#",)
-    producer = JobQueue(rabbitmq_url, queue_name=queue_name, bindings=bindings)
+    options: dict[str, Any] = {
+        "results_protocol": results_protocol,
+        "results_stream_port": rabbitmq_stream_port,
+    }
+    producer = JobQueue(rabbitmq_url, queue_name=queue_name, bindings=bindings, **options)
     await producer.connect()
     registry = ResourceProviderRegistry()
     register(registry)
     worker = ProviderWorker(
         "w-cancel",
         registry,
-        JobQueue(rabbitmq_url, queue_name=queue_name, bindings=bindings),
+        JobQueue(rabbitmq_url, queue_name=queue_name, bindings=bindings, **options),
         max_concurrent_jobs=1,
     )
     try:

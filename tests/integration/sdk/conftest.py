@@ -6,13 +6,10 @@ only the jobs it submits, and the queue is deleted afterwards.
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
@@ -22,7 +19,7 @@ from itl_controlplane_sdk.providers.base import ResourceProvider
 from itl_controlplane_sdk.providers.examples import register_example_providers
 from itl_controlplane_sdk.workers import JobQueue, ProviderWorker
 from itl_harness.workers import WorkerProcess
-from tests.support.services import unavailable
+from tests.support.services import require_rabbitmq_stream
 
 pytestmark = pytest.mark.integration
 
@@ -48,23 +45,11 @@ def results_protocol() -> str:
     return "amqp"
 
 
-@pytest.fixture(scope="session")
-def rabbitmq_stream_port(rabbitmq_url: str) -> int:
-    """The test broker's stream protocol port (``tools/rabbitmq/rabbitmq.sh``: AMQP port - 120)."""
-    amqp_port = urlsplit(rabbitmq_url).port or 5672
-    return int(os.environ.get("ITL_TEST_RABBITMQ_STREAM_PORT", str(amqp_port - 120)))
-
-
 @pytest.fixture
 def queue_options(results_protocol: str, rabbitmq_url: str, rabbitmq_stream_port: int) -> Any:
     """``JobQueue`` keyword arguments for the test's results protocol."""
     if results_protocol == "stream":
-        host = urlsplit(rabbitmq_url).hostname or "127.0.0.1"
-        try:
-            with socket.create_connection((host, rabbitmq_stream_port), 2):
-                pass
-        except OSError as exc:
-            unavailable("RabbitMQ stream protocol", f"{host}:{rabbitmq_stream_port}: {exc}")
+        require_rabbitmq_stream(rabbitmq_url, rabbitmq_stream_port)
     return {"results_protocol": results_protocol, "results_stream_port": rabbitmq_stream_port}
 
 
