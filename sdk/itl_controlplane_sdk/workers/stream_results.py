@@ -170,8 +170,12 @@ class ResultAppender:
         else:
             future.set_exception(
                 JobSubmissionError(
-                    f"the broker refused a record on stream {self._stream!r} "
-                    f"(response code {status.response_code})"
+                    f"a record on stream {self._stream!r} was not confirmed: "
+                    + (
+                        "the connection was lost first"
+                        if status.response_code < 0
+                        else f"the broker refused it (response code {status.response_code})"
+                    )
                 )
             )
 
