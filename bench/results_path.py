@@ -15,9 +15,10 @@ stream
     the same over the stream protocol (rstream): ``send_wait`` per result (a confirm each);
     readers ``subscribe`` from ``NEXT`` (the broker sends chunks, no per-message acks).
 
-It needs the ``rabbitmq_stream`` plugin, which the shared development broker does not load:
-run it against a broker node of your own (see docs/performance.md). Run from the peers'
-virtualenv, which has rstream (``make bench-peers``)::
+It needs the ``rabbitmq_stream`` plugin, which ``tools/rabbitmq/rabbitmq.sh`` loads (on the
+AMQP port minus 120); on a shared broker, run it against a broker node of your own (see
+docs/performance.md). Run from the peers' virtualenv, which has rstream (``make
+bench-peers``), or the project's (the ``stream`` extra)::
 
     $(bash tools/bench/peers.sh --print-python) bench/results_path.py --amqp-port 5690 \
         --stream-port 5590 --readers 1,3,10

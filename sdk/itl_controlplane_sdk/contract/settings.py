@@ -35,7 +35,7 @@ RESULTS_PROTOCOL_DESCRIPTION = (
 )
 RESULTS_STREAM_PORT_DESCRIPTION = (
     "Stream protocol port of the broker in RABBITMQ_URL (RESULTS_PROTOCOL=stream); the same "
-    "host, user and vhost as the URL, TLS as RABBITMQ_TLS_*."
+    "host, user and vhost as the URL, TLS for amqps:// URLs (as RABBITMQ_TLS_*)."
 )
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]

@@ -459,11 +459,11 @@ class JobQueue:
         """The stream port of the node this process's AMQP connection uses now."""
         from itl_controlplane_sdk.workers.stream_results import StreamEndpoint
 
-        return StreamEndpoint.from_amqp_url(
-            str(connection.url),
-            self.results_stream_port,
-            self._tls.context() if self._tls is not None else None,
-        )
+        url = str(connection.url)
+        ssl_context = None
+        if url.lower().startswith("amqps://"):  # TLS to the broker: to its stream port too
+            ssl_context = self._tls.context() if self._tls is not None else BrokerTls().context()
+        return StreamEndpoint.from_amqp_url(url, self.results_stream_port, ssl_context)
 
     async def _start_appender(self, connection: FailoverConnection) -> ResultAppender:
         from itl_controlplane_sdk.workers.stream_results import ResultAppender
