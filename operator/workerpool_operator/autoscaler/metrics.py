@@ -9,6 +9,7 @@ endpoint does not grow with every pool ever seen.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import typing
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
@@ -23,6 +24,21 @@ UNREACHABLE_REASONS = frozenset(
 )
 """Observation failures that mean the pool's broker could not be asked at all."""
 MODES: tuple[str, ...] = typing.get_args(scaling.Mode)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _PoolSeries:
+    """One pool's gauges, each already bound to its labels."""
+
+    desired: Gauge
+    ready_replicas: Gauge
+    max_capacity: Gauge
+    modes: dict[str, Gauge]
+    broker_reachable: Gauge
+    busy_workers: Gauge
+    queue_ready: Gauge
+    in_flight: Gauge
+    consumers: Gauge
 
 
 class AutoscalerMetrics:
@@ -109,8 +125,26 @@ class AutoscalerMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=registry,
         )
-        self._seen: set[tuple[str, str]] = set()
+        self._seen: dict[tuple[str, str], _PoolSeries] = {}
         self._reasons: dict[tuple[str, str], set[str]] = {}
+
+    def _series(self, labels: tuple[str, str]) -> _PoolSeries:
+        """The pool's labelled series, looked up once: ``labels()`` hashes and locks per call,
+        and a poll sets a dozen series (1000 pools: 500 polls a second)."""
+        series = self._seen.get(labels)
+        if series is None:
+            series = self._seen[labels] = _PoolSeries(
+                desired=self.desired.labels(*labels),
+                ready_replicas=self.ready_replicas.labels(*labels),
+                max_capacity=self.max_capacity.labels(*labels),
+                modes={mode: self.mode.labels(*labels, mode) for mode in MODES},
+                broker_reachable=self.broker_reachable.labels(*labels),
+                busy_workers=self.busy_workers.labels(*labels),
+                queue_ready=self.queue_ready.labels(*labels),
+                in_flight=self.in_flight.labels(*labels),
+                consumers=self.consumers.labels(*labels),
+            )
+        return series
 
     def record(
         self,
@@ -123,22 +157,22 @@ class AutoscalerMetrics:
     ) -> None:
         """Update the pool's series from one decision and the pods it saw."""
         labels = (namespace, pool)
-        self._seen.add(labels)
-        self.desired.labels(*labels).set(decision.replicas)
-        self.ready_replicas.labels(*labels).set(ready_replicas)
-        self.max_capacity.labels(*labels).set(max_capacity)
-        for mode in MODES:
-            self.mode.labels(*labels, mode).set(mode == decision.mode)
+        series = self._series(labels)
+        series.desired.set(decision.replicas)
+        series.ready_replicas.set(ready_replicas)
+        series.max_capacity.set(max_capacity)
+        for mode, gauge in series.modes.items():
+            gauge.set(mode == decision.mode)
         unreachable = (
             decision.ready_messages is None
             and decision.scaling_active.reason in UNREACHABLE_REASONS
         )
-        self.broker_reachable.labels(*labels).set(not unreachable)
-        self.busy_workers.labels(*labels).set(len(decision.busy_pods))
+        series.broker_reachable.set(not unreachable)
+        series.busy_workers.set(len(decision.busy_pods))
         if decision.ready_messages is not None:
-            self.queue_ready.labels(*labels).set(decision.ready_messages)
-            self.in_flight.labels(*labels).set(decision.in_flight or 0)
-            self.consumers.labels(*labels).set(decision.consumers or 0)
+            series.queue_ready.set(decision.ready_messages)
+            series.in_flight.set(decision.in_flight or 0)
+            series.consumers.set(decision.consumers or 0)
         if decision.dead_letters is not None:
             self.dead_letters.labels(*labels).set(decision.dead_letters)
         if decision.direction != "none":
@@ -151,9 +185,8 @@ class AutoscalerMetrics:
     def forget(self, namespace: str, pool: str) -> None:
         """Remove every series of a pool that is gone or no longer autoscaled."""
         labels = (namespace, pool)
-        if labels not in self._seen:
+        if self._seen.pop(labels, None) is None:
             return
-        self._seen.discard(labels)
         for gauge in (
             self.queue_ready,
             self.in_flight,
