@@ -32,7 +32,7 @@ from rstream import (
     Producer,
     RawMessage,
 )
-from rstream.recovery import BackOffRecoveryStrategy
+from rstream.recovery import BackOffRecoveryStrategy, RecoveryStrategy
 from yarl import URL
 
 from itl_controlplane_sdk.errors import JobSubmissionError
@@ -43,6 +43,20 @@ log = logging.getLogger(__name__)
 
 DEFAULT_STREAM_PORT = 5552
 """The ``rabbitmq_stream`` plugin's default port (5551 with TLS)."""
+
+RECONNECT_ATTEMPTS = 200
+"""Attempts of a reader to come back after a lost connection: rstream's back-off (1 s,
+doubling up to 50 s) for about three hours, instead of its 10 attempts (four and a half
+minutes), after which a process's tail would stay blind to new results until restarted.
+Not more: rstream retries by recursion, one coroutine frame deeper per attempt."""
+
+
+class _PatientRecovery(BackOffRecoveryStrategy):
+    """rstream's back-off strategy with ``RECONNECT_ATTEMPTS`` attempts and 1 s of jitter."""
+
+    def __init__(self) -> None:
+        super().__init__(True, jitter=1)
+        RecoveryStrategy.__init__(self, True, max_retries=RECONNECT_ATTEMPTS)
 
 
 @dataclass(frozen=True)
@@ -198,8 +212,8 @@ class StreamSubscription:
             ssl_context=endpoint.ssl_context,
             connection_name=name,
             # After a lost connection the subscription resumes at the next offset it has not
-            # seen, after 1 s and then backing off (rstream gives up after 10 attempts).
-            recovery_strategy=BackOffRecoveryStrategy(True, jitter=1),
+            # seen, after 1 s and then backing off (``RECONNECT_ATTEMPTS``).
+            recovery_strategy=_PatientRecovery(),
         )
 
     async def open(self, since: float) -> StreamSubscription:
