@@ -115,12 +115,12 @@ test-unit: ## Unit tests only (pure logic, milliseconds, no services)
 	$(RUN) pytest tests/unit -q
 
 .PHONY: test
-test: python-deps rabbitmq-up k8s-binaries lint ## The whole suite: lint, unit, integration (real RabbitMQ + control plane), chaos, e2e
+test: python-deps rabbitmq-up rabbitmq-cluster-up k8s-binaries lint ## The whole suite: lint, unit, integration (real RabbitMQ, 3-node cluster, control plane), chaos, e2e
 	$(RUN) pytest -q -p no:cacheprovider
 
 .PHONY: test-cluster
-test-cluster: python-deps rabbitmq-up rabbitmq-cluster-up ## The cluster tier: node loss and replicated mode on the local 3-node RabbitMQ
-	ITL_TEST_CLUSTER=1 $(RUN) pytest -q -p no:cacheprovider tests/integration/cluster
+test-cluster: python-deps rabbitmq-up rabbitmq-cluster-up ## The cluster tier alone (also in `make test`): node loss, rolling restart, replicated mode
+	$(RUN) pytest -q -p no:cacheprovider tests/integration/cluster
 
 .PHONY: bench-peers
 bench-peers: ## Install the benchmark's peers (dramatiq, taskiq, Celery, FastStream) in their own venv, and redis-server

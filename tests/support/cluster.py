@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import socket
 import subprocess
 
 from tests.support.services import REPO, unavailable
@@ -13,14 +14,17 @@ CLUSTER_SCRIPT = REPO / "tools" / "rabbitmq" / "cluster.sh"
 NODES = (1, 2, 3)
 
 
-def _script(*args: str, timeout: float = 300) -> str:
-    done = subprocess.run(
-        ["bash", str(CLUSTER_SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+def _script(*args: str, timeout: float = 600) -> str:
+    try:
+        done = subprocess.run(
+            ["bash", str(CLUSTER_SCRIPT), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(f"cluster.sh {' '.join(args)} took more than {timeout} s") from exc
     if done.returncode != 0:
         raise RuntimeError(f"cluster.sh {' '.join(args)} failed: {done.stdout}{done.stderr}")
     return done.stdout
@@ -28,9 +32,14 @@ def _script(*args: str, timeout: float = 300) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class RabbitMQCluster:
-    """Three clustered nodes on 127.0.0.1; node N (1-3) can be killed and started again."""
+    """Three clustered nodes on 127.0.0.1; node N (1-3) can be killed and started again.
+
+    ``down`` holds the nodes a test killed or stopped and has not started again, so the
+    fixture can bring them back as soon as the test ends (``restore``).
+    """
 
     base_port: int
+    down: set[int] = dataclasses.field(default_factory=set)
 
     def port(self, node: int) -> int:
         return self.base_port + node - 1
@@ -50,27 +59,48 @@ class RabbitMQCluster:
 
     def kill(self, node: int) -> None:
         """SIGKILL: the node dies without closing anything cleanly."""
+        self.down.add(node)
         _script("kill", str(node))
 
     def stop(self, node: int) -> None:
+        self.down.add(node)
         _script("stop", str(node))
 
     def start(self, node: int) -> None:
         """Starts the node and returns once it is back in the cluster."""
         _script("start", str(node))
+        self.down.discard(node)
+
+    def listening(self, node: int) -> bool:
+        """The node's AMQP port accepts connections (it opens once the node has booted)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port(node)), 2):
+                return True
+        except OSError:
+            return False
 
     def running(self) -> bool:
+        """All three nodes answer and see each other, checked cheaply: every rabbitmqctl call
+        starts an Erlang VM, seconds each on a loaded machine, so one call, not one per node."""
+        if not all(self.listening(node) for node in NODES):
+            return False
         try:
-            _script("status", timeout=60)
+            self.ctl(1, "-q", "await_online_nodes", "3", "--timeout", "10")
         except RuntimeError:
             return False
         return True
 
     def ensure_all_up(self) -> None:
         _script("up")
+        self.down.clear()
+
+    def restore(self) -> None:
+        """Brings back every node a test took down, so the next test starts with three."""
+        if self.down or not self.running():
+            self.ensure_all_up()
 
     def ctl(self, node: int, *args: str) -> str:
-        return _script("ctl", str(node), *args, timeout=60)
+        return _script("ctl", str(node), *args, timeout=120)
 
     def queue_leader(self, queue: str, *, via: int = 1) -> int:
         """The node (1-3) leading a quorum queue or stream."""
@@ -99,12 +129,20 @@ class RabbitMQCluster:
 
 
 def require_cluster() -> RabbitMQCluster:
-    """The running cluster with all three nodes up, or skip (fail under CI=true)."""
+    """The running cluster with all three nodes up, or skip (fail under CI=true).
+
+    A cluster with a node down (a test that failed before its teardown, a node that crashed)
+    is brought back whole; a cluster with no node up is unavailable: ``make test`` starts it.
+    """
     cluster = RabbitMQCluster(int(os.environ.get("ITL_CLUSTER_BASE_PORT", "5701")))
-    if not cluster.running():
-        try:
-            # A previous test may have left a node down; bring the cluster back whole.
-            cluster.ensure_all_up()
-        except RuntimeError as exc:
-            unavailable("RabbitMQ cluster", f"{exc} (start it with `make rabbitmq-cluster-up`)")
+    if not any(cluster.listening(node) for node in NODES):
+        unavailable(
+            "RabbitMQ cluster",
+            f"no node listens on 127.0.0.1:{cluster.port(1)}-{cluster.port(3)} "
+            "(start it with `make rabbitmq-cluster-up`)",
+        )
+    try:
+        cluster.restore()
+    except RuntimeError as exc:
+        unavailable("RabbitMQ cluster", str(exc))
     return cluster

@@ -18,6 +18,7 @@ set -euo pipefail
 ITL_RABBITMQ_CLUSTER_HOME=${ITL_RABBITMQ_CLUSTER_HOME:-${XDG_STATE_HOME:-$HOME/.local/state}/itl-workers/rabbitmq-cluster}
 ITL_CLUSTER_BASE_PORT=${ITL_CLUSTER_BASE_PORT:-5701}
 NODES=(1 2 3)
+START_TIMEOUT=${ITL_CLUSTER_START_TIMEOUT:-300}
 SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd)
 export ERL_EPMD_ADDRESS=127.0.0.1
 export PATH=/usr/lib/rabbitmq/bin:/usr/sbin:$PATH
@@ -81,20 +82,86 @@ EOF
 }
 
 launch() {
-  local n=$1
+  local n=$1 dir
+  dir=$(home "$n")
   configure "$n"
-  if alive "$n" || running "$n"; then return 0; fi
-  if (exec 3<>/dev/tcp/127.0.0.1/"$(port "$n")") 2>/dev/null; then
+  if alive "$n"; then return 0; fi
+  if listening "$n"; then
+    if running "$n"; then return 0; fi
     echo "port $(port "$n") is taken by another process; set ITL_CLUSTER_BASE_PORT" >&2
     exit 1
   fi
-  with_node "$n" rabbitmq-server -detached
+  forgotten "$n"
+  rm -f "$dir/rabbitmq.pid"
+  echo "===== $(date -u +%FT%TZ) starting $(nodename "$n")" >>"$dir/log/console.log"
+  # In the background rather than -detached: what the VM prints before its log is set up
+  # (a name or port still in use, say) lands in console.log instead of nowhere, and the
+  # launcher's pid tells await_node at once that the node died instead of timing out.
+  # The subshell lets go of our stdout first, so a caller reading it never waits on the node.
+  (
+    exec >>"$dir/log/console.log" 2>&1 </dev/null
+    with_node "$n" setsid rabbitmq-server
+  ) &
+  echo "$!" >"$dir/launcher.pid"
 }
 
+# The node's AMQP listener accepts connections: it opens last, once the node has booted.
+listening() { (exec 3<>/dev/tcp/127.0.0.1/"$(port "$1")") 2>/dev/null; }
+
+launcher_alive() {
+  local pid
+  pid=$(cat "$(home "$1")/launcher.pid" 2>/dev/null || true)
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
+# Waits (up to 10 s) until epmd no longer lists node N: a node killed a moment ago is
+# unregistered when epmd sees its connection close, and a new VM with the same name would
+# otherwise exit at once ("the name seems to be in use").
+forgotten() {
+  local n=$1 tries=0
+  while epmd -names 2>/dev/null | grep -q "^name itl-cluster-$n at"; do
+    tries=$((tries + 1))
+    if [ "$tries" -ge 100 ]; then return 0; fi
+    sleep 0.1
+  done
+}
+
+# Waits until node N has booted: its AMQP port answers (a cheap probe; every rabbitmqctl call
+# starts an Erlang VM, which costs seconds on a loaded machine). Returns 3 at once if the node
+# died while starting, 1 after ITL_CLUSTER_START_TIMEOUT seconds.
 await_node() {
-  local n=$1
-  ctl "$n" -q wait --timeout 300 "$(home "$n")/rabbitmq.pid"
-  ctl "$n" -q await_startup --timeout 300
+  local n=$1 dir deadline
+  dir=$(home "$n")
+  deadline=$((SECONDS + START_TIMEOUT))
+  until listening "$n"; do
+    if ! launcher_alive "$n" && ! alive "$n"; then
+      echo "node $n exited while starting; the end of $dir/log/console.log:" >&2
+      tail -n 20 "$dir/log/console.log" >&2
+      return 3
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "node $n did not open port $(port "$n") within ${START_TIMEOUT}s; the end of its log:" >&2
+      tail -n 20 "$dir/log/$(nodename "$n").log" >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+  ctl "$n" -q await_startup --timeout 120
+}
+
+# Starts node N and waits for it; a VM that exits at once (a name or port its previous life
+# still held) is started once more.
+boot() {
+  local n=$1 rc=0
+  launch "$n"
+  await_node "$n" || rc=$?
+  if [ "$rc" = 3 ]; then
+    sleep 2
+    launch "$n"
+    await_node "$n"
+  elif [ "$rc" != 0 ]; then
+    return "$rc"
+  fi
 }
 
 members() { ctl "$1" -q cluster_status --formatter json 2>/dev/null || true; }
@@ -110,10 +177,15 @@ join() {
 }
 
 up() {
+  local n rc
   bash "$SCRIPT_DIR/rabbitmq.sh" install
   # Start every stopped node at once: a node that did not stop last waits for its peers.
   for n in "${NODES[@]}"; do launch "$n"; done
-  for n in "${NODES[@]}"; do await_node "$n"; done
+  for n in "${NODES[@]}"; do
+    rc=0
+    await_node "$n" || rc=$?
+    if [ "$rc" = 3 ]; then boot "$n"; elif [ "$rc" != 0 ]; then exit "$rc"; fi
+  done
   join 2
   join 3
   ctl 1 -q await_online_nodes 3 --timeout 120
@@ -162,6 +234,7 @@ kill_node() {
   kill -KILL "$pid"
   while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
   rm -f "$(home "$n")/rabbitmq.pid"
+  forgotten "$n"
   echo "node $n killed (SIGKILL, pid $pid)"
 }
 
@@ -173,8 +246,7 @@ stop_node() {
 
 start_node() {
   check_node "$1"
-  launch "$1"
-  await_node "$1"
+  boot "$1"
   ctl 1 -q await_online_nodes 3 --timeout 120 2>/dev/null || ctl "$1" -q await_online_nodes 3 --timeout 120
   echo "node $1 running on 127.0.0.1:$(port "$1")"
 }

@@ -1,16 +1,13 @@
 """Fixtures for tests against the local 3-node RabbitMQ cluster (``make rabbitmq-cluster-up``).
 
-Every test starts with all three nodes up (a node a previous test killed is started again), so
-tests can kill and restart nodes freely. Everything on the cluster runs in replicated mode.
-
-This tier runs with ``make test-cluster`` (``ITL_TEST_CLUSTER=1``), not in ``make test``: on this
-project's 2-core machines a SIGKILLed node does not always rejoin within ``rabbitmqctl wait``'s
-120 s, so the tier is not yet reliable enough to gate every change (docs/testing.md).
+Tests kill and restart nodes freely: a node a test took down is started again when the test
+ends, and every test starts with all three nodes up and clustered. Everything on the cluster
+runs in replicated mode. ``make test`` starts the cluster; ``make test-cluster`` runs this
+tier alone.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -25,17 +22,16 @@ from itl_controlplane_sdk.workers import JobQueue
 from itl_harness.workers import WorkerProcess
 from tests.support.cluster import NODES, RabbitMQCluster, require_cluster
 
-if os.environ.get("ITL_TEST_CLUSTER", "").strip().lower() not in {"1", "true", "yes", "on"}:
-    collect_ignore_glob = ["test_*.py"]
-
 pytestmark = pytest.mark.integration
 
 ALL_JOBS = ("provider.#",)
 
 
 @pytest.fixture
-def rabbitmq_cluster() -> RabbitMQCluster:
-    return require_cluster()
+def rabbitmq_cluster() -> Iterator[RabbitMQCluster]:
+    cluster = require_cluster()
+    yield cluster
+    cluster.restore()
 
 
 async def connect_any(cluster: RabbitMQCluster) -> aio_pika.abc.AbstractConnection:
@@ -53,6 +49,8 @@ async def cluster_queue(rabbitmq_cluster: RabbitMQCluster) -> AsyncIterator[str]
     """A fresh pool queue name; its bands and retry queues are deleted afterwards."""
     name = f"test.cluster.{uuid.uuid4().hex[:10]}"
     yield name
+    # Nodes back first: deleting a quorum queue with a member down waits for it in vain.
+    rabbitmq_cluster.restore()
     connection = await connect_any(rabbitmq_cluster)
     async with connection:
         for band in replication.band_queues(name, "replicated"):
