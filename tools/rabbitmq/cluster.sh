@@ -85,7 +85,8 @@ launch() {
   local n=$1 dir
   dir=$(home "$n")
   configure "$n"
-  if alive "$n"; then return 0; fi
+  # Running, or still booting from an earlier launch: wait for it rather than start another.
+  if alive "$n" || launcher_alive "$n"; then return 0; fi
   if listening "$n"; then
     if running "$n"; then return 0; fi
     echo "port $(port "$n") is taken by another process; set ITL_CLUSTER_BASE_PORT" >&2
@@ -112,6 +113,15 @@ launcher_alive() {
   local pid
   pid=$(cat "$(home "$1")/launcher.pid" 2>/dev/null || true)
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
+# Waits (up to 10 s) for the background launcher of node N to exit after its VM did.
+launcher_gone() {
+  local tries=0
+  while launcher_alive "$1" && [ "$tries" -lt 100 ]; do
+    tries=$((tries + 1))
+    sleep 0.1
+  done
 }
 
 # Waits (up to 10 s) until epmd no longer lists node N: a node killed a moment ago is
@@ -234,6 +244,7 @@ kill_node() {
   kill -KILL "$pid"
   while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
   rm -f "$(home "$n")/rabbitmq.pid"
+  launcher_gone "$n"
   forgotten "$n"
   echo "node $n killed (SIGKILL, pid $pid)"
 }
@@ -241,6 +252,7 @@ kill_node() {
 stop_node() {
   check_node "$1"
   if running "$1"; then ctl "$1" -q stop "$(home "$1")/rabbitmq.pid"; fi
+  launcher_gone "$1"
   echo "node $1 stopped"
 }
 
