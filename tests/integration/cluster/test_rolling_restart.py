@@ -14,6 +14,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from itl_controlplane_sdk.workers import JobQueue
 from itl_harness.workers import WorkerProcess
 from tests.integration.cluster.test_node_failures import (
@@ -25,6 +27,9 @@ from tests.integration.cluster.test_node_failures import (
     results_leader,
 )
 from tests.support.cluster import RabbitMQCluster
+
+# Six node stops and starts: 2 minutes on an idle machine, up to 5 at a load average of 60.
+pytestmark = pytest.mark.timeout(900)
 
 
 async def test_a_rolling_restart_of_every_node_under_load_loses_no_job(
