@@ -4,8 +4,9 @@ in replicated mode (quorum queues, replicated streams), in one run.
 Each target gets the same load: one SDK worker process (``python -m
 itl_controlplane_sdk.workers``, no-op jobs) and one client process submitting jobs with up to
 ``--in-flight`` outstanding and waiting for each result (``submit_job`` then ``get_result``).
-Latency is submit to result, per job. The single node is the local broker of
-``tools/rabbitmq/rabbitmq.sh`` (a vhost of its own, deleted afterwards); the cluster is
+Latency is submit to result, per job. The single node is a node of its own started with
+``tools/rabbitmq/rabbitmq.sh`` on 127.0.0.1:5710 (stopped and deleted afterwards, so the
+shared broker on 5672 is never loaded by the benchmark); the cluster is
 ``tools/rabbitmq/cluster.sh`` (started if needed), with the worker on node 2 and the client on
 node 1, so every job crosses nodes as it would behind a load balancer.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -34,7 +36,13 @@ from itl_controlplane_sdk.workers import JobQueue, JobStatus
 REPO = Path(__file__).resolve().parents[1]
 RABBITMQ = REPO / "tools" / "rabbitmq" / "rabbitmq.sh"
 CLUSTER = REPO / "tools" / "rabbitmq" / "cluster.sh"
-VHOST = "bench-cluster"
+SINGLE_PORT = 5710
+SINGLE_ENV = {
+    "RABBITMQ_NODENAME": "itl-bench-single@localhost",
+    "RABBITMQ_NODE_PORT": str(SINGLE_PORT),
+    "RABBITMQ_DIST_PORT": str(SINGLE_PORT + 20000),
+    "ITL_RABBITMQ_STREAM_PORT": str(SINGLE_PORT - 120),
+}
 BINDING = "provider.ITL.Demo.#"
 REQUEST = ResourceRequest(
     subscription_id="sub-1",
@@ -46,8 +54,15 @@ REQUEST = ResourceRequest(
 )
 
 
-def sh(*args: str) -> str:
-    return subprocess.run(args, check=True, capture_output=True, text=True, timeout=600).stdout
+def sh(*args: str, env: dict[str, str] | None = None) -> str:
+    return subprocess.run(
+        args,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    ).stdout
 
 
 def start_worker(url: str, queue: str, queue_type: QueueType, log: Path) -> subprocess.Popen[bytes]:
@@ -132,11 +147,11 @@ async def measure(
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    sh("bash", str(RABBITMQ), "up")
-    sh("bash", str(RABBITMQ), "ctl", "add_vhost", VHOST)
-    sh("bash", str(RABBITMQ), "ctl", "set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
+    home = tempfile.mkdtemp(prefix="itl-bench-single-")
+    single_env = {**SINGLE_ENV, "ITL_RABBITMQ_HOME": home}
+    sh("bash", str(RABBITMQ), "up", env=single_env)
     sh("bash", str(CLUSTER), "up")
-    single = f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
+    single = f"amqp://guest:guest@127.0.0.1:{SINGLE_PORT}/"
     nodes = sh("bash", str(CLUSTER), "urls").strip().split(",")
     try:
         rows = [
@@ -150,7 +165,8 @@ async def main_async(args: argparse.Namespace) -> None:
             ),
         ]
     finally:
-        sh("bash", str(RABBITMQ), "ctl", "delete_vhost", VHOST)
+        sh("bash", str(RABBITMQ), "down", env=single_env)
+        shutil.rmtree(home, ignore_errors=True)
     print(f"{args.jobs} no-op jobs, {args.in_flight} in flight, one worker (50 slots)")
     print("| target | jobs/s | p50 ms | p99 ms |")
     print("| --- | --- | --- | --- |")
