@@ -8,7 +8,7 @@
 #   cluster.sh status        print each node's state; exit 0 if all three run clustered
 #   cluster.sh urls          the comma-separated AMQP URLs of the three nodes
 #   cluster.sh kill N        SIGKILL node N (1-3): a crash, no clean shutdown
-#   cluster.sh stop N        stop node N cleanly
+#   cluster.sh stop N        stop node N cleanly, once its queues keep a majority without it
 #   cluster.sh start N       start node N again and wait until it is back in the cluster
 #   cluster.sh ctl N ARGS    rabbitmqctl against node N
 # Node N listens on AMQP port ITL_CLUSTER_BASE_PORT+N-1 (default 5701..5703), distribution
@@ -251,7 +251,13 @@ kill_node() {
 
 stop_node() {
   check_node "$1"
-  if running "$1"; then ctl "$1" -q stop "$(home "$1")/rabbitmq.pid"; fi
+  if running "$1"; then
+    # As a rolling upgrade must: first wait until every quorum queue and stream keeps a
+    # majority without this node (a node restarted a moment ago may still be catching up;
+    # stopping the next one then would leave its queues without a leader).
+    with_node "$1" rabbitmq-upgrade -n "$(nodename "$1")" -q await_online_quorum_plus_one -t 300
+    ctl "$1" -q stop "$(home "$1")/rabbitmq.pid"
+  fi
   launcher_gone "$1"
   echo "node $1 stopped"
 }
