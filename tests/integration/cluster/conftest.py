@@ -2,12 +2,13 @@
 
 Tests kill and restart nodes freely: a node a test took down is started again when the test
 ends, and every test starts with all three nodes up and clustered. Everything on the cluster
-runs in replicated mode. ``make test`` starts the cluster; ``make test-cluster`` runs this
-tier alone.
+runs in replicated mode. ``make test`` starts the cluster and runs this tier except the rolling
+restart; ``make test-cluster`` runs all of it (``ITL_TEST_ROLLING_RESTART=1``).
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,11 @@ from itl_harness.workers import WorkerProcess
 from tests.support.cluster import NODES, RabbitMQCluster, require_cluster
 
 pytestmark = pytest.mark.integration
+
+ROLLING_RESTART = "ITL_TEST_ROLLING_RESTART"
+if os.environ.get(ROLLING_RESTART, "").strip().lower() not in {"1", "true", "yes", "on"}:
+    # Not reliable yet (docs/testing.md, "The cluster tier"): `make test-cluster` runs it.
+    collect_ignore = ["test_rolling_restart.py"]
 
 ALL_JOBS = ("provider.#",)
 
