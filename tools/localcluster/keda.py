@@ -26,10 +26,12 @@ import base64
 import json
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from . import ports, process
+from .cluster import Cluster
 from .controlplane import LocalCluster, start_timeout
 from .errors import ClusterUnavailable, ComponentFailed
 from .waiting import StopWaiting, wait_until
@@ -88,7 +90,9 @@ class Keda:
         kubectl = self.cluster.kubectl
         kubectl("apply", "--server-side", "-f", str(self.bin / "keda-crds.yaml"), timeout=120)
         for crd in ("scaledobjects.keda.sh", "triggerauthentications.keda.sh"):
-            kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd}")
+            # Not `kubectl wait`: it fails at once ("conditions accessor error") while a CRD
+            # just applied has no status.conditions yet.
+            wait_until(_established(self.cluster, crd), timeout=60, what=f"CRD {crd} Established")
         if self.cluster.api.get_or_none(f"/api/v1/namespaces/{NAMESPACE}") is None:
             self.cluster.create_namespace(NAMESPACE)
         certs = self._certificates()
@@ -225,3 +229,12 @@ class Keda:
     def logs(self) -> dict[str, str]:
         """Log tails of both processes, for error reports."""
         return {c.name: c.log_tail() for c in self.components}
+
+
+def _established(cluster: Cluster, name: str) -> Callable[[], bool]:
+    def probe() -> bool:
+        body = cluster.api.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+        conditions = (body.get("status") or {}).get("conditions") or []
+        return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+    return probe
