@@ -6,7 +6,6 @@ does its job with the SDK's own components and is refused outside it.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -191,9 +190,13 @@ async def test_each_role_does_its_job_and_nothing_else(
         await _purge(channel, "provider.jobs.dlq")
 
 
+async def _ignore(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+    """A consumer callback; the consume it is given to is expected to be refused."""
+
+
 async def _consume(channel: aio_pika.abc.AbstractChannel, name: str) -> None:
     queue = await channel.get_queue(name, ensure=False)
-    await queue.consume(lambda message: asyncio.sleep(0))
+    await queue.consume(_ignore)
 
 
 async def _purge(channel: aio_pika.abc.AbstractChannel, name: str) -> None:
