@@ -99,7 +99,10 @@ launch() {
   # (a name or port still in use, say) lands in console.log instead of nowhere, and the
   # launcher's pid tells await_node at once that the node died instead of timing out.
   # The subshell lets go of our stdout first, so a caller reading it never waits on the node.
+  # From its data directory: a node outlives the checkout that started it, and a VM whose
+  # working directory is deleted can no longer spawn anything (os:cmd fails with enoent).
   (
+    cd "$dir"
     exec >>"$dir/log/console.log" 2>&1 </dev/null
     with_node "$n" setsid rabbitmq-server
   ) &

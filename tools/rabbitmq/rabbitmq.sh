@@ -84,7 +84,9 @@ up() {
     echo "port $RABBITMQ_NODE_PORT is taken by another broker; stop it or set RABBITMQ_NODE_PORT" >&2
     exit 1
   fi
-  rabbitmq-server -detached
+  # From its data directory: the broker outlives the checkout that started it, and a VM whose
+  # working directory is deleted can no longer spawn anything (os:cmd fails with enoent).
+  (cd "$ITL_RABBITMQ_HOME" && rabbitmq-server -detached)
   rabbitmqctl -q wait --timeout 120 "$RABBITMQ_PID_FILE"
   rabbitmqctl -q await_startup --timeout 120
   echo "RabbitMQ running on 127.0.0.1:$RABBITMQ_NODE_PORT (data: $ITL_RABBITMQ_HOME)"
