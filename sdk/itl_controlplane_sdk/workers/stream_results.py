@@ -21,6 +21,7 @@ import contextlib
 import logging
 import ssl
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote
 
 from rstream import (
@@ -70,6 +71,18 @@ class StreamEndpoint:
     password: str
     ssl_context: ssl.SSLContext | None = None
 
+    def client_options(self, name: str) -> dict[str, Any]:
+        """Where and as whom rstream's Producer and Consumer connect, named ``name``."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "vhost": self.vhost,
+            "username": self.username,
+            "password": self.password,
+            "ssl_context": self.ssl_context,
+            "connection_name": name,
+        }
+
     @classmethod
     def from_amqp_url(
         cls, url: str, port: int, ssl_context: ssl.SSLContext | None = None
@@ -101,15 +114,7 @@ class ResultAppender:
         self._endpoint = endpoint
         self._stream = stream
         self._timeout = timeout
-        self._producer = Producer(
-            endpoint.host,
-            endpoint.port,
-            vhost=endpoint.vhost,
-            username=endpoint.username,
-            password=endpoint.password,
-            ssl_context=endpoint.ssl_context,
-            connection_name=name,
-        )
+        self._producer = Producer(**endpoint.client_options(name))
         self._next_id = 0
         self._pending: list[RawMessage] = []
         self._waiting: dict[int, asyncio.Future[None]] = {}
@@ -204,13 +209,7 @@ class StreamSubscription:
         self._on_record = on_record
         self._stopped = False
         self._consumer = Consumer(
-            endpoint.host,
-            endpoint.port,
-            vhost=endpoint.vhost,
-            username=endpoint.username,
-            password=endpoint.password,
-            ssl_context=endpoint.ssl_context,
-            connection_name=name,
+            **endpoint.client_options(name),
             # After a lost connection the subscription resumes at the next offset it has not
             # seen, after 1 s and then backing off (``RECONNECT_ATTEMPTS``).
             recovery_strategy=_PatientRecovery(),
