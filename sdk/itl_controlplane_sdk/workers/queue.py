@@ -596,10 +596,26 @@ class JobQueue:
         )
 
     async def wait_until_connected(self, timeout: float) -> bool:
-        """Polls until the robust connection is back (after a broker restart)."""
+        """Polls until the connection is back and answers (after a broker restart).
+
+        The robust connection's state alone is not enough: a socket the restarting broker
+        accepted and then dropped still reads as open until something is written to it, so
+        the next publish would fail. A channel opened and closed is a round trip that
+        surfaces such a socket (the robust connection then reconnects and we keep polling).
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.is_connected:
+            if self.is_connected and await self._answers(deadline - time.monotonic()):
                 return True
             await asyncio.sleep(0.1)
-        return self.is_connected
+        return False
+
+    async def _answers(self, timeout: float) -> bool:
+        connection, _ = self._require_connection()
+        try:
+            async with asyncio.timeout(max(timeout, 0.1)):
+                channel = await connection.channel(publisher_confirms=False)
+                await channel.close()
+        except Exception:  # any failure means "not yet": the caller polls on
+            return False
+        return True
