@@ -34,16 +34,19 @@ def _env_key(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name.upper())
 
 
-def cache_bin_dir() -> Path | None:
-    """Return the build.sh cache bin dir, asking the script itself so versions live in one place."""
-    override = os.environ.get("ITL_K8S_BIN_DIR")
+def script_bin_dir(script: Path, override_var: str) -> Path | None:
+    """``$override_var``, else the bin dir a build script prints for ``--print-bin-dir``.
+
+    Asking the script keeps the versions and cache layout in one place (the script); None
+    when there is no override and the script is missing or fails."""
+    override = os.environ.get(override_var)
     if override:
         return Path(override)
-    if not BUILD_SCRIPT.is_file():
+    if not script.is_file():
         return None
     try:
         out = subprocess.run(
-            ["bash", str(BUILD_SCRIPT), "--print-bin-dir"],
+            ["bash", str(script), "--print-bin-dir"],
             capture_output=True,
             text=True,
             check=True,
@@ -53,6 +56,11 @@ def cache_bin_dir() -> Path | None:
         return None
     lines = out.strip().splitlines()
     return Path(lines[-1]) if lines else None
+
+
+def cache_bin_dir() -> Path | None:
+    """The control-plane build script's cache bin dir (or ``ITL_K8S_BIN_DIR``)."""
+    return script_bin_dir(BUILD_SCRIPT, "ITL_K8S_BIN_DIR")
 
 
 def _is_executable(path: Path) -> bool:

@@ -25,12 +25,12 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from . import ports, process
+from .binaries import script_bin_dir
 from .cluster import Cluster
 from .controlplane import LocalCluster, start_timeout
 from .errors import ClusterUnavailable, ComponentFailed
@@ -45,18 +45,9 @@ BINARIES = ("keda", "keda-adapter", "keda-crds.yaml")
 
 def bin_dir() -> Path:
     """``ITL_KEDA_BIN_DIR`` or the build script's cache dir; raises if KEDA is not built."""
-    override = os.environ.get("ITL_KEDA_BIN_DIR")
-    if override:
-        found = Path(override)
-    else:
-        out = subprocess.run(
-            ["bash", str(BUILD_SCRIPT), "--print-bin-dir"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
-        ).stdout
-        found = Path(out.strip().splitlines()[-1])
+    found = script_bin_dir(BUILD_SCRIPT, "ITL_KEDA_BIN_DIR")
+    if found is None:
+        raise ClusterUnavailable(f"cannot ask `bash {BUILD_SCRIPT} --print-bin-dir` for KEDA")
     missing = [name for name in BINARIES if not (found / name).is_file()]
     if missing:
         raise ClusterUnavailable(
