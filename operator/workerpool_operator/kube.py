@@ -34,7 +34,6 @@ APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 
 _PLURALS: dict[tuple[str, str], str] = {
     ("apps/v1", "Deployment"): "deployments",
-    ("v1", "Service"): "services",
     ("v1", "Secret"): "secrets",
     ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
     (api.API_VERSION, api.KIND): api.PLURAL,

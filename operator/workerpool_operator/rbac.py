@@ -57,12 +57,7 @@ RULES: list[dict[str, Any]] = [
         "resources": ["deployments"],
         "verbs": ["get", "list", "watch", "create", "patch"],
     },
-    # The health/metrics Service and the PodDisruptionBudget: server-side apply and drift check.
-    {
-        "apiGroups": [""],
-        "resources": ["services"],
-        "verbs": ["get", "create", "patch"],
-    },
+    # The PodDisruptionBudget: server-side apply and drift check.
     {
         "apiGroups": ["policy"],
         "resources": ["poddisruptionbudgets"],

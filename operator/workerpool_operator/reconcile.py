@@ -45,7 +45,7 @@ class Outcome:
     """What one reconcile did, for events, metrics and retries."""
 
     created: tuple[str, ...] = ()
-    """Kinds of the children created (e.g. ``("Service", "Deployment")``)."""
+    """Kinds of the children created (e.g. ``("PodDisruptionBudget", "Deployment")``)."""
     updated: tuple[str, ...] = ()
     """Kinds of the children whose live object lacked what the spec says."""
     failure: Failure | None = None

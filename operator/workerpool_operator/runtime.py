@@ -177,8 +177,8 @@ class Runtime:
     async def resync_forever(self) -> None:
         """Reconcile every known pool every ``resync_seconds``, spread over the period.
 
-        A safety net for missed watch events (and the only repair path for a Service or PDB
-        edited by hand, whose kinds the operator does not watch). Not a Kopf timer: timers put
+        A safety net for missed watch events (and the only repair path for a PDB edited by
+        hand, whose kind the operator does not watch). Not a Kopf timer: timers put
         a finalizer on every pool, which would block deleting pools while the operator is down.
         """
         period = self.settings.resync_seconds

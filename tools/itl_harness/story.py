@@ -309,7 +309,6 @@ class Story:
         self.cluster.api.delete(path)
         for child in (
             f"/apis/apps/v1/namespaces/{self.pool_namespace}/deployments/{self.pool_name}",
-            f"/api/v1/namespaces/{self.pool_namespace}/services/{self.pool_name}",
             f"/apis/policy/v1/namespaces/{self.pool_namespace}/poddisruptionbudgets/"
             f"{self.pool_name}",
         ):

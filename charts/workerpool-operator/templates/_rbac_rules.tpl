@@ -22,10 +22,7 @@ Each template is a YAML list of PolicyRules; templates/rbac.yaml includes them.
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "patch"]
-# The health/metrics Service and the PodDisruptionBudget: server-side apply and drift check.
-- apiGroups: [""]
-  resources: ["services"]
-  verbs: ["get", "create", "patch"]
+# The PodDisruptionBudget: server-side apply and drift check.
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "create", "patch"]

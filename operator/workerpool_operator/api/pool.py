@@ -38,7 +38,8 @@ class WorkerPool(Model):
             ),
             (
                 "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
-                "metadata.name must be a DNS label starting with a letter (it names a Service)",
+                "metadata.name must be a DNS label starting with a letter "
+                "(it names the Deployment and its pods)",
             ),
         )
     )

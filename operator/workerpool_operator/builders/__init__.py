@@ -12,20 +12,24 @@ from typing import Any
 from workerpool_operator.api import WorkerPool
 from workerpool_operator.builders.deployment import build_deployment
 from workerpool_operator.builders.pdb import build_pdb
-from workerpool_operator.builders.service import build_service
 
 
 def build_children(pool: WorkerPool, *, default_image: str) -> list[dict[str, Any]]:
     """Every child of ``pool``, in apply order.
 
-    The Service and PodDisruptionBudget come first: they are cheap, and a PDB that exists
-    before the pods do protects them from the first voluntary eviction.
+    The PodDisruptionBudget comes first: it is cheap, and a PDB that exists before the pods
+    do protects them from the first voluntary eviction.
+
+    No Service: workers take no inbound traffic, Prometheus scrapes their metrics port through
+    a PodMonitor that selects the pods themselves, and ``kubectl port-forward deploy/<pool>``
+    reaches one worker for debugging. A Service per pool cost one more write per reconcile (a
+    ClusterIP allocation, the slowest write at 1000 pools) and an EndpointSlice update for
+    every pod that turns Ready or not, for nobody's use.
     """
     return [
-        build_service(pool),
         build_pdb(pool),
         build_deployment(pool, default_image=default_image),
     ]
 
 
-__all__ = ["build_children", "build_deployment", "build_pdb", "build_service"]
+__all__ = ["build_children", "build_deployment", "build_pdb"]

@@ -33,7 +33,6 @@ NEEDED = [
     ("create", "deployments.apps"),
     ("patch", "deployments.apps"),
     ("watch", "deployments.apps"),
-    ("create", "services"),
     ("create", "poddisruptionbudgets.policy"),
     ("get", "secrets"),
     ("create", "events"),
@@ -49,6 +48,7 @@ UNMANAGED = [
     ("create", "pods/exec"),
     ("delete", "deployments.apps"),
     ("update", "deployments.apps"),
+    ("create", "services"),
     ("delete", "services"),
     ("create", "statefulsets.apps"),
     ("create", "jobs.batch"),
@@ -152,11 +152,8 @@ def reconcile_as_service_account(
             what="the pool's Deployment, created with the chart's ServiceAccount",
         )
         assert deployment["spec"]["replicas"] == 2
-        for path in (
-            f"/api/v1/namespaces/{pool_namespace}/services/rbac-proof",
-            f"/apis/policy/v1/namespaces/{pool_namespace}/poddisruptionbudgets/rbac-proof",
-        ):
-            wait_until(_exists(cluster, path), timeout=60, what=path)
+        pdb = f"/apis/policy/v1/namespaces/{pool_namespace}/poddisruptionbudgets/rbac-proof"
+        wait_until(_exists(cluster, pdb), timeout=60, what=pdb)
 
         def ready() -> dict[str, Any] | None:
             pool: dict[str, Any] = cluster.api.get(f"{base}/rbac-proof")

@@ -136,13 +136,10 @@ def test_sample_pool_gets_its_children_and_ready_pods_under_restricted_pss(
     managers = {m["manager"] for m in deployment["metadata"]["managedFields"]}
     assert "workerpool-operator" in managers
 
-    for template in (SERVICE, PDB):
-        child = wait_until(
-            lambda t=template: _get(k8s_cluster, t, ns, SAMPLE_NAME),  # type: ignore[misc]
-            timeout=TIMEOUT,
-            what=template,
-        )
-        assert child["metadata"]["ownerReferences"] == [owner]
+    pdb = wait_until(lambda: _get(k8s_cluster, PDB, ns, SAMPLE_NAME), timeout=TIMEOUT, what=PDB)
+    assert pdb["metadata"]["ownerReferences"] == [owner]
+    # No Service: workers take no traffic; a PodMonitor scrapes the pods themselves.
+    assert _get(k8s_cluster, SERVICE, ns, SAMPLE_NAME) is None
 
     pool = _ready_pool(k8s_cluster, ns, SAMPLE_NAME, 2)
     pods = _pods(k8s_cluster, ns, SAMPLE_NAME)
@@ -372,7 +369,7 @@ def test_deleting_the_pool_deletes_its_children(k8s_cluster: Cluster, wp_namespa
     pool = _get(k8s_cluster, WP, ns, name)
     assert not pool["metadata"].get("finalizers"), "no finalizer: deletion never blocks"
     k8s_cluster.kubectl("-n", ns, "delete", "wp", name)
-    for template in (DEPLOY, SERVICE, PDB):
+    for template in (DEPLOY, PDB):
         wait_gone(k8s_cluster, template.format(ns=ns, name=name), timeout=TIMEOUT, what=template)
     wait_until(lambda: not _pods(k8s_cluster, ns, name), timeout=TIMEOUT, what="pods gone")
 

@@ -12,7 +12,6 @@ from workerpool_operator.builders import (
     build_children,
     build_deployment,
     build_pdb,
-    build_service,
 )
 from workerpool_operator.builders.deployment import termination_grace_seconds
 
@@ -29,9 +28,10 @@ def _env(deployment: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {var["name"]: var for var in _container(deployment)["env"]}
 
 
-def test_children_are_service_pdb_then_deployment_all_owned_by_the_pool() -> None:
+def test_children_are_pdb_then_deployment_all_owned_by_the_pool() -> None:
     children = build_children(pool(name="alpha"), default_image=IMAGE)
-    assert [c["kind"] for c in children] == ["Service", "PodDisruptionBudget", "Deployment"]
+    # No Service: nothing routes traffic to workers, and a PodMonitor scrapes the pods.
+    assert [c["kind"] for c in children] == ["PodDisruptionBudget", "Deployment"]
     for child in children:
         metadata = child["metadata"]
         assert metadata["name"] == "alpha"
@@ -223,10 +223,7 @@ def test_pod_labels_cannot_override_the_selector() -> None:
     assert selector.items() <= labels.items()
 
 
-def test_service_and_pdb_select_the_pool_pods() -> None:
-    service = build_service(pool(name="p"))
-    assert service["spec"]["selector"] == names.selector_labels("p")
-    assert service["spec"]["ports"][0]["targetPort"] == "health"
+def test_pdb_selects_the_pool_pods() -> None:
     pdb = build_pdb(pool(name="p"))
     assert pdb["spec"]["selector"] == {"matchLabels": names.selector_labels("p")}
     assert pdb["spec"]["maxUnavailable"] == 1

@@ -52,9 +52,9 @@ def _with_status(body: dict[str, Any], kube: FakeKube) -> dict[str, Any]:
 
 async def test_first_reconcile_creates_every_child_and_writes_status(kube: FakeKube) -> None:
     outcome = await reconcile(pool_body(), kube=kube, default_image=IMAGE)
-    assert outcome.created == ("Service", "PodDisruptionBudget", "Deployment")
+    assert outcome.created == ("PodDisruptionBudget", "Deployment")
     assert outcome.failure is None
-    assert kube.kinds() == ["Deployment", "PodDisruptionBudget", "Service"]
+    assert kube.kinds() == ["Deployment", "PodDisruptionBudget"]
     status = kube.statuses[(NS, "workers")]
     assert status["desiredReplicas"] == 1
     assert {c["type"] for c in status["conditions"]} == {"Ready", "Progressing", "Degraded"}
