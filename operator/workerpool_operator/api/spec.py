@@ -215,7 +215,8 @@ class Fallback(Model):
         default=_DEFAULTS.fallback_failure_threshold,
         ge=1,
         le=100,
-        description="Consecutive failed polls before the fallback.",
+        description="Consecutive failed polls before ScalingActive turns False and the "
+        "fallback applies; fewer hold replicas without a status change.",
     )
     replicas: int | None = Field(
         default=_DEFAULTS.fallback_replicas,

@@ -163,10 +163,8 @@ class AutoscalerMetrics:
         series.max_capacity.set(max_capacity)
         for mode, gauge in series.modes.items():
             gauge.set(mode == decision.mode)
-        unreachable = (
-            decision.ready_messages is None
-            and decision.scaling_active.reason in UNREACHABLE_REASONS
-        )
+        failure = decision.failure
+        unreachable = failure is not None and failure.reason in UNREACHABLE_REASONS
         series.broker_reachable.set(not unreachable)
         series.busy_workers.set(len(decision.busy_pods))
         if decision.ready_messages is not None:
@@ -177,10 +175,9 @@ class AutoscalerMetrics:
             self.dead_letters.labels(*labels).set(decision.dead_letters)
         if decision.direction != "none":
             self.scale_events.labels(*labels, decision.direction).inc()
-        if decision.mode in ("hold", "fallback"):
-            reason = decision.scaling_active.reason
-            self._reasons.setdefault(labels, set()).add(reason)
-            self.poll_errors.labels(*labels, reason).inc()
+        if failure is not None:
+            self._reasons.setdefault(labels, set()).add(failure.reason)
+            self.poll_errors.labels(*labels, failure.reason).inc()
 
     def forget(self, namespace: str, pool: str) -> None:
         """Remove every series of a pool that is gone or no longer autoscaled."""

@@ -40,8 +40,14 @@ class Event:
 
 
 def _signature(decision: scaling.Decision) -> tuple[str, str]:
-    """What makes a decision worth a log entry even without a replica change."""
-    return decision.mode, decision.scaling_active.reason
+    """What makes a decision worth a log entry even without a replica change.
+
+    A hold counts as the normal mode here: holding on missing data is logged when
+    ``ScalingActive`` turns False with the failure's reason, not for a blip below the
+    failure threshold (which would be a status write per pool per blip).
+    """
+    mode = "auto" if decision.mode == "hold" else decision.mode
+    return mode, decision.scaling_active.reason
 
 
 def log_entry(decision: scaling.Decision, now: datetime) -> dict[str, Any]:

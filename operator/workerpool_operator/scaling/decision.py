@@ -164,7 +164,13 @@ def _decide_without_data(
     history: ScalingHistory,
     failure: ObservationFailure,
 ) -> Decision:
-    """Hold on missing data; raise (never lower) to the fallback after N failures."""
+    """Hold on missing data; after N failures in a row report it, and raise (never lower)
+    to the fallback.
+
+    Below the threshold ``ScalingActive`` keeps its last state (True stays True): one read
+    timing out on a slow broker is not worth a condition flip, an Event and a status write,
+    times every pool on that broker.
+    """
     policy = ctx.policy
     failures = history.consecutive_failures + 1
     history = dataclasses.replace(history, consecutive_failures=failures)
@@ -172,7 +178,11 @@ def _decide_without_data(
     replicas = current
     mode: Mode = "hold"
     reason = f"{failure.reason}: holding {current} replicas ({failures} failed polls in a row)"
-    if policy.fallback_replicas is not None and failures >= policy.fallback_failure_threshold:
+    active = ConditionInfo(SCALING_ACTIVE, "False", failure.reason, failure.message)
+    reported = failures >= policy.fallback_failure_threshold
+    if not reported and history.active is not None and history.active.status == "True":
+        active = history.active
+    if policy.fallback_replicas is not None and reported:
         mode = "fallback"
         fallback = min(policy.fallback_replicas, policy.max_replicas)
         if fallback > current:
@@ -184,7 +194,7 @@ def _decide_without_data(
         replicas=replicas,
         mode=mode,
         reason=reason,
-        active=ConditionInfo(SCALING_ACTIVE, "False", failure.reason, failure.message),
+        active=active,
     )
 
 
@@ -372,6 +382,7 @@ def _decision(
         recommendations=recommendations,
         scale_events=events,
         last_scale_at=last_scale_at,
+        active=active,
     )
     data = observation.failure is None
     ready = observation.ready_messages if data else None
@@ -393,6 +404,7 @@ def _decision(
         idle_pods=workers.removable,
         victims=victims,
         deletion_costs=_deletion_costs(observation, victims) if victims else (),
+        failure=observation.failure,
     )
 
 

@@ -121,9 +121,14 @@ class ScalingPolicy:
     scale_up: ScalingRule = dataclasses.field(default_factory=default_scale_up)
     scale_down: ScalingRule = dataclasses.field(default_factory=default_scale_down)
     fallback_failure_threshold: int = 3
+    """Failed observations in a row before ``ScalingActive`` turns False and the fallback
+    applies. Fewer are a blip: replicas hold and the condition keeps its last state, so a
+    slow broker (one read timing out now and then) does not flip the condition, and write
+    status, for every pool at once."""
     fallback_replicas: int | None = None
-    """Replicas to raise the pool to after this many failed observations in a row;
-    ``None`` holds the current count for as long as data is missing."""
+    """Replicas to raise the pool to after ``fallback_failure_threshold`` failed
+    observations in a row; ``None`` holds the current count for as long as data is
+    missing."""
     heartbeat_stale_seconds: float = 30.0
     """A heartbeat older than this is ignored: its worker counts as silent. The SDK already
     expires a worker after three missed intervals (6 s by default); this is the backstop if
@@ -270,6 +275,9 @@ class ScalingHistory:
     or ``heartbeat_stale_seconds`` pass.
     """
     unseen_since: float | None = None
+    active: ConditionInfo | None = None
+    """``ScalingActive`` as the last decision left it: a failed observation below the
+    failure threshold keeps it."""
 
 
 # --------------------------------------------------------------------------------------
@@ -321,6 +329,9 @@ class Decision:
     """The pods this scale-down removes (a prefix of ``idle_pods``)."""
     deletion_costs: tuple[DeletionCost, ...] = ()
     """Annotation patches to apply *before* lowering replicas; only changed values."""
+    failure: ObservationFailure | None = None
+    """What this poll could not read, also while ``scaling_active`` still shows its last
+    state (fewer failures in a row than the threshold)."""
 
     @property
     def direction(self) -> Direction:

@@ -463,14 +463,35 @@ async def test_queue_numbers_alone_reach_status_at_a_bounded_rate() -> None:
 async def test_a_changed_condition_reaches_status_at_once() -> None:
     cluster, broker, events, clock = FakeCluster(), FakeBroker(), [], Clock()
     scaler = _scaler(cluster, broker, events, clock)
-    cached = _cached(1)
+    cached = _cached(1)  # fallback.failureThreshold at its default, 3
     broker.read_result = BrokerRead(observe.QueueReading(ready=4, consumers=0, dead_letters=0))
     await scaler.poll(cached, [])
     broker.read_result = BrokerRead(scaling.ObservationFailure("BrokerUnreachable", "down"))
-    clock.now += 2
-    await scaler.poll(cached, [])
+    for _ in range(3):
+        clock.now += 2
+        await scaler.poll(cached, [])
     active = next(c for c in cluster.writes[-1][1]["conditions"] if c["type"] == "ScalingActive")
     assert (len(cluster.writes), active["reason"]) == (2, "BrokerUnreachable")
+
+
+async def test_failed_reads_below_the_threshold_write_no_status_and_post_no_event() -> None:
+    """A slow broker (a read timing out now and then) must not cause a status-write storm."""
+    cluster, broker, events, clock = FakeCluster(), FakeBroker(), [], Clock()
+    scaler = _scaler(cluster, broker, events, clock)
+    cached = _cached(2)
+    good = BrokerRead(observe.QueueReading(ready=0, consumers=2, dead_letters=0))
+    timeout = BrokerRead(scaling.ObservationFailure("StatsTimeout", "no answer in 5 s"))
+    broker.read_result = good
+    await scaler.poll(cached, [])
+    writes, posted = len(cluster.writes), len(events)
+    for read in (timeout, good, timeout, timeout, good, timeout, good):
+        broker.read_result = read
+        clock.now += 2
+        decision = await scaler.poll(cached, [])
+        assert decision is not None and decision.replicas == 2  # held, never lowered
+    assert (len(cluster.writes), len(events)) == (writes, posted)
+    assert scaler.state.history.active is not None
+    assert scaler.state.history.active.reason == "ValidMetric"
 
 
 async def test_a_new_body_takes_effect_at_the_next_poll() -> None:
@@ -500,7 +521,8 @@ async def test_queue_numbers_survive_an_outage_in_status() -> None:
     scaler = _scaler(cluster, broker, events)
     await scaler.poll(_cached(1), [])
     broker.read_result = BrokerRead(scaling.ObservationFailure("BrokerUnreachable", "down"))
-    await scaler.poll(_cached(1), [])
+    for _ in range(3):  # fallback.failureThreshold at its default
+        await scaler.poll(_cached(1), [])
     status = cluster.writes[-1][1]
     assert status["queue"]["ready"] == 4
     active = next(c for c in status["conditions"] if c["type"] == "ScalingActive")

@@ -394,6 +394,27 @@ def test_missing_data_holds_and_reports_why() -> None:
     assert decision.in_flight is None
 
 
+def test_a_blip_below_the_failure_threshold_keeps_scaling_active_true() -> None:
+    p = policy(fallback_failure_threshold=3)
+    good = step(p, pool({"a": 4}, idle=4), now=0)
+    assert good.scaling_active.status == "True"
+    history = good.history
+    for now in (2, 4):
+        held = step(p, _failed(1), history, now=now)
+        history = held.history
+        assert (held.replicas, held.mode) == (1, "hold")
+        assert held.scaling_active == good.scaling_active
+        assert held.failure == BROKER_DOWN
+    third = step(p, _failed(1), history, now=6)
+    assert (third.scaling_active.status, third.scaling_active.reason) == (
+        "False",
+        "BrokerUnreachable",
+    )
+    # A good read in between starts the count again.
+    again = step(p, pool({"a": 4}, idle=4), history, now=8)
+    assert step(p, _failed(1), again.history, now=10).scaling_active.status == "True"
+
+
 def test_missing_data_never_scales_down_even_with_a_lower_fallback() -> None:
     p = policy(fallback_failure_threshold=1, fallback_replicas=1)
     assert step(p, _failed(4)).replicas == 4
