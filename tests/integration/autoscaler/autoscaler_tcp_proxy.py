@@ -4,7 +4,8 @@ The broker is shared by every test suite on the machine, so stopping it would br
 other suites running in parallel. To the autoscaler, a proxy that closes every
 connection and refuses new ones looks exactly like a broker that stopped. The pool's
 Secret points at the proxy; ``stop()`` is the outage, ``start()`` the recovery (on the
-same port).
+same port). ``for_url`` puts it in front of any test broker URL and keeps that URL's user,
+password, vhost and options, so the test runs on whatever ``ITL_TEST_RABBITMQ_URL`` names.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from urllib.parse import urlsplit, urlunsplit
 
 
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to ``target`` until stopped."""
 
-    def __init__(self, target: tuple[str, int]) -> None:
+    def __init__(self, target: tuple[str, int], broker_url: str) -> None:
         self.target = target
+        self._broker_url = broker_url
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = int(probe.getsockname()[1])
@@ -26,8 +29,20 @@ class TcpProxy:
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
 
-    def url(self, user: str = "guest", password: str = "guest") -> str:
-        return f"amqp://{user}:{password}@127.0.0.1:{self.port}/"
+    @classmethod
+    def for_url(cls, url: str) -> TcpProxy:
+        """A proxy in front of the broker ``url`` names (plain AMQP only)."""
+        parts = urlsplit(url)
+        if parts.scheme != "amqp":
+            raise ValueError(f"the proxy forwards plain amqp:// only, not {parts.scheme}://")
+        return cls((parts.hostname or "127.0.0.1", parts.port or 5672), url)
+
+    def url(self) -> str:
+        """The broker URL with the proxy as host and port (credentials and vhost kept)."""
+        parts = urlsplit(self._broker_url)
+        credentials = parts.netloc.rpartition("@")[0]
+        netloc = f"{credentials}@127.0.0.1:{self.port}" if credentials else f"127.0.0.1:{self.port}"
+        return urlunsplit(parts._replace(netloc=netloc))
 
     def start(self) -> None:
         listener = socket.socket()

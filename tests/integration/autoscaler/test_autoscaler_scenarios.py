@@ -329,7 +329,7 @@ def test_no_flapping_under_steady_load_near_a_threshold(pool: Pool) -> None:
 def test_broker_outage_holds_replicas_and_recovers(
     pool: Pool, k8s_cluster: Cluster, rabbitmq_url: str
 ) -> None:
-    proxy = TcpProxy(("127.0.0.1", 5672))
+    proxy = TcpProxy.for_url(rabbitmq_url)
     proxy.start()
     put_secret(k8s_cluster, pool.namespace, proxy.url())
     try:
