@@ -22,11 +22,10 @@ FROM ${PYTHON_IMAGE} AS worker-venv
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY --from=build /wheels /wheels
 # The wheel carries both import packages; the worker image needs no operator code. The otel
-# extra lets a WorkerPool turn tracing on with OTEL_* variables alone (docs/observability.md),
-# the stream extra RESULTS_PROTOCOL=stream (docs/queue-topology.md).
+# extra lets a WorkerPool turn tracing on with OTEL_* variables alone (docs/observability.md).
 RUN python -m venv /opt/venv \
  && wheel="$(ls /wheels/*.whl)" \
- && /opt/venv/bin/pip install "${wheel}[otel,stream]" \
+ && /opt/venv/bin/pip install "${wheel}[otel]" \
  && rm -rf /opt/venv/lib/python3.11/site-packages/workerpool_operator \
  && /opt/venv/bin/python -c "import itl_controlplane_sdk.workers"
 

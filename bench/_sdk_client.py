@@ -12,6 +12,7 @@ import os
 from _peer_driver import main
 from _peer_request import REQUEST
 
+from itl_controlplane_sdk.contract.settings import RESULTS_PROTOCOLS
 from itl_controlplane_sdk.models import ResourceRequest
 from itl_controlplane_sdk.workers import JobQueue, JobStatus
 
@@ -24,12 +25,14 @@ class Client:
     """``submit_job`` then ``get_result``, as an application (or an API replica) does."""
 
     def __init__(self) -> None:
+        protocol = os.environ.get("RESULTS_PROTOCOL", "auto")
+        port = os.environ.get("RESULTS_STREAM_PORT")
         self._queue = JobQueue(
             os.environ["BENCH_AMQP_URL"],
             queue_name=QUEUE,
             bindings=[BINDING],
-            results_protocol="stream" if os.environ.get("RESULTS_PROTOCOL") == "stream" else "amqp",
-            results_stream_port=int(os.environ.get("RESULTS_STREAM_PORT", "5552")),
+            results_protocol=RESULTS_PROTOCOLS[RESULTS_PROTOCOLS.index(protocol)],
+            results_stream_port=int(port) if port else None,
         )
         self._request = ResourceRequest.model_validate(REQUEST)
 

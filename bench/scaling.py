@@ -10,8 +10,9 @@ slowest client's time. CPU per job is reported for the clients, the workers and 
 on two cores the sum of those is what bounds the rate.
 
 ``--rss-jobs N`` instead pushes N jobs through one client and one worker in steps, and prints
-both processes' RSS after each step. ``--results-protocol stream`` runs clients and workers
-with ``RESULTS_PROTOCOL=stream`` (the broker's stream port: ``ITL_BENCH_RABBITMQ_STREAM_PORT``).
+both processes' RSS after each step. ``--results-protocol`` (default ``auto``, the SDK's)
+runs clients and workers with that ``RESULTS_PROTOCOL`` (the broker's stream port:
+``ITL_BENCH_RABBITMQ_STREAM_PORT``).
 
     python bench/scaling.py --workers 1,2,4 --clients 1,3
     python bench/scaling.py --rss-jobs 100000
@@ -43,7 +44,7 @@ from throughput import (
     wait_consumers,
 )
 
-from itl_controlplane_sdk.contract.settings import ResultsProtocol
+from itl_controlplane_sdk.contract.settings import RESULTS_PROTOCOLS, ResultsProtocol
 
 SDK_CLIENT = Peer("sdk-client", "_sdk_client", "defaults", "ours (client process)")
 
@@ -64,7 +65,7 @@ class Fleet:
         workers: int,
         clients: int,
         log_dir: Path,
-        results_protocol: ResultsProtocol = "amqp",
+        results_protocol: ResultsProtocol = "auto",
     ) -> None:
         self.target = target
         self.log_dir = log_dir
@@ -180,7 +181,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rss-jobs", type=int, default=0, help="measure RSS over this many jobs")
     parser.add_argument("--vhost", default="bench-scaling")
-    parser.add_argument("--results-protocol", choices=("amqp", "stream"), default="amqp")
+    parser.add_argument("--results-protocol", choices=RESULTS_PROTOCOLS, default="auto")
     options = parser.parse_args()
     options.workers = [int(n) for n in options.workers.split(",")]
     options.clients = [int(n) for n in options.clients.split(",")]

@@ -17,13 +17,13 @@ raw
 sdk
     ``JobQueue.submit_job`` + ``JobQueue.get_result`` against one
     ``python -m itl_controlplane_sdk.workers`` process (MAX_CONCURRENT_JOBS=10) running the
-    SDK's no-op provider (``SimulatedWorkProvider`` with an empty body); results over AMQP
-    (``RESULTS_PROTOCOL=amqp``).
-sdk-stream
-    the same with ``RESULTS_PROTOCOL=stream``: results written and read over RabbitMQ's stream
-    protocol (the broker's ``rabbitmq_stream`` plugin, on ``ITL_BENCH_RABBITMQ_STREAM_PORT``,
-    default the AMQP port minus 120 as ``tools/rabbitmq/rabbitmq.sh`` sets it). It runs in a
-    vhost of its own (``VHOST-stream``) so that neither SDK client tails the other's results.
+    SDK's no-op provider (``SimulatedWorkProvider`` with an empty body), at the SDK's defaults:
+    ``RESULTS_PROTOCOL=auto``, so results over RabbitMQ's stream protocol when the broker
+    offers it (the ``rabbitmq_stream`` plugin on ``ITL_BENCH_RABBITMQ_STREAM_PORT``, default
+    the AMQP port minus 120 as ``tools/rabbitmq/rabbitmq.sh`` sets it); the run prints which.
+sdk-amqp
+    the same with ``RESULTS_PROTOCOL=amqp``: results written and read over AMQP 0.9.1. It runs
+    in a vhost of its own (``VHOST-amqp``) so that neither SDK client tails the other's results.
 peers (``bench/peers.py``)
     each at its defaults and, where that differs, configured as its documentation recommends
     for reliability: dramatiq (RabbitMQ + Redis results), taskiq-aio-pika + taskiq-redis,
@@ -110,7 +110,7 @@ GOAL_PEERS = ("dramatiq", "taskiq", "celery", "faststream")
 LABELS = {
     "raw": "raw aio-pika",
     "sdk": "ours (JobQueue+ProviderWorker)",
-    "sdk-stream": "ours, results over streams",
+    "sdk-amqp": "ours, results over AMQP",
     **{name: peer.label for name, peer in PEERS.items()},
 }
 SIDES = ("client", "worker", "broker", "redis")
@@ -296,7 +296,7 @@ class RawClient:
 class SdkClient:
     """The SDK as an application uses it: ``submit_job`` then ``get_result``."""
 
-    def __init__(self, url: str, results_protocol: ResultsProtocol = "amqp") -> None:
+    def __init__(self, url: str, results_protocol: ResultsProtocol = "auto") -> None:
         self.queue = JobQueue(
             url,
             queue_name=SDK_QUEUE,
@@ -308,6 +308,11 @@ class SdkClient:
 
     async def start(self) -> None:
         await self.queue.connect()
+        print(
+            f"  ours' client ({self.queue.results_protocol}): results over "
+            f"{self.queue.results_transport}",
+            flush=True,
+        )
 
     async def one_job(self) -> None:
         job_id = await self.queue.submit_job("ITL.Bench", "Job", "create", self.request)
@@ -369,7 +374,7 @@ SDK_WORKER_ARGV = [sys.executable, "-m", "itl_controlplane_sdk.workers"]
 def sdk_worker_env(
     target: BrokerTarget,
     worker_id: str = "bench-sdk-worker",
-    results_protocol: ResultsProtocol = "amqp",
+    results_protocol: ResultsProtocol = "auto",
 ) -> dict[str, str]:
     """One SDK worker process of the benchmark: 10 jobs at once, the no-op provider."""
     return {
@@ -417,12 +422,12 @@ def start_workers(
         )
     if "sdk" in systems:
         workers["sdk"] = WorkerProcess("sdk", SDK_WORKER_ARGV, sdk_worker_env(target), log_dir)
-    if "sdk-stream" in systems:
+    if "sdk-amqp" in systems:
         assert stream_target is not None
-        workers["sdk-stream"] = WorkerProcess(
-            "sdk-stream",
+        workers["sdk-amqp"] = WorkerProcess(
+            "sdk-amqp",
             SDK_WORKER_ARGV,
-            sdk_worker_env(stream_target, "bench-sdk-stream-worker", "stream"),
+            sdk_worker_env(stream_target, "bench-sdk-amqp-worker", "amqp"),
             log_dir,
         )
     peers = [PEERS[s] for s in systems if s in PEERS]
@@ -794,19 +799,19 @@ async def measure(
             **{name: peer.queue for name, peer in PEERS.items()},
         }
         await wait_consumers(
-            url, {s: ready[s] for s in options.systems if s != "sdk-stream"}, workers
+            url, {s: ready[s] for s in options.systems if s != "sdk-amqp"}, workers
         )
         if stream_target is not None:
-            await wait_consumers(stream_target.url, {"sdk-stream": SDK_QUEUE}, workers)
+            await wait_consumers(stream_target.url, {"sdk-amqp": SDK_QUEUE}, workers)
         python = peers_python() if any(s in PEERS for s in options.systems) else ""
         for system in options.systems:
             if system == "raw":
                 clients[system] = InProcessClient(RawClient(url))
             elif system == "sdk":
                 clients[system] = InProcessClient(SdkClient(url))
-            elif system == "sdk-stream":
+            elif system == "sdk-amqp":
                 assert stream_target is not None
-                clients[system] = InProcessClient(SdkClient(stream_target.url, "stream"))
+                clients[system] = InProcessClient(SdkClient(stream_target.url, "amqp"))
             else:
                 peer = PEERS[system]
                 env = peer.env(target.url, target.celery_url, redis.url if redis else None)
@@ -934,14 +939,14 @@ def report(summaries: dict[str, Summary], options: Options, header: dict[str, st
     return lines
 
 
-OURS = ("sdk", "sdk-stream")
+OURS = ("sdk", "sdk-amqp")
 
 
 def verdicts(summaries: dict[str, Summary]) -> list[str]:
     """Ours (each results protocol in the run) against every other system, then the goal."""
     lines: list[str] = []
     for ours in (o for o in OURS if o in summaries):
-        prefix = "ours" if ours == "sdk" else "ours (stream)"
+        prefix = "ours" if ours == "sdk" else "ours (amqp)"
         lines.extend(
             f"{prefix}/{other} throughput = {summaries[ours].throughput / s.throughput:.2f}x"
             for other, s in summaries.items()
@@ -955,7 +960,7 @@ def verdicts(summaries: dict[str, Summary]) -> list[str]:
 def goal(summaries: dict[str, Summary], ours: str = "sdk") -> list[tuple[str, bool, str]]:
     """The targets that the systems in this run can judge: (target, met, figures)."""
     sdk = summaries[ours]
-    name = "ours" if ours == "sdk" else "ours (stream)"
+    name = "ours" if ours == "sdk" else "ours (amqp)"
     targets: list[tuple[str, bool, str]] = []
     if "raw" in summaries:
         ratio = sdk.throughput / summaries["raw"].throughput
@@ -1084,8 +1089,8 @@ def main(argv: list[str] | None = None) -> int:
         tempfile.TemporaryDirectory(prefix="itl-bench-") as tmp,
         private_vhost(args.vhost) as target,
         (
-            private_vhost(f"{args.vhost}-stream")
-            if "sdk-stream" in options.systems
+            private_vhost(f"{args.vhost}-amqp")
+            if "sdk-amqp" in options.systems
             else contextlib.nullcontext()
         ) as stream_target,
         redis_for(options.systems) as redis,

@@ -12,7 +12,11 @@
 #   cluster.sh start N       start node N again and wait until it is back in the cluster
 #   cluster.sh ctl N ARGS    rabbitmqctl against node N
 # Node N listens on AMQP port ITL_CLUSTER_BASE_PORT+N-1 (default 5701..5703), distribution
-# port 20000 more (25701..25703), and is named itl-cluster-N@localhost.
+# port 20000 more (25701..25703), the stream protocol (rabbitmq_stream, advertised on
+# 127.0.0.1) on its AMQP port minus 120 (5581..5583: the SDK's default stream port of each
+# node's URL), and is named itl-cluster-N@localhost (ITL_CLUSTER_NODE_PREFIX replaces
+# itl-cluster, for a second cluster beside it). A node running from before the stream plugin
+# was part of this script gets it when it is next started.
 set -euo pipefail
 
 ITL_RABBITMQ_CLUSTER_HOME=${ITL_RABBITMQ_CLUSTER_HOME:-${XDG_STATE_HOME:-$HOME/.local/state}/itl-workers/rabbitmq-cluster}
@@ -24,7 +28,9 @@ export ERL_EPMD_ADDRESS=127.0.0.1
 export PATH=/usr/lib/rabbitmq/bin:/usr/sbin:$PATH
 
 port() { echo $((ITL_CLUSTER_BASE_PORT + $1 - 1)); }
-nodename() { echo "itl-cluster-$1@localhost"; }
+stream_port() { echo $(($(port "$1") - 120)); }
+NODE_PREFIX=${ITL_CLUSTER_NODE_PREFIX:-itl-cluster}
+nodename() { echo "$NODE_PREFIX-$1@localhost"; }
 home() { echo "$ITL_RABBITMQ_CLUSTER_HOME/n$1"; }
 
 # Runs a command with node N's environment (the same variables rabbitmq.sh sets for its node).
@@ -70,7 +76,7 @@ configure() {
   local n=$1 dir
   dir=$(home "$n")
   mkdir -p "$dir/log" "$dir/mnesia"
-  echo "[]." >"$dir/enabled_plugins"
+  echo "[rabbitmq_stream]." >"$dir/enabled_plugins"
   # As rabbitmq.sh: long jobs hold deliveries for up to jobTimeout. A lost node is noticed
   # within seconds (net_ticktime), so quorum queues elect a new leader quickly.
   cat >"$dir/rabbitmq.conf" <<EOF
@@ -78,6 +84,9 @@ listeners.tcp.default = 127.0.0.1:$(port "$n")
 consumer_timeout = 86400000
 loopback_users = none
 net_ticktime = 10
+stream.listeners.tcp.default = 127.0.0.1:$(stream_port "$n")
+stream.advertised_host = 127.0.0.1
+stream.advertised_port = $(stream_port "$n")
 EOF
 }
 
@@ -132,7 +141,7 @@ launcher_gone() {
 # otherwise exit at once ("the name seems to be in use").
 forgotten() {
   local n=$1 tries=0
-  while epmd -names 2>/dev/null | grep -q "^name itl-cluster-$n at"; do
+  while epmd -names 2>/dev/null | grep -q "^name $NODE_PREFIX-$n at"; do
     tries=$((tries + 1))
     if [ "$tries" -ge 100 ]; then return 0; fi
     sleep 0.1

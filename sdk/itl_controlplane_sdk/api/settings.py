@@ -17,19 +17,16 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from itl_controlplane_sdk.contract.replication import QueueType
 from itl_controlplane_sdk.contract.settings import (
     DEFAULT_RABBITMQ_URL,
-    DEFAULT_RESULTS_STREAM_PORT,
-    RESULTS_PROTOCOL_DESCRIPTION,
-    RESULTS_STREAM_PORT_DESCRIPTION,
     LogFormat,
     LogLevel,
-    ResultsProtocol,
+    ResultsSettings,
 )
 from itl_controlplane_sdk.contract.tls import BrokerTlsSettings
 from itl_controlplane_sdk.contract.topology import DEFAULT_JOB_QUEUE
 from itl_controlplane_sdk.envsettings import CommaList, EnvSettings
 
 
-class ApiSettings(BrokerTlsSettings, EnvSettings):
+class ApiSettings(ResultsSettings, BrokerTlsSettings, EnvSettings):
     """Configuration of one API server process, read from the environment."""
 
     offloading_enabled: bool = Field(
@@ -56,18 +53,6 @@ class ApiSettings(BrokerTlsSettings, EnvSettings):
             "queues in priority bands and replicated streams (a RabbitMQ cluster). Every "
             "process on one broker must use the same type."
         ),
-    )
-    results_protocol: ResultsProtocol = Field(
-        default="amqp",
-        validation_alias="RESULTS_PROTOCOL",
-        description=RESULTS_PROTOCOL_DESCRIPTION,
-    )
-    results_stream_port: int = Field(
-        default=DEFAULT_RESULTS_STREAM_PORT,
-        ge=1,
-        le=65535,
-        validation_alias="RESULTS_STREAM_PORT",
-        description=RESULTS_STREAM_PORT_DESCRIPTION,
     )
     job_timeout: float = Field(
         default=300.0,

@@ -12,7 +12,8 @@ Workers declare the shared topology idempotently on connect (whoever comes first
 so they get *configure* on the shared objects; RabbitMQ cannot grant "declare" without
 "delete", so a worker could also delete them. Submitters declare nothing. Publishing to the
 default exchange (results, retries and cancels go there) needs write on ``amq.default``, which
-RabbitMQ does not narrow by target queue. docs/security.md lists both as known limits.
+RabbitMQ does not narrow by target queue; results over the stream protocol need write on the
+results stream itself. docs/security.md lists both as known limits.
 
 Pure module: no broker client; ``tools/rabbitmq/broker_users.py`` applies these with
 ``rabbitmqctl``.
@@ -75,7 +76,7 @@ def submitter() -> Permissions:
     """
     return Permissions(
         configure="^$",
-        write=_names(_q(topology.JOB_EXCHANGE), _q(DEFAULT_EXCHANGE)),
+        write=_names(_q(topology.JOB_EXCHANGE), _q(DEFAULT_EXCHANGE), _q(topology.RESULTS_STREAM)),
         read=_names(_q(topology.RESULTS_STREAM)),
     )
 
@@ -95,6 +96,7 @@ def worker(job_queue: str) -> Permissions:
             _q(topology.DEAD_LETTER_EXCHANGE),
             _q(topology.DEAD_LETTER_QUEUE),
             _q(topology.HEARTBEAT_EXCHANGE),
+            _q(topology.RESULTS_STREAM),
         ),
         read=_names(
             queue,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 
 from itl_controlplane_sdk.contract.replication import QueueType
 from itl_controlplane_sdk.contract.tls import BrokerTlsSettings
@@ -23,20 +23,44 @@ DEFAULT_MAX_JOB_BYTES = 1024 * 1024
 """Largest job message body a worker decodes (1 MiB): a ResourceRequest is a few kB, and a
 bigger body is far more likely a mistake than a job."""
 
-ResultsProtocol = Literal["amqp", "stream"]
-RESULTS_PROTOCOLS: tuple[ResultsProtocol, ...] = ("amqp", "stream")
-DEFAULT_RESULTS_STREAM_PORT = 5552
-"""The ``rabbitmq_stream`` plugin's default port."""
+ResultsProtocol = Literal["auto", "amqp", "stream"]
+RESULTS_PROTOCOLS: tuple[ResultsProtocol, ...] = ("auto", "amqp", "stream")
+STREAM_PORT_OFFSET = 120
+"""Without ``RESULTS_STREAM_PORT``, a node's stream port is its AMQP port minus this: RabbitMQ's
+defaults pair 5672 with 5552 and 5671 (TLS) with 5551, and the project's local brokers
+(``tools/rabbitmq``) follow the same rule for every node, so the nodes of a cluster on one host
+get ports of their own with no setting."""
 RESULTS_PROTOCOL_DESCRIPTION = (
-    "amqp: results written and read over AMQP 0.9.1, like the jobs. stream: over RabbitMQ's "
-    "stream protocol (the rabbitmq_stream plugin on RESULTS_STREAM_PORT, the SDK's stream "
-    "extra): the same results stream and guarantees with less broker work per job. Processes "
-    "of one broker may differ."
+    "auto: over RabbitMQ's stream protocol when the broker's stream port answers as the same "
+    "cluster (the rabbitmq_stream plugin), else over AMQP 0.9.1; chosen once at connect and "
+    "logged. stream: always over the stream protocol (connecting fails without it). amqp: "
+    "always over AMQP 0.9.1, like the jobs. The same results stream and guarantees either "
+    "way, with less broker work per job over the stream protocol; processes of one broker "
+    "may differ."
 )
 RESULTS_STREAM_PORT_DESCRIPTION = (
-    "Stream protocol port of the broker in RABBITMQ_URL (RESULTS_PROTOCOL=stream); the same "
-    "host, user and vhost as the URL, TLS for amqps:// URLs (as RABBITMQ_TLS_*)."
+    "Stream protocol port of every broker node in RABBITMQ_URL. Unset: each node's AMQP port "
+    "minus 120 (5552 for 5672, 5551 for amqps on 5671: RabbitMQ's defaults). The same host, "
+    "user and vhost as the URL, TLS for amqps:// URLs (as RABBITMQ_TLS_*)."
 )
+
+
+class ResultsSettings(BaseModel):
+    """How a process writes and reads the results stream (workers and API servers alike)."""
+
+    results_protocol: ResultsProtocol = Field(
+        default="auto",
+        validation_alias="RESULTS_PROTOCOL",
+        description=RESULTS_PROTOCOL_DESCRIPTION,
+    )
+    results_stream_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        validation_alias="RESULTS_STREAM_PORT",
+        description=RESULTS_STREAM_PORT_DESCRIPTION,
+    )
+
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["plain", "json"]
@@ -46,7 +70,7 @@ def _generated_worker_id() -> str:
     return f"worker-{secrets.token_hex(4)}"
 
 
-class WorkerSettings(BrokerTlsSettings, EnvSettings):
+class WorkerSettings(ResultsSettings, BrokerTlsSettings, EnvSettings):
     """Configuration of one worker process, read from the environment."""
 
     worker_id: str = Field(
@@ -71,18 +95,6 @@ class WorkerSettings(BrokerTlsSettings, EnvSettings):
             "queues in priority bands and replicated streams (a RabbitMQ cluster). Every "
             "process on one broker must use the same type."
         ),
-    )
-    results_protocol: ResultsProtocol = Field(
-        default="amqp",
-        validation_alias="RESULTS_PROTOCOL",
-        description=RESULTS_PROTOCOL_DESCRIPTION,
-    )
-    results_stream_port: int = Field(
-        default=DEFAULT_RESULTS_STREAM_PORT,
-        ge=1,
-        le=65535,
-        validation_alias="RESULTS_STREAM_PORT",
-        description=RESULTS_STREAM_PORT_DESCRIPTION,
     )
     log_level: LogLevel = Field(
         default="INFO", validation_alias="LOG_LEVEL", description="Log level of the process."

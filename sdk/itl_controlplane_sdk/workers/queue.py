@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import logging
 import time
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from yarl import URL
 
 from itl_controlplane_sdk import tracing
 from itl_controlplane_sdk.contract import replication, topology
@@ -20,7 +20,6 @@ from itl_controlplane_sdk.contract.brokers import split_broker_urls
 from itl_controlplane_sdk.contract.settings import (
     DEFAULT_MAX_JOB_BYTES,
     DEFAULT_RABBITMQ_URL,
-    DEFAULT_RESULTS_STREAM_PORT,
     RESULTS_PROTOCOLS,
     ResultsProtocol,
 )
@@ -51,9 +50,18 @@ from itl_controlplane_sdk.workers.result_store import (
 from itl_controlplane_sdk.workers.results import JobResult, JobStatus
 
 if TYPE_CHECKING:
-    from itl_controlplane_sdk.workers.stream_results import ResultAppender, StreamEndpoint
+    from itl_controlplane_sdk.workers.stream_results import ResultAppender, StreamEndpoints
 
 log = logging.getLogger(__name__)
+
+
+def _cluster_name(connection: FailoverConnection) -> str | None:
+    """The cluster name the broker announced on this AMQP connection (None if unknown)."""
+    transport = connection.transport
+    name = transport.connection.server_properties.get("cluster_name") if transport else None
+    if isinstance(name, bytes):
+        return name.decode(errors="replace")
+    return name if isinstance(name, str) else None
 
 
 class JobQueue:
@@ -65,10 +73,12 @@ class JobQueue:
     (``failover``). Publishes wait for broker confirms. ``tls`` verifies ``amqps://`` brokers
     with a private CA and presents a client certificate (``contract.tls``).
 
-    ``results_protocol="stream"`` writes and reads the results stream over RabbitMQ's stream
-    protocol on ``results_stream_port`` of the same host (the ``rabbitmq_stream`` plugin and
-    the ``stream`` extra), with the same guarantees and less broker work per result
-    (``stream_results``); jobs always travel over AMQP.
+    Results go over RabbitMQ's stream protocol when the broker offers it (the
+    ``rabbitmq_stream`` plugin on each node's ``results_stream_port``, by default its AMQP port
+    minus 120: 5552), with the same guarantees and less broker work per result
+    (``stream_results``), else over AMQP: ``results_protocol="auto"`` decides once at
+    ``connect`` and logs which; ``"stream"`` requires the stream protocol, ``"amqp"`` never
+    uses it. Jobs always travel over AMQP.
     """
 
     def __init__(
@@ -85,18 +95,13 @@ class JobQueue:
         connect_timeout: float = 10.0,
         tls: BrokerTls | None = None,
         queue_type: replication.QueueType = "classic",
-        results_protocol: ResultsProtocol = "amqp",
-        results_stream_port: int = DEFAULT_RESULTS_STREAM_PORT,
+        results_protocol: ResultsProtocol = "auto",
+        results_stream_port: int | None = None,
         stats_channels: int = 1,
     ) -> None:
         if results_protocol not in RESULTS_PROTOCOLS:
             choices = ", ".join(RESULTS_PROTOCOLS)
             raise ValueError(f"results_protocol must be one of {choices}, not {results_protocol!r}")
-        if results_protocol == "stream" and importlib.util.find_spec("rstream") is None:
-            raise ValueError(
-                "results_protocol 'stream' (RESULTS_PROTOCOL=stream) needs the SDK's stream "
-                "extra: pip install 'itl-controlplane-workers[stream]'"
-            )
         if queue_type not in replication.QUEUE_TYPES:
             choices = ", ".join(replication.QUEUE_TYPES)
             raise ValueError(f"queue_type must be one of {choices}, not {queue_type!r}")
@@ -140,6 +145,14 @@ class JobQueue:
     def connected_url(self) -> str | None:
         """The broker address in use, password redacted (None before ``connect``)."""
         return self._connection.current_url if self._connection is not None else None
+
+    @property
+    def results_transport(self) -> str | None:
+        """How this process writes and reads results now: ``stream`` or ``amqp`` (None before
+        ``connect``); ``results_protocol="auto"`` decides at ``connect``."""
+        if self._connection is None:
+            return None
+        return "stream" if self._appender is not None else "amqp"
 
     @property
     def in_flight(self) -> int:
@@ -186,13 +199,19 @@ class JobQueue:
                     connection, self._result_retention, self.queue_type
                 )
             self._channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-            if self.results_protocol == "stream":
+            if self.results_protocol != "amqp":
                 self._appender = await self._start_appender(connection)
         except BaseException:
             await connection.close()
             raise
         self._connection = connection
-        log.info("connected to RabbitMQ at %s", connection.current_url)
+        log.info(
+            "connected to RabbitMQ at %s; results over %s",
+            connection.current_url,
+            f"the stream protocol at {self._appender.endpoint}"
+            if self._appender is not None
+            else f"AMQP (RESULTS_PROTOCOL={self.results_protocol})",
+        )
 
     async def disconnect(self) -> None:
         """Stops consumers and readers, then closes the connection."""
@@ -455,46 +474,60 @@ class JobQueue:
                 self._reader = reader
             return self._reader
 
-    def _stream_endpoint(self, connection: FailoverConnection) -> StreamEndpoint:
-        """The stream port of the node this process's AMQP connection uses now."""
-        from itl_controlplane_sdk.workers.stream_results import StreamEndpoint
+    def _stream_endpoints(self, connection: FailoverConnection) -> StreamEndpoints:
+        """The stream port of every node of ``rabbitmq_url``, from the one in use now on."""
+        from itl_controlplane_sdk.workers.stream_results import StreamEndpoint, StreamEndpoints
 
-        url = str(connection.url)
-        ssl_context = None
-        if url.lower().startswith("amqps://"):  # TLS to the broker: to its stream port too
-            ssl_context = self._tls.context() if self._tls is not None else BrokerTls().context()
-        return StreamEndpoint.from_amqp_url(url, self.results_stream_port, ssl_context)
+        urls = split_broker_urls(self.rabbitmq_url)
+        current = next((i for i, url in enumerate(urls) if URL(url) == connection.url), 0)
+        endpoints = []
+        for url in [*urls[current:], *urls[:current]]:
+            ssl_context = None
+            if url.lower().startswith("amqps://"):  # TLS to the broker: to its stream port too
+                tls = self._tls or BrokerTls()
+                ssl_context = tls.context()
+            endpoints.append(
+                StreamEndpoint.from_amqp_url(url, self.results_stream_port, ssl_context)
+            )
+        return StreamEndpoints(endpoints)
 
-    async def _start_appender(self, connection: FailoverConnection) -> ResultAppender:
+    async def _start_appender(self, connection: FailoverConnection) -> ResultAppender | None:
+        """The stream protocol's result writer, or None when ``auto`` falls back to AMQP."""
         from itl_controlplane_sdk.workers.stream_results import ResultAppender
 
+        endpoints = self._stream_endpoints(connection)
         appender = ResultAppender(
-            self._stream_endpoint(connection),
+            endpoints,
             topology.RESULTS_STREAM,
             timeout=self._publish_timeout,
             name=f"itl-results {self.queue_name}",
         )
         try:
-            await appender.start()
+            await appender.start(
+                timeout=self._connect_timeout, cluster_name=_cluster_name(connection)
+            )
         except Exception as exc:
-            raise BrokerUnavailableError(
-                f"cannot reach the stream port {self.results_stream_port} of "
-                f"{connection.current_url} (RESULTS_PROTOCOL=stream needs the rabbitmq_stream "
-                f"plugin): {self._error(exc)}"
-            ) from None
+            where = f"the stream protocol at {endpoints.current}"
+            if self.results_protocol == "stream":
+                raise BrokerUnavailableError(
+                    f"cannot use {where} (RESULTS_PROTOCOL=stream needs the broker's "
+                    f"rabbitmq_stream plugin): {self._error(exc)}"
+                ) from None
+            log.info("results go over AMQP: %s is not usable: %s", where, self._error(exc))
+            return None
         return appender
 
     def _subscriber(
         self, connection: FailoverConnection
     ) -> Callable[[float, RecordHandler], Awaitable[Subscription]]:
         """How the result reader subscribes to the results stream, over this queue's protocol."""
-        if self.results_protocol == "amqp":
+        if self._appender is None:
             return lambda since, on_record: AmqpSubscription.open(connection, since, on_record)
         from itl_controlplane_sdk.workers.stream_results import StreamSubscription
 
         async def subscribe(since: float, on_record: RecordHandler) -> Subscription:
             subscription = StreamSubscription(
-                self._stream_endpoint(connection),
+                self._stream_endpoints(connection),
                 topology.RESULTS_STREAM,
                 on_record,
                 name=f"itl-results-reader {self.queue_name}",

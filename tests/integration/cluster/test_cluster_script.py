@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import aio_pika
 
 from tests.support.cluster import RabbitMQCluster
@@ -17,6 +19,7 @@ async def test_a_killed_node_comes_back_into_the_cluster(rabbitmq_cluster: Rabbi
 
     assert rabbitmq_cluster.running()
     status = rabbitmq_cluster.ctl(3, "-q", "cluster_status", "--formatter", "json")
-    assert all(f"itl-cluster-{node}@localhost" in status for node in (1, 2, 3))
+    prefix = os.environ.get("ITL_CLUSTER_NODE_PREFIX", "itl-cluster")
+    assert all(f"{prefix}-{node}@localhost" in status for node in (1, 2, 3))
     connection = await aio_pika.connect(rabbitmq_cluster.url(3))
     await connection.close()

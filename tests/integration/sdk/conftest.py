@@ -40,9 +40,10 @@ def demo_request(name: str = "job", **body: Any) -> ResourceRequest:
 
 @pytest.fixture
 def results_protocol() -> str:
-    """The results protocol of the test's queues and workers; result-path tests parametrize
-    it over ``amqp`` and ``stream``."""
-    return "amqp"
+    """The results protocol of the test's queues and workers: the default (``auto``: the
+    stream protocol on a broker that offers it); result-path tests parametrize it over
+    ``amqp`` and ``stream``."""
+    return "auto"
 
 
 @pytest.fixture

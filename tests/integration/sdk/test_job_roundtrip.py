@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 import time
 from typing import Any
@@ -11,6 +12,8 @@ from typing import Any
 import pytest
 
 from itl_controlplane_sdk import ResourceProviderRegistry
+from itl_controlplane_sdk.contract.settings import ResultsProtocol
+from itl_controlplane_sdk.contract.topology import RESULTS_STREAM
 from itl_controlplane_sdk.providers.examples import register_example_providers
 from itl_controlplane_sdk.workers import (
     BrokerUnavailableError,
@@ -19,8 +22,16 @@ from itl_controlplane_sdk.workers import (
     JobSubmissionError,
     ProviderWorker,
 )
+from itl_controlplane_sdk.workers.envelope import new_job_id
+from itl_controlplane_sdk.workers.stream_results import (
+    ResultAppender,
+    StreamEndpoint,
+    StreamEndpoints,
+    StreamUnusable,
+)
 from itl_harness.workers import free_port
 from tests.integration.sdk.conftest import ALL_JOBS, StartWorker, demo_request
+from tests.support.services import require_rabbitmq_stream
 
 pytestmark = pytest.mark.integration
 
@@ -245,6 +256,115 @@ async def test_stream_protocol_without_its_port_fails_at_connect_naming_the_port
         results_protocol="stream",
         results_stream_port=closed,
     )
-    with pytest.raises(BrokerUnavailableError, match=f"stream port {closed}.*rabbitmq_stream"):
+    with pytest.raises(
+        BrokerUnavailableError, match=f"stream protocol at 127.0.0.1:{closed}.*rabbitmq_stream"
+    ):
         await queue.connect()
     assert not queue.is_connected
+
+
+async def test_auto_results_go_over_the_stream_protocol_when_the_broker_offers_it(
+    rabbitmq_url: str,
+    rabbitmq_stream_port: int,
+    queue_name: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    require_rabbitmq_stream(rabbitmq_url, rabbitmq_stream_port)
+    queue = JobQueue(rabbitmq_url, queue_name=queue_name, bindings=ALL_JOBS)  # the defaults
+    with caplog.at_level(logging.INFO, logger="itl_controlplane_sdk.workers.queue"):
+        await queue.connect()
+    try:
+        assert queue.results_protocol == "auto"
+        assert queue.results_transport == "stream"
+        assert f"results over the stream protocol at 127.0.0.1:{rabbitmq_stream_port}" in (
+            caplog.text
+        )
+    finally:
+        await queue.disconnect()
+
+
+async def test_auto_falls_back_to_amqp_when_the_stream_port_does_not_answer(
+    rabbitmq_url: str, queue_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    closed = free_port()  # a broker without the rabbitmq_stream plugin, as far as we can tell
+    options: dict[str, Any] = {"bindings": ALL_JOBS, "results_stream_port": closed}
+    producer = JobQueue(rabbitmq_url, queue_name=queue_name, **options)
+    worker_queue = JobQueue(rabbitmq_url, queue_name=queue_name, **options)
+    registry = ResourceProviderRegistry()
+    register_example_providers(registry)
+    worker = ProviderWorker("auto-fallback", registry, worker_queue)
+    with caplog.at_level(logging.INFO, logger="itl_controlplane_sdk.workers.queue"):
+        await producer.connect()
+    try:
+        await worker.start()
+        await worker.start_consuming_jobs()
+        assert producer.results_transport == worker_queue.results_transport == "amqp"
+        assert f"results go over AMQP: the stream protocol at 127.0.0.1:{closed}" in caplog.text
+        job_id = await producer.submit_job("ITL.Demo", "Job", "create", demo_request())
+        result = await producer.get_result(job_id, timeout=10)
+    finally:
+        await worker.stop()
+        await worker_queue.disconnect()
+        await producer.disconnect()
+    assert result is not None and result.status is JobStatus.COMPLETED
+
+
+async def test_a_stream_port_of_another_cluster_is_refused(
+    rabbitmq_url: str, rabbitmq_stream_port: int
+) -> None:
+    """A port-forward or a wrong port can lead to another broker: results would go there."""
+    require_rabbitmq_stream(rabbitmq_url, rabbitmq_stream_port)
+    endpoint = StreamEndpoint.from_amqp_url(rabbitmq_url, rabbitmq_stream_port)
+    appender = ResultAppender(
+        StreamEndpoints([endpoint]), RESULTS_STREAM, timeout=10, name="test-other-cluster"
+    )
+    with pytest.raises(StreamUnusable, match="not of 'another-cluster'"):
+        await appender.start(timeout=10, cluster_name="another-cluster")
+
+
+@pytest.mark.parametrize(
+    ("worker_protocol", "client_protocol"), [("amqp", "stream"), ("stream", "amqp")]
+)
+async def test_processes_on_different_results_protocols_share_one_results_stream(
+    rabbitmq_url: str,
+    rabbitmq_stream_port: int,
+    queue_name: str,
+    worker_protocol: ResultsProtocol,
+    client_protocol: ResultsProtocol,
+) -> None:
+    """A fleet can move from one protocol to the other a process at a time (``auto`` may pick
+    differently per process): results written over one are read over the other."""
+    require_rabbitmq_stream(rabbitmq_url, rabbitmq_stream_port)
+    producer = JobQueue(
+        rabbitmq_url, queue_name=queue_name, bindings=ALL_JOBS, results_protocol=client_protocol
+    )
+    worker_queue = JobQueue(
+        rabbitmq_url, queue_name=queue_name, bindings=ALL_JOBS, results_protocol=worker_protocol
+    )
+    registry = ResourceProviderRegistry()
+    register_example_providers(registry)
+    worker = ProviderWorker("mixed", registry, worker_queue)
+    await producer.connect()
+    try:
+        await worker.start()
+        await worker.start_consuming_jobs()
+        assert (worker_queue.results_transport, producer.results_transport) == (
+            worker_protocol,
+            client_protocol,
+        )
+        jobs = [
+            await producer.submit_job("ITL.Demo", "Job", "create", demo_request(n=n))
+            for n in range(20)
+        ]
+        results = [await producer.get_result(job_id, timeout=10) for job_id in jobs]
+        cancelled = await producer.cancel_job(new_job_id("sub-1"))
+        seen_by_worker_side = await worker_queue.get_result(cancelled.job_id, timeout=10)
+    finally:
+        await worker.stop()
+        await worker_queue.disconnect()
+        await producer.disconnect()
+    assert [r.status if r else None for r in results] == [JobStatus.COMPLETED] * 20
+    assert [r.result["properties"]["echo"]["n"] for r in results if r and r.result] == list(
+        range(20)
+    )
+    assert seen_by_worker_side is not None and seen_by_worker_side.status is cancelled.status
