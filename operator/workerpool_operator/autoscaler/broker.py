@@ -68,11 +68,13 @@ open only when that many reads wait at once."""
 
 
 def _job_queue(url: str, tls: BrokerTls | None = None) -> QueueClient:
-    # declare_topology=False: the operator observes queues, it never creates them.
+    # declare_topology=False: the operator observes queues, it never creates them; it reads
+    # no results either, so it opens no stream-protocol connection (results_protocol="amqp").
     queue: QueueClient = JobQueue(
         url,
         queue_name=CONNECTION_QUEUE_NAME,
         declare_topology=False,
+        results_protocol="amqp",
         connect_timeout=5.0,
         tls=tls,
         stats_channels=STATS_CHANNELS,
