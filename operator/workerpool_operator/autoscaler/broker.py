@@ -8,7 +8,9 @@ after a broker restart). The hub only has to:
 - connect lazily, at most one attempt per URL at a time, and not more often than
   ``retry_seconds`` after a failure, so 100 pools do not stampede a broker that is down;
 - bound every read by ``read_timeout``, because a hung read must look like missing data
-  (``StatsTimeout``), not stall the poll loop;
+  (``StatsTimeout``), not stall the poll loop. With ``asyncio.timeout``, not ``wait_for``:
+  the read runs in the poll's own task instead of a new task per read (500 reads a second
+  at 1000 pools);
 - read the dead-letter queue, which all pools of a broker share, at most once per
   ``dlq_refresh_seconds`` per URL;
 - close connections no pool has used for ``idle_seconds``.
@@ -145,12 +147,12 @@ class BrokerHub:
         if failure is not None:
             return BrokerRead(failure)
         try:
-            read = (
-                conn.client.get_queue_stats([queue])
-                if queue_type == "classic"
-                else conn.client.get_queue_stats([queue], queue_type=queue_type)
-            )
-            stats = await asyncio.wait_for(read, timeout=self._read_timeout)
+            async with asyncio.timeout(self._read_timeout):
+                stats = await (
+                    conn.client.get_queue_stats([queue])
+                    if queue_type == "classic"
+                    else conn.client.get_queue_stats([queue], queue_type=queue_type)
+                )
         except TimeoutError:
             return BrokerRead(
                 scaling.ObservationFailure(
@@ -192,9 +194,8 @@ class BrokerHub:
         count: int | None = None
         try:
             dlq = topology.DEAD_LETTER_QUEUE
-            stats = await asyncio.wait_for(
-                conn.client.get_queue_stats([dlq]), timeout=self._read_timeout
-            )
+            async with asyncio.timeout(self._read_timeout):
+                stats = await conn.client.get_queue_stats([dlq])
             entry = observe.queue_reading(stats, queue=dlq, dead_letter_queue=None)
             if isinstance(entry, observe.QueueReading):
                 count = entry.ready
@@ -207,11 +208,10 @@ class BrokerHub:
         self, conn: _Connection, *, queue: str, pool: str
     ) -> tuple[scaling.WorkerHeartbeat, ...]:
         try:
-            raw = await asyncio.wait_for(
-                conn.client.get_worker_heartbeats(pool), timeout=self._read_timeout
-            )
+            async with asyncio.timeout(self._read_timeout):
+                raw = await conn.client.get_worker_heartbeats(pool)
         except Exception as exc:
-            logger.warning("no heartbeats for pool %s: %s", pool, exc)
+            logger.warning("no heartbeats for pool %s: %s", pool, repr(exc))
             return ()
         return observe.heartbeats(raw, queue=queue)
 

@@ -26,9 +26,10 @@ UNREACHABLE_REASONS = frozenset(
 MODES: tuple[str, ...] = typing.get_args(scaling.Mode)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class _PoolSeries:
-    """One pool's gauges, each already bound to its labels."""
+    """One pool's gauges, each already bound to its labels, and the values they were set to
+    (a poll that changes nothing sets nothing: most polls of most pools)."""
 
     desired: Gauge
     ready_replicas: Gauge
@@ -39,6 +40,8 @@ class _PoolSeries:
     queue_ready: Gauge
     in_flight: Gauge
     consumers: Gauge
+    dead_letters: Gauge
+    last: tuple[object, ...] | None = None
 
 
 class AutoscalerMetrics:
@@ -143,6 +146,7 @@ class AutoscalerMetrics:
                 queue_ready=self.queue_ready.labels(*labels),
                 in_flight=self.in_flight.labels(*labels),
                 consumers=self.consumers.labels(*labels),
+                dead_letters=self.dead_letters.labels(*labels),
             )
         return series
 
@@ -158,21 +162,35 @@ class AutoscalerMetrics:
         """Update the pool's series from one decision and the pods it saw."""
         labels = (namespace, pool)
         series = self._series(labels)
-        series.desired.set(decision.replicas)
-        series.ready_replicas.set(ready_replicas)
-        series.max_capacity.set(max_capacity)
-        for mode, gauge in series.modes.items():
-            gauge.set(mode == decision.mode)
         failure = decision.failure
         unreachable = failure is not None and failure.reason in UNREACHABLE_REASONS
-        series.broker_reachable.set(not unreachable)
-        series.busy_workers.set(len(decision.busy_pods))
-        if decision.ready_messages is not None:
-            series.queue_ready.set(decision.ready_messages)
-            series.in_flight.set(decision.in_flight or 0)
-            series.consumers.set(decision.consumers or 0)
-        if decision.dead_letters is not None:
-            self.dead_letters.labels(*labels).set(decision.dead_letters)
+        values = (
+            decision.replicas,
+            ready_replicas,
+            max_capacity,
+            decision.mode,
+            unreachable,
+            len(decision.busy_pods),
+            decision.ready_messages,
+            decision.in_flight,
+            decision.consumers,
+            decision.dead_letters,
+        )
+        if values != series.last:
+            series.last = values
+            series.desired.set(decision.replicas)
+            series.ready_replicas.set(ready_replicas)
+            series.max_capacity.set(max_capacity)
+            for mode, gauge in series.modes.items():
+                gauge.set(mode == decision.mode)
+            series.broker_reachable.set(not unreachable)
+            series.busy_workers.set(len(decision.busy_pods))
+            if decision.ready_messages is not None:
+                series.queue_ready.set(decision.ready_messages)
+                series.in_flight.set(decision.in_flight or 0)
+                series.consumers.set(decision.consumers or 0)
+            if decision.dead_letters is not None:
+                series.dead_letters.set(decision.dead_letters)
         if decision.direction != "none":
             self.scale_events.labels(*labels, decision.direction).inc()
         if failure is not None:

@@ -96,6 +96,10 @@ class PoolState:
     delivered yet, so an unchanged condition is never rewritten with a new time."""
     scaled_version: str | None = None
     """The pool's resourceVersion right after our last scale."""
+    settled: tuple[Any, ...] | None = None
+    """What the last poll had to report (``_report_key``), once status showed all of it.
+    A poll with the same key has nothing to write and no Event to post, and skips
+    building the status fields: that is most polls of most pools."""
 
 
 def predates(body: Mapping[str, Any], version: str | None) -> bool:
@@ -240,6 +244,11 @@ class PoolScaler:
         now = datetime.fromtimestamp(self._clock(), UTC)
         state.log = report.updated_log(state.log, decision, state.previous, now)
         state.last_queue = report.queue_status(decision) or state.last_queue
+        key = _report_key(state, decision, pool.metadata.generation)
+        if key == state.settled:
+            state.history, state.previous = decision.history, decision
+            return
+        state.settled = None
         existing = state.conditions if state.conditions is not None else pool.status.conditions
         fields = report.status_fields(
             decision=decision,
@@ -254,6 +263,9 @@ class PoolScaler:
             self._post_event(body, event.type, event.reason, event.message)
         state.history = decision.history
         state.previous = decision
+        if fields == state.applied_status:
+            state.settled = key
+            return
         if not self._worth_writing(fields):
             return
         try:
@@ -263,6 +275,7 @@ class PoolScaler:
             return
         state.applied_status, state.applied_at = fields, self._clock()
         state.conditions = [api.Condition.model_validate(c) for c in fields["conditions"]]
+        state.settled = key
 
     def _worth_writing(self, fields: Mapping[str, Any]) -> bool:
         """Changed, and either in substance or not written for ``QUEUE_STATUS_SECONDS``."""
@@ -272,6 +285,26 @@ class PoolScaler:
         if applied is None or _substance(fields) != _substance(applied):
             return True
         return self._clock() - self.state.applied_at >= QUEUE_STATUS_SECONDS
+
+
+def _report_key(state: PoolState, decision: scaling.Decision, generation: int) -> tuple[Any, ...]:
+    """Everything a poll's status fields and Events depend on, cheap to compare.
+
+    The decision log only grows by appending (its newest entry then changes), the queue
+    numbers and scale time are the state's, and the conditions are the decision's; the
+    time a condition would carry only matters when one of these changed.
+    """
+    queue = state.last_queue
+    return (
+        decision.scaling_active,
+        decision.scaling_limited,
+        decision.replicas != decision.current_replicas,
+        tuple(queue.values()) if queue is not None else None,
+        state.last_scale_time,
+        generation,
+        len(state.log),
+        tuple(state.log[-1].values()) if state.log else None,
+    )
 
 
 def _substance(fields: Mapping[str, Any]) -> tuple[Any, ...]:

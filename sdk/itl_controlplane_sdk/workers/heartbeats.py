@@ -52,11 +52,18 @@ class Heartbeat(BaseModel):
 
 
 class HeartbeatMonitor:
-    """The newest heartbeat of every live worker, fed by a private auto-deleted queue."""
+    """The newest heartbeat of every live worker, fed by a private auto-deleted queue.
+
+    Kept per pool: the operator's autoscaler asks for one pool's workers at every poll of
+    every pool (1000 pools every 2 s: 500 snapshots a second), so a snapshot reads only
+    that pool's workers instead of scanning the whole fleet.
+    """
 
     def __init__(self, connection: AbstractConnection) -> None:
         self._connection = connection
-        self._latest: dict[str, Heartbeat] = {}
+        self._by_pool: dict[str, dict[str, Heartbeat]] = {}
+        self._pool_of: dict[str, str] = {}
+        """Worker id -> the pool its newest heartbeat named."""
         self._queue: AbstractQueue | None = None
         self.started_at = 0.0
 
@@ -87,18 +94,29 @@ class HeartbeatMonitor:
         except (ValueError, ValidationError):
             log.warning("ignoring malformed heartbeat")
             return
-        if heartbeat.stopped:
-            self._latest.pop(heartbeat.worker_id, None)
+        self._forget(heartbeat.worker_id)
+        if not heartbeat.stopped:
+            self._by_pool.setdefault(heartbeat.pool, {})[heartbeat.worker_id] = heartbeat
+            self._pool_of[heartbeat.worker_id] = heartbeat.pool
+
+    def _forget(self, worker_id: str) -> None:
+        pool = self._pool_of.pop(worker_id, None)
+        if pool is None:
             return
-        self._latest[heartbeat.worker_id] = heartbeat
+        workers = self._by_pool[pool]
+        del workers[worker_id]
+        if not workers:
+            del self._by_pool[pool]
 
     def snapshot(self, pool: str | None = None, now: float | None = None) -> list[dict[str, Any]]:
+        """Live workers (of ``pool``, or all), sorted by id; expired ones are dropped."""
         now = time.time() if now is None else now
+        pools = list(self._by_pool) if pool is None else [pool]
         live = []
-        for worker_id, heartbeat in list(self._latest.items()):
-            if now - heartbeat.timestamp > heartbeat.expires_after:
-                del self._latest[worker_id]
-                continue
-            if pool is None or heartbeat.pool == pool:
-                live.append(heartbeat.model_dump())
+        for name in pools:
+            for worker_id, heartbeat in list(self._by_pool.get(name, {}).items()):
+                if now - heartbeat.timestamp > heartbeat.expires_after:
+                    self._forget(worker_id)
+                else:
+                    live.append(heartbeat.model_dump())
         return sorted(live, key=lambda h: str(h["worker_id"]))

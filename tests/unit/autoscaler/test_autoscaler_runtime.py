@@ -19,7 +19,7 @@ from workerpool_operator.autoscaler.broker import BrokerHub, BrokerRead
 from workerpool_operator.autoscaler.metrics import AutoscalerMetrics
 from workerpool_operator.autoscaler.policy import PAUSED
 from workerpool_operator.autoscaler.scaler import QUEUE_STATUS_SECONDS, PoolScaler
-from workerpool_operator.autoscaler.supervisor import Supervisor, poll_interval
+from workerpool_operator.autoscaler.supervisor import Supervisor, poll_interval, spread
 from workerpool_operator.pools import CachedPool, PoolCache
 
 # --- observe ---------------------------------------------------------------------------
@@ -545,6 +545,7 @@ async def test_supervisor_polls_enabled_pools_and_marks_disabled_ones() -> None:
         broker=ClosableBroker(),  # type: ignore[arg-type]
         metrics=AutoscalerMetrics(CollectorRegistry()),
         post=lambda *event: None,
+        first_poll_delay=lambda interval: 0.0,
     )
     body = _body(0)
     supervisor.track(pools.observe(None, body), {})
@@ -611,3 +612,11 @@ async def test_a_poll_exports_the_pool_series_the_dashboard_and_alerts_read() ->
     assert value("workerpool_broker_reachable") == 0
     assert value("workerpool_scaling_mode", mode="hold") == 1
     assert value("workerpool_scaling_mode", mode="auto") == 0
+
+
+def test_first_polls_spread_over_the_interval() -> None:
+    """Pools that start together must not poll together at every interval."""
+    delays = [spread(2.0) for _ in range(1000)]
+    assert all(0.0 <= d <= 2.0 for d in delays)
+    assert sum(d < 1.0 for d in delays) not in (0, 1000)  # not all at one end
+    assert len({round(d, 3) for d in delays}) > 500
