@@ -11,6 +11,7 @@ Orchestration only: decisions live in ``builders``, ``status`` and ``diff`` (pur
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -118,6 +119,35 @@ def _label(obj: Mapping[str, Any]) -> str:
     return f"{obj['kind']}/{obj['metadata']['name']}"
 
 
+@dataclass(frozen=True)
+class _Applied:
+    """What converging one child did."""
+
+    live: dict[str, Any] | None = None
+    created: bool = False
+    updated: bool = False
+    scaled: tuple[int, int] | None = None
+    failure: Failure | None = None
+
+
+async def _converge(kube: KubeAPI, child: dict[str, Any], *, fresh: bool) -> _Applied:
+    """Apply one child unless its live version already has what we want."""
+    try:
+        live = None if fresh else await kube.get_like(child)
+        if live is None:
+            return _Applied(await kube.apply(child), created=True)
+        if diff.contains(live, child):
+            return _Applied(live)
+        before = live["metadata"].get("resourceVersion")
+        replicas_only = _replicas_only(live, child)
+        live = await kube.apply(child)
+        if live["metadata"].get("resourceVersion") == before:
+            return _Applied(live)
+        return _Applied(live, updated=True, scaled=replicas_only)
+    except KubeError as exc:
+        return _Applied(failure=_kube_failure(exc, f"applying {_label(child)}"))
+
+
 async def _write_status(
     kube: KubeAPI, pool: WorkerPool, current: Mapping[str, Any], status: dict[str, Any]
 ) -> dict[str, Any] | None:
@@ -189,26 +219,24 @@ async def reconcile(
 
     # A pool the operator has never reported on has no children yet: apply them straight
     # away instead of asking first (halves the requests when many pools arrive at once).
+    # The children are independent, so they converge at once: a reconcile waits for one
+    # round trip to the API server instead of one per child, which is what bounds how
+    # fast a burst of new pools gets its Deployments (reconciles run ten at a time).
     fresh = pool.status.observed_generation is None
     if failure is None:
-        for child in build_children(pool, default_image=default_image):
-            try:
-                live = None if fresh else await kube.get_like(child)
-                if live is None:
-                    live = await kube.apply(child)
-                    created.append(child["kind"])
-                elif not diff.contains(live, child):
-                    before = live["metadata"].get("resourceVersion")
-                    replicas_only = _replicas_only(live, child)
-                    live = await kube.apply(child)
-                    if live["metadata"].get("resourceVersion") != before:
-                        updated.append(child["kind"])
-                        scaled = replicas_only
-            except KubeError as exc:
-                failure = _kube_failure(exc, f"applying {_label(child)}")
-                break
+        children = build_children(pool, default_image=default_image)
+        results = await asyncio.gather(*(_converge(kube, c, fresh=fresh) for c in children))
+        for child, result in zip(children, results, strict=True):
+            if result.failure is not None:
+                failure = failure or result.failure
+                continue
+            if result.created:
+                created.append(child["kind"])
+            if result.updated:
+                updated.append(child["kind"])
+                scaled = result.scaled
             if child["kind"] == "Deployment":
-                deployment = live
+                deployment = result.live
 
     if failure is not None and deployment is None:
         try:

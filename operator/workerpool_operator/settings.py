@@ -56,11 +56,13 @@ class OperatorSettings(BrokerTlsSettings, BaseSettings):
         "against missed watch events); 0 disables the resync.",
     )
     max_concurrent_reconciles: int = Field(
-        default=10,
+        default=50,
         ge=1,
         le=1000,
         description="Reconciles running at once; a burst of new pools queues beyond this, "
-        "which bounds memory and API-server load without slowing steady state.",
+        "which bounds memory and API-server load without slowing steady state. A reconcile "
+        "mostly waits for the API server, so this is how many of those waits overlap: at 10, "
+        "1000 new pools took 344 s to get their Deployments on a loaded control plane.",
     )
     peering_name: str | None = Field(
         default=None,

@@ -2,7 +2,7 @@
 
 One module per child kind (the cluster-operator pattern). Builders never talk to the API
 server and import no kopf or Kubernetes client: ``reconcile`` applies what they return with
-server-side apply, in the order of ``build_children``.
+server-side apply, all at once, and reports them in the order of ``build_children``.
 """
 
 from __future__ import annotations
@@ -15,10 +15,7 @@ from workerpool_operator.builders.pdb import build_pdb
 
 
 def build_children(pool: WorkerPool, *, default_image: str) -> list[dict[str, Any]]:
-    """Every child of ``pool``, in apply order.
-
-    The PodDisruptionBudget comes first: it is cheap, and a PDB that exists before the pods
-    do protects them from the first voluntary eviction.
+    """Every child of ``pool``, in report order (they are applied concurrently).
 
     No Service: workers take no inbound traffic, Prometheus scrapes their metrics port through
     a PodMonitor that selects the pods themselves, and ``kubectl port-forward deploy/<pool>``
