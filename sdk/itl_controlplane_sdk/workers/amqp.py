@@ -110,6 +110,15 @@ async def declare_retry_queue(
     return name
 
 
+class PublishNackedError(JobSubmissionError):
+    """The broker nacked a publish: a queue it was routed to did not take it.
+
+    Worth another try on a fresh channel in replicated mode: RabbitMQ 3.10 rejects every
+    publish from a channel to a quorum queue whose first publish found the queue's recorded
+    leader on a node that was going down, until that node returns (``JobQueue.submit_job``).
+    """
+
+
 async def publish_confirmed(
     exchange: AbstractExchange,
     message: AbstractMessage,
@@ -121,18 +130,19 @@ async def publish_confirmed(
     """Publishes with ``mandatory`` and waits for the broker's confirm.
 
     The channel must have publisher confirms and ``on_return_raises``: a message no queue
-    accepts, or one the broker nacks, raises ``JobSubmissionError`` instead of vanishing.
+    accepts raises ``JobSubmissionError`` and one the broker nacks ``PublishNackedError``,
+    instead of vanishing.
     """
     try:
         confirmation = await exchange.publish(
             message, routing_key=routing_key, mandatory=True, timeout=timeout
         )
     except DeliveryError as exc:
+        if exc.message is None:
+            raise PublishNackedError(f"{what} was not confirmed by the broker") from None
         raise JobSubmissionError(
             f"{what} was returned by the broker: no queue is bound for routing key "
             f"{routing_key!r} on exchange {exchange.name!r}"
-            if exc.message is not None
-            else f"{what} was not confirmed by the broker"
         ) from None
     if not isinstance(confirmation, Basic.Ack):
-        raise JobSubmissionError(f"{what} was not confirmed by the broker ({confirmation!r})")
+        raise PublishNackedError(f"{what} was not confirmed by the broker ({confirmation!r})")

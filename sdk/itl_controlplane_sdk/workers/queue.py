@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -53,6 +54,9 @@ if TYPE_CHECKING:
     from itl_controlplane_sdk.workers.stream_results import ResultAppender, StreamEndpoints
 
 log = logging.getLogger(__name__)
+
+NACK_RETRY_SECONDS = 0.25
+"""Pause before a nacked job is published again on a new channel."""
 
 
 def _cluster_name(connection: FailoverConnection) -> str | None:
@@ -126,7 +130,11 @@ class JobQueue:
         self._monitor: HeartbeatMonitor | None = None
         self._watcher: CancellationWatcher | None = None
         self._marker_channel: AbstractChannel | None = None
+        # One confirmed channel per stream, publishing to that stream only (_stream_channel).
+        self._stream_channels: dict[str, AbstractChannel] = {}
         self._lazy_lock = asyncio.Lock()
+        self._channel_lock = asyncio.Lock()
+        self._retired_channels: set[asyncio.Task[None]] = set()
         self._stats_channels = stats_channels
         self._stats = StatsChannels(stats_channels, publish_timeout)
 
@@ -199,6 +207,10 @@ class JobQueue:
                     connection, self._result_retention, self.queue_type
                 )
             self._channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            self._stream_channels = {
+                stream: await connection.channel(publisher_confirms=True, on_return_raises=True)
+                for stream in (topology.RESULTS_STREAM, topology.CANCELLATIONS_STREAM)
+            }
             if self.results_protocol != "amqp":
                 self._appender = await self._start_appender(connection)
         except BaseException:
@@ -229,10 +241,13 @@ class JobQueue:
         if self._appender is not None:
             await self._appender.stop()
             self._appender = None
+        for task in self._retired_channels:
+            task.cancel()  # closing the connection closes their channels
         if self._connection is not None:
             await self._connection.close()
         self._connection = None
         self._channel = None
+        self._stream_channels = {}
 
     def _require_connection(self) -> tuple[AbstractRobustConnection, AbstractChannel]:
         if self._connection is None or self._channel is None:
@@ -262,7 +277,7 @@ class JobQueue:
             raise ValueError(
                 f"priority must be between 0 and {topology.MAX_PRIORITY}, not {priority}"
             )
-        _, channel = self._require_connection()
+        self._require_connection()
         envelope = JobEnvelope(
             job_id=job_id or new_job_id(request.subscription_id),
             provider_namespace=provider_namespace,
@@ -286,15 +301,8 @@ class JobQueue:
                 headers=tracing.inject({}),
             )
             band = replication.band_of(priority, self.queue_type)
-            exchange = await channel.get_exchange(band.exchange, ensure=False)
             try:
-                await amqp.publish_confirmed(
-                    exchange,
-                    message,
-                    routing_key,
-                    timeout=self._publish_timeout,
-                    what=f"job {envelope.job_id}",
-                )
+                await self._publish_job(band.exchange, message, routing_key, envelope.job_id)
             except JobSubmissionError:
                 raise
             except Exception as exc:
@@ -302,6 +310,60 @@ class JobQueue:
                     f"job {envelope.job_id} was not submitted: {self._error(exc)}"
                 ) from None
         return envelope.job_id
+
+    async def _publish_job(
+        self, exchange_name: str, message: aio_pika.Message, routing_key: str, job_id: str
+    ) -> None:
+        """Publishes a job, holding it up to ``publish_timeout`` while the broker nacks it.
+
+        A nack is retried on a fresh channel: a RabbitMQ 3.10 channel whose first publish to a
+        quorum queue met the queue's old leader on a node going down (a node stop, a failover
+        right after it) nacks every later publish to that queue until the node is back,
+        minutes in a rolling restart. A new channel reads the queue's current leader. A nack
+        may come from one of several queues the job was routed to, so a retry can deliver it
+        twice to the others: delivery is at least once, and the job id is the same.
+        """
+        deadline = time.monotonic() + self._publish_timeout
+        while True:
+            _, channel = self._require_connection()
+            exchange = await channel.get_exchange(exchange_name, ensure=False)
+            try:
+                await amqp.publish_confirmed(
+                    exchange,
+                    message,
+                    routing_key,
+                    timeout=max(0.1, deadline - time.monotonic()),
+                    what=f"job {job_id}",
+                )
+                return
+            except amqp.PublishNackedError:
+                if time.monotonic() + NACK_RETRY_SECONDS >= deadline:
+                    raise
+                log.warning("job %s nacked by the broker; retrying on a new channel", job_id)
+            await self._renew_channel(channel)
+            await asyncio.sleep(NACK_RETRY_SECONDS)
+
+    async def _renew_channel(self, failed: AbstractChannel) -> None:
+        """Replaces the publishing channel ``failed`` (once, however many callers saw it fail).
+
+        The old channel closes only once publishes still waiting on it have had their
+        ``publish_timeout``: closing it now would fail them too.
+        """
+        async with self._channel_lock:
+            if self._channel is not failed or self._connection is None:
+                return
+            self._channel = await self._connection.channel(
+                publisher_confirms=True, on_return_raises=True
+            )
+
+        async def close_later() -> None:
+            await asyncio.sleep(self._publish_timeout)
+            with contextlib.suppress(Exception):
+                await failed.close()
+
+        task = asyncio.create_task(close_later())
+        self._retired_channels.add(task)
+        task.add_done_callback(self._retired_channels.discard)
 
     async def consume_jobs(
         self,
@@ -354,13 +416,13 @@ class JobQueue:
 
     async def publish_result(self, result: JobResult) -> None:
         """Appends a result to the results stream (confirmed)."""
-        _, channel = self._require_connection()
+        self._require_connection()
         body = json.dumps(result.to_dict()).encode()
         if self._appender is not None:
             await self._appender.append(result.job_id, body)
             return
         await amqp.publish_confirmed(
-            channel.default_exchange,
+            self._stream_channel(topology.RESULTS_STREAM).default_exchange,
             aio_pika.Message(
                 body,
                 content_type="application/json",
@@ -371,6 +433,22 @@ class JobQueue:
             timeout=self._publish_timeout,
             what=f"result of job {result.job_id}",
         )
+
+    def _stream_channel(self, stream: str) -> AbstractChannel:
+        """The channel that publishes to ``stream`` and nothing else.
+
+        RabbitMQ 3.10 (up to 3.13) loses confirmed stream writes after a stream changes leader
+        when the channel publishes anything else too: it re-sends the unconfirmed writes under
+        the channel's publish sequence numbers instead of the stream's own (``resend_all`` in
+        ``rabbit_stream_queue``), and the new leader's deduplication then drops, yet confirms,
+        the channel's next writes until the stream's numbering catches up. On a channel that
+        only ever publishes to the one stream the two numberings are the same, so the re-sent
+        writes keep their numbers and nothing is dropped (docs/reliability.md).
+        """
+        channel = self._stream_channels.get(stream)
+        if channel is None:
+            raise BrokerUnavailableError("JobQueue is not connected; call connect() first")
+        return channel
 
     async def cancel_job(
         self,
@@ -387,11 +465,11 @@ class JobQueue:
         """
         if status not in (JobStatus.CANCELLED, JobStatus.FAILED):
             raise ValueError(f"a job can be cancelled or failed, not set to {status.value}")
-        _, channel = self._require_connection()
+        self._require_connection()
         record = JobResult(job_id, status, error=reason)
         try:
             await amqp.publish_confirmed(
-                channel.default_exchange,
+                self._stream_channel(topology.CANCELLATIONS_STREAM).default_exchange,
                 aio_pika.Message(
                     cancellation.cancel_message_body(record),
                     content_type="application/json",

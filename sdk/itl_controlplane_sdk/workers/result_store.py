@@ -44,6 +44,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from aio_pika.exceptions import ChannelPreconditionFailed
+
 from itl_controlplane_sdk.contract import topology
 from itl_controlplane_sdk.workers.envelope import job_id_time
 from itl_controlplane_sdk.workers.results import JobResult, JobStatus
@@ -67,6 +69,8 @@ MAX_SCANS = 4
 Each scan reads as fast as the process can decode frames, on the connection submits use, so
 their number bounds how much they slow submits down."""
 OFFSET_HEADER = "x-stream-offset"
+TAIL_RETRY_SECONDS = 1.0
+"""Pause between two attempts to start a tail the stream could not serve yet."""
 
 
 def _offset(message: AbstractIncomingMessage) -> int | None:
@@ -90,6 +94,11 @@ def _stream_offset(epoch_seconds: float) -> datetime:
 RecordHandler = Callable[[str | None, str | None, bytes, int | None], Awaitable[bool]]
 """Called per record of the stream with (message id, message type, body, stream offset);
 returns True to stop reading (the subscription then ignores whatever still arrives)."""
+
+
+class StreamNotReadableError(Exception):
+    """The node has no running member of the results stream yet (a node that has just
+    restarted, before the stream coordinator restarts its replica): worth trying again."""
 
 
 class Subscription(Protocol):
@@ -131,6 +140,11 @@ class AmqpSubscription:
             subscription._consumer_tag = await subscription._queue.consume(
                 subscription._on_message, arguments={OFFSET_HEADER: _stream_offset(since)}
             )
+        except ChannelPreconditionFailed as exc:
+            # RabbitMQ 3.10 serves an AMQP stream consumer from the member on its own node.
+            with contextlib.suppress(Exception):
+                await channel.close()
+            raise StreamNotReadableError(str(exc)) from None
         except BaseException:
             with contextlib.suppress(Exception):
                 await channel.close()
@@ -177,20 +191,44 @@ class ResultReader:
         self._waiters: dict[str, list[asyncio.Future[JobResult]]] = {}
         self._complete_since = 0.0
         self._tail: Subscription | None = None
+        self._tail_opener: asyncio.Task[None] | None = None
         self._tail_offset: int | None = None
         self._scan_slots = asyncio.Semaphore(MAX_SCANS)
         self._scans: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
+        """Starts the tail; on a node whose stream member is not running yet, keeps trying in
+        the background from the same point in time (``wait_for`` meanwhile waits as usual)."""
         start_at = time.time() - self._lookback
-        self._tail = await self._subscribe(start_at, self._on_tail_record)
+        try:
+            self._tail = await self._subscribe(start_at, self._on_tail_record)
+        except StreamNotReadableError as exc:
+            log.warning("results stream not readable here yet (%s); retrying", exc)
+            self._tail_opener = asyncio.create_task(self._open_tail(start_at))
         self._complete_since = start_at
+
+    async def _open_tail(self, start_at: float) -> None:
+        while True:
+            await asyncio.sleep(TAIL_RETRY_SECONDS)
+            try:
+                self._tail = await self._subscribe(start_at, self._on_tail_record)
+            except StreamNotReadableError:
+                continue
+            except Exception as exc:  # the connection fails over: try again there
+                log.debug("results tail not opened: %s", type(exc).__name__)
+                continue
+            log.info("results stream readable again; tail started")
+            return
 
     async def stop(self) -> None:
         for futures in self._waiters.values():
             for future in futures:
                 future.cancel()
         self._waiters.clear()
+        if self._tail_opener is not None:
+            self._tail_opener.cancel()
+            await asyncio.gather(self._tail_opener, return_exceptions=True)
+            self._tail_opener = None
         for scan in list(self._scans):
             scan.cancel()
         if self._scans:

@@ -5,9 +5,9 @@ the cluster while jobs are in flight, and then reads every job's result from a f
 connected to another node: no job may be lost. Jobs may run twice (at-least-once delivery);
 the first result recorded wins everywhere.
 
-The node killed never leads the ``provider.results`` stream: RabbitMQ 3.10 can lose results it
-confirmed while a stream elects a new leader (rabbitmq-server issue 9457, open upstream; quorum
-queues do not have the problem). docs/operations.md states this limit.
+One test kills the node leading the ``provider.results`` stream while the worker writes results
+from another node: every result the worker had confirmed must be readable afterwards
+(docs/reliability.md, "Results through a stream leader change").
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from itl_controlplane_sdk import ResourceRequest
 from itl_controlplane_sdk.contract.topology import RESULTS_STREAM
@@ -191,3 +193,38 @@ async def test_killing_the_quorum_leader_loses_no_job(
     assert rabbitmq_cluster.queue_leader(cluster_queue, via=producer_node) != leader
     reader: JobQueue = await cluster_job_queue(worker_node, result_lookback=RESULT_LOOKBACK)
     await assert_none_lost(await all_results(reader, job_ids), worker, reader)
+
+
+@pytest.mark.parametrize("results_protocol", ["amqp", "stream"])
+async def test_killing_the_results_streams_leader_loses_no_result(
+    rabbitmq_cluster: RabbitMQCluster,
+    cluster_queue: str,
+    cluster_job_queue: Callable[..., Any],
+    cluster_worker: Callable[..., WorkerProcess],
+    results_protocol: str,
+) -> None:
+    leader = results_leader(rabbitmq_cluster)
+    producer_node, worker_node = other_nodes(leader)
+    producer: JobQueue = await cluster_job_queue(producer_node)
+    # The worker stays connected through the kill: its results in flight to the old leader,
+    # and every later one, must be written by the new one.
+    worker = cluster_worker(
+        "w-results",
+        first=worker_node,
+        MAX_CONCURRENT_JOBS="10",
+        RESULTS_PROTOCOL=results_protocol,
+    ).start()
+    await wait_for_connection(rabbitmq_cluster, worker_node, f"itl-jobqueue {cluster_queue}")
+
+    load = SteadyLoad(producer).start()
+    await load.submitted(120)
+    rabbitmq_cluster.kill(leader)
+    await load.submitted(len(load.job_ids) + 200)
+    job_ids = await load.stop()
+
+    assert results_leader(rabbitmq_cluster, via=producer_node) != leader
+    for reader_node in (producer_node, worker_node):
+        reader: JobQueue = await cluster_job_queue(
+            reader_node, result_lookback=RESULT_LOOKBACK, results_protocol=results_protocol
+        )
+        await assert_none_lost(await all_results(reader, job_ids), worker, reader)
