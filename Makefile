@@ -119,8 +119,8 @@ test: python-deps rabbitmq-up rabbitmq-cluster-up k8s-binaries lint ## The whole
 	$(RUN) pytest -q -p no:cacheprovider
 
 .PHONY: test-cluster
-test-cluster: python-deps rabbitmq-up rabbitmq-cluster-up ## The cluster tier alone (in `make test` too, but for the rolling restart): node loss, rolling restart, replicated mode
-	ITL_TEST_ROLLING_RESTART=1 $(RUN) pytest -q -p no:cacheprovider tests/integration/cluster
+test-cluster: python-deps rabbitmq-up rabbitmq-cluster-up ## The cluster tier alone (also in `make test`): node loss, rolling restart, replicated mode
+	$(RUN) pytest -q -p no:cacheprovider tests/integration/cluster
 
 .PHONY: bench-peers
 bench-peers: ## Install the benchmark's peers (dramatiq, taskiq, Celery, FastStream) in their own venv, and redis-server

@@ -8,10 +8,17 @@ import os
 import socket
 import subprocess
 
+import aio_pika
+
+from itl_controlplane_sdk.contract import replication
+from itl_controlplane_sdk.contract.topology import retry_queue_name
 from tests.support.services import REPO, unavailable
 
 CLUSTER_SCRIPT = REPO / "tools" / "rabbitmq" / "cluster.sh"
 NODES = (1, 2, 3)
+TEST_QUEUE_PREFIX = "test.cluster."
+RETRY_DELAYS_MS = (100, 200, 400)
+"""The retry delays the cluster tests' workers use (their queues are deleted with the pool's)."""
 
 
 def _script(*args: str, timeout: float = 600) -> str:
@@ -146,3 +153,47 @@ def require_cluster() -> RabbitMQCluster:
     except RuntimeError as exc:
         unavailable("RabbitMQ cluster", str(exc))
     return cluster
+
+
+async def connect_any(cluster: RabbitMQCluster) -> aio_pika.abc.AbstractConnection:
+    """A plain connection to the first node that answers (a test may have killed one)."""
+    for node in NODES:
+        try:
+            return await aio_pika.connect(cluster.url(node), timeout=10)
+        except (OSError, aio_pika.exceptions.AMQPError, TimeoutError):
+            continue
+    raise AssertionError("no cluster node answers")
+
+
+async def delete_pool_queues(cluster: RabbitMQCluster, *pools: str) -> None:
+    """Deletes test pools' queues: every priority band and each band's retry queues.
+
+    Brings the nodes back first: deleting a quorum queue with a member down waits for it in
+    vain. A pool queue left behind binds ``provider.#`` and collects a copy of every job later
+    tests submit, so leftovers slow every later publish.
+    """
+    cluster.restore()
+    connection = await connect_any(cluster)
+    async with connection:
+        for pool in pools:
+            for band in replication.band_queues(pool, "replicated"):
+                for queue in (band, *(retry_queue_name(band, ms) for ms in RETRY_DELAYS_MS)):
+                    channel = await connection.channel()
+                    await channel.queue_delete(queue)
+
+
+def leftover_pools(cluster: RabbitMQCluster) -> list[str]:
+    """Test pool queues nobody consumes: left by an earlier run that was killed mid-test."""
+    rows = json.loads(
+        cluster.ctl(1, "-q", "list_queues", "name", "consumers", "--formatter", "json")
+    )
+    bands = {band.suffix for band in replication.BANDS if band.suffix}
+    return sorted(
+        {
+            name.removesuffix(next((b for b in bands if name.endswith(b)), ""))
+            for row in rows
+            if (name := str(row["name"])).startswith(TEST_QUEUE_PREFIX)
+            and not row["consumers"]
+            and ".retry." not in name
+        }
+    )
