@@ -7,10 +7,14 @@ after a broker restart). The hub only has to:
 
 - connect lazily, at most one attempt per URL at a time, and not more often than
   ``retry_seconds`` after a failure, so 100 pools do not stampede a broker that is down;
-- bound every read by ``read_timeout``, because a hung read must look like missing data
-  (``StatsTimeout``), not stall the poll loop. With ``asyncio.timeout``, not ``wait_for``:
-  the read runs in the poll's own task instead of a new task per read (500 reads a second
-  at 1000 pools);
+- bound every passive declare by ``read_timeout`` at the broker, because a hung read must
+  look like missing data (``StatsTimeout``), not stall the poll loop. Waiting for one of
+  the connection's stats channels is not a failure: when the pools ask for more reads a
+  second than the broker answers, polls stretch evenly instead of timing out together
+  (which flipped ``ScalingActive`` and wrote status for every pool); only a read that
+  cannot even start within ``wait_timeout`` fails. Bounded with ``asyncio.timeout``, not
+  ``wait_for``: the read runs in the poll's own task instead of a new task per read (500
+  reads a second at 1000 pools);
 - read the dead-letter queue, which all pools of a broker share, at most once per
   ``dlq_refresh_seconds`` per URL;
 - close connections no pool has used for ``idle_seconds``.
@@ -69,15 +73,17 @@ about 170 a second on a loaded 2-core machine (16: about 800). Channels beyond t
 open only when that many reads wait at once."""
 
 
-def _job_queue(url: str, tls: BrokerTls | None = None) -> QueueClient:
+def _job_queue(url: str, tls: BrokerTls | None = None, read_timeout: float = 5.0) -> QueueClient:
     # declare_topology=False: the operator observes queues, it never creates them; it reads
     # no results either, so it opens no stream-protocol connection (results_protocol="amqp").
+    # publish_timeout bounds each passive declare (the hub never publishes).
     queue: QueueClient = JobQueue(
         url,
         queue_name=CONNECTION_QUEUE_NAME,
         declare_topology=False,
         results_protocol="amqp",
         connect_timeout=5.0,
+        publish_timeout=read_timeout,
         tls=tls,
         stats_channels=STATS_CHANNELS,
     )
@@ -112,13 +118,17 @@ class BrokerHub:
         client_factory: Callable[[str], QueueClient] | None = None,
         tls: BrokerTls | None = None,
         read_timeout: float = 5.0,
+        wait_timeout: float = 60.0,
         retry_seconds: float = 2.0,
         dlq_refresh_seconds: float = 15.0,
         idle_seconds: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._factory = client_factory or functools.partial(_job_queue, tls=tls)
+        self._factory = client_factory or functools.partial(
+            _job_queue, tls=tls, read_timeout=read_timeout
+        )
         self._read_timeout = read_timeout
+        self._wait_timeout = wait_timeout
         self._retry_seconds = retry_seconds
         self._dlq_refresh = dlq_refresh_seconds
         self._idle_seconds = idle_seconds
@@ -147,7 +157,7 @@ class BrokerHub:
         if failure is not None:
             return BrokerRead(failure)
         try:
-            async with asyncio.timeout(self._read_timeout):
+            async with asyncio.timeout(self._wait_timeout):
                 stats = await (
                     conn.client.get_queue_stats([queue])
                     if queue_type == "classic"
@@ -156,7 +166,7 @@ class BrokerHub:
         except TimeoutError:
             return BrokerRead(
                 scaling.ObservationFailure(
-                    observe.STATS_TIMEOUT, f"no queue statistics within {self._read_timeout}s"
+                    observe.STATS_TIMEOUT, f"no queue statistics within {self._wait_timeout}s"
                 )
             )
         except Exception as exc:  # the SDK promises not to raise; never trust a promise here

@@ -239,10 +239,23 @@ async def test_a_hung_read_is_a_timeout_failure() -> None:
             await asyncio.sleep(10)
             return {}
 
-    hub = BrokerHub(client_factory=Hung, read_timeout=0.01)
+    hub = BrokerHub(client_factory=Hung, wait_timeout=0.01)
     read = await hub.read("amqp://slow", queue="q", pool="p")
     assert isinstance(read.reading, scaling.ObservationFailure)
     assert read.reading.reason == observe.STATS_TIMEOUT
+
+
+async def test_a_read_that_waits_its_turn_is_not_a_failure() -> None:
+    """An overloaded broker slows the polls down; it must not make them all fail at once."""
+
+    class Busy(FakeQueue):
+        async def get_queue_stats(self, queues: list[str] | None = None) -> dict[str, Any]:
+            await asyncio.sleep(0.05)  # queued behind other reads, longer than read_timeout
+            return await super().get_queue_stats(queues)
+
+    hub = BrokerHub(client_factory=Busy, read_timeout=0.01, wait_timeout=5)
+    read = await hub.read("amqp://busy", queue="q", pool="p")
+    assert isinstance(read.reading, observe.QueueReading)
 
 
 async def test_idle_connections_are_closed() -> None:
