@@ -4,9 +4,10 @@
                                          [--own-broker] [--profile FILE]
 
 Why next to ``autoscaler_polling.py``: that one runs the whole operator on a control plane,
-so at 1000 pools most of its run is the control plane creating 1000 Deployments and
-Services, which a loaded 2-core machine does not finish in an hour. This one runs the real
-``Supervisor``, ``PoolScaler`` and ``BrokerHub`` (one connection, the SDK's ``JobQueue``)
+so at 1000 pools most of its run is the control plane creating 1000 Deployments (and, when
+pools still had them, Services), which a loaded 2-core machine did not finish in an hour.
+This one runs the real ``Supervisor``, ``PoolScaler`` and ``BrokerHub`` (one connection,
+the SDK's ``JobQueue``)
 against a real RabbitMQ, with N queues declared like the pools' own; only the Kubernetes
 side is replaced by an in-memory recorder (the Secret lookup, scale and status writes),
 which an idle pool does not call per poll anyway. It reports the process's CPU per poll,

@@ -13,9 +13,10 @@ from pathlib import Path
 from .pki import FRONT_PROXY_USER, Pki
 
 SERVICE_CIDR = "10.0.0.0/16"
-"""Room for 65 000 ClusterIP Services: every WorkerPool has one, and a /24 (254) capped the
-local control plane at about 250 pools. The first address (10.0.0.1) is the apiserver's
-``kubernetes`` Service, which its serving certificate names (``pki``)."""
+"""Room for 65 000 ClusterIP Services (a /24 holds 254, which capped the local control plane
+at about 250 pools while every WorkerPool had a Service of its own). The first address
+(10.0.0.1) is the apiserver's ``kubernetes`` Service, which its serving certificate names
+(``pki``)."""
 POD_CIDR = "10.244.0.0/16"
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 HEALTH_PATHS = "/healthz,/readyz,/livez,/metrics"
