@@ -106,6 +106,8 @@ class _Connection:
     last_error: str = ""
     used_at: float = 0.0
     dlq: tuple[float, int | None] | None = None
+    subscribed: bool = False
+    """The heartbeat subscription is up: later heartbeat reads are in-memory snapshots."""
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
 
 
@@ -218,8 +220,12 @@ class BrokerHub:
         self, conn: _Connection, *, queue: str, pool: str
     ) -> tuple[scaling.WorkerHeartbeat, ...]:
         try:
-            async with asyncio.timeout(self._read_timeout):
+            if conn.subscribed:  # a snapshot of what arrived: nothing to wait for
                 raw = await conn.client.get_worker_heartbeats(pool)
+            else:  # the first read subscribes, which asks the broker
+                async with asyncio.timeout(self._read_timeout):
+                    raw = await conn.client.get_worker_heartbeats(pool)
+                conn.subscribed = True
         except Exception as exc:
             logger.warning("no heartbeats for pool %s: %s", pool, repr(exc))
             return ()
