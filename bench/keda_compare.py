@@ -2,6 +2,7 @@
 
     python bench/keda_compare.py --profile defaults   # KEDA and HPA at their defaults
     python bench/keda_compare.py --profile fast       # KEDA's fastest honest settings
+    python bench/keda_compare.py --scenarios none --reaction-trials 6   # first reactions only
 
 One run starts, all local and real:
 
@@ -33,12 +34,20 @@ Both sides get the same scale-down settings: the defaults (300 s window and cool
 Scenarios: ``burst`` (24 x 5 s jobs from idle); ``ramp`` (5 s jobs at a rate rising from 0
 to 2.4/s over 120 s); ``long`` (16 jobs longer than the cooldown, from idle, then quiet);
 ``unacked`` (a warm pool of 4 takes 16 long jobs at once: all unacked, nothing ready).
+``unacked`` warms every pool through its own autoscaler: 2 s jobs published 10 a second
+for 12 s (more than 4 replicas carry: a backlog for the queue-length signals, a publish
+rate for MessageRate, which sees nothing of a single burst into a fresh queue: RabbitMQ
+reports a rate only from two stats samples), then the long jobs once the pool has 4 Ready
+replicas, an empty queue and idle workers. Workers get their pod's
+``terminationGracePeriodSeconds`` to drain after SIGTERM, as kubelet gives them.
 
-Figures per pool: seconds from the first message to the first new Ready replica, seconds
-to drain (last result), replica-seconds (pods, sampled every 0.25 s over the same window
-for every pool), scale-downs that stopped a worker with jobs in flight (the worker's own
-``/status`` just before its SIGTERM), redeliveries (the broker's ``redeliver`` counter of
-the queue) and direction reversals of the Deployment's replicas. JSON on stdout.
+Figures per pool: seconds from the first message to the first new Ready replica (and, to
+break it down, to the first scale-up written to the Deployment and to the first job started,
+the earliest result minus the job's duration), seconds to drain (last result),
+replica-seconds (pods, sampled every 0.25 s over the same window for every pool),
+scale-downs that stopped a worker with jobs in flight (the worker's own ``/status`` just
+before its SIGTERM), redeliveries (the broker's ``redeliver`` counter of the queue) and
+direction reversals of the Deployment's replicas. JSON on stdout.
 """
 
 from __future__ import annotations
@@ -49,6 +58,8 @@ import datetime as dt
 import itertools
 import json
 import os
+import random
+import statistics
 import sys
 import tempfile
 import threading
@@ -99,13 +110,43 @@ class Scenario:
     job_seconds: float
     window: float  # seconds observed after the first message
     warm: bool = False  # start each pool at MAX_REPLICAS (scaled by its own autoscaler)
+    jobs: int = 16
+    delay: float = 0.0  # published after this many seconds (a reaction trial's random offset)
+
+
+def reaction_trials(trials: int, seed: int) -> list[Scenario]:
+    """``react-N``: one replica's worth of 2 s jobs into idle pools, each trial at its own
+    random moment within 10 s, so the bursts land at independent phases of every poller."""
+    chance = random.Random(seed)
+    return [
+        Scenario(f"react-{n}", 2.0, 30.0, jobs=MAX_CONCURRENT, delay=chance.uniform(0, 10))
+        for n in range(1, trials + 1)
+    ]
+
+
+def reaction_summary(trials: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Per side: the reaction figures of every ``react-N`` trial, with mean and max."""
+    summary: dict[str, Any] = {}
+    kinds = {kind for sides in trials.values() for kind in sides}
+    for kind in sorted(kinds):
+        figures: dict[str, Any] = {}
+        for key in ("first_scale_up_written_s", "first_new_ready_replica_s", "first_job_started_s"):
+            values = [sides[kind][key] for sides in trials.values() if kind in sides]
+            seen = [v for v in values if v is not None]
+            figures[key] = {
+                "values": values,
+                "mean": round(statistics.fmean(seen), 2) if seen else None,
+                "max": max(seen, default=None),
+            }
+        summary[kind] = figures
+    return summary
 
 
 def scenarios(profile: Profile) -> list[Scenario]:
     long_job = profile.scale_down_seconds + 30.0
     settle = profile.scale_down_seconds + 60.0
     return [
-        Scenario("burst", 5.0, 60.0 + settle),
+        Scenario("burst", 5.0, 60.0 + settle, jobs=24),
         Scenario("ramp", 5.0, 150.0 + settle),
         Scenario("long", long_job, long_job + settle),
         Scenario("unacked", long_job, long_job + settle, warm=True),
@@ -132,6 +173,7 @@ class Side:
     job_ids: list[str] = field(default_factory=list)
     t0: float | None = None  # monotonic time of its first message
     t0_wall: float | None = None
+    failure: str | None = None  # why the scenario never started for this pool
 
     @property
     def name(self) -> str:
@@ -282,6 +324,18 @@ def first_new_ready(side: Side) -> float | None:
     return None
 
 
+def first_scale_up(side: Side) -> float | None:
+    """Seconds from the first message to the first higher ``spec.replicas``: noticing,
+    deciding and writing; what follows up to Ready is the control plane and kwok."""
+    assert side.t0 is not None
+    before = [s for s in side.samples if s[0] <= side.t0]
+    base = before[-1][1] if before else 0
+    for t, spec, _, _ in side.samples:
+        if t > side.t0 and spec > base:
+            return round(t - side.t0, 2)
+    return None
+
+
 def replica_seconds(side: Side, window: float) -> float:
     assert side.t0 is not None
     end = side.t0 + window
@@ -328,11 +382,25 @@ def publish_ramp(broker: Broker, sides: list[Side], seconds: float) -> None:
 def run_scenario(
     scenario: Scenario, sides: list[Side], broker: Broker, local: LocalCluster
 ) -> None:
-    count = 24 if scenario.name == "burst" else 16
+    count = scenario.jobs
+    time.sleep(scenario.delay)
     if scenario.warm:
-        prime = [2.0] * (MAX_REPLICAS * MAX_CONCURRENT)
-        for side in sides:
-            jobs.publish(broker.amqp_url, side.queue, prime)
+        stop = threading.Event()
+        producers = [
+            threading.Thread(
+                target=jobs.produce,
+                args=(broker.amqp_url, side.queue),
+                kwargs={"seconds": 2.0, "every": 0.1, "stop": stop},
+                daemon=True,
+            )
+            for side in sides
+        ]
+        for producer in producers:
+            producer.start()
+        time.sleep(12)
+        stop.set()
+        for producer in producers:
+            producer.join()
         pending = list(sides)
         deadline = time.monotonic() + 300
         while pending and time.monotonic() < deadline:
@@ -352,8 +420,8 @@ def run_scenario(
                     )
                     pending.remove(side)
             time.sleep(0.2)
-        if pending:
-            raise RuntimeError(f"{[s.kind for s in pending]} never reached {MAX_REPLICAS} warm")
+        for side in pending:
+            side.failure = f"never reached {MAX_REPLICAS} warm replicas within 300 s"
     elif scenario.name == "ramp":
         publish_ramp(broker, sides, 120.0)
     else:
@@ -365,16 +433,24 @@ def run_scenario(
 
 def report_side(side: Side, scenario: Scenario, broker: Broker) -> dict[str, Any]:
     assert side.workers is not None
-    assert side.t0_wall is not None
-    results = jobs.results(broker.amqp_url, side.queue, side.provider, side.job_ids, timeout=30)
+    if side.t0_wall is None:
+        return {"not_run": side.failure or "no job published"}
+    results = jobs.results(
+        broker.amqp_url, side.queue, side.provider, side.job_ids, timeout=30, lookback=3600
+    )
     done = [r for r in results.values() if r is not None]
     last = max((r.timestamp.timestamp() for r in done), default=None)
+    first = min((r.timestamp.timestamp() for r in done), default=None)
     flips, values = reversals(side)
     stats = broker.queue(side.queue).get("message_stats") or {}
     return {
         "jobs": len(side.job_ids),
         "jobs_done": len(done),
+        "first_scale_up_written_s": first_scale_up(side),
         "first_new_ready_replica_s": first_new_ready(side),
+        "first_job_started_s": (
+            round(first - scenario.job_seconds - side.t0_wall, 1) if first is not None else None
+        ),
         "drain_s": round(last - side.t0_wall, 1) if last is not None else None,
         "replica_seconds": replica_seconds(side, scenario.window),
         "window_s": scenario.window,
@@ -393,11 +469,19 @@ def main() -> int:
     parser.add_argument(
         "--scenarios", default="burst,ramp,long,unacked", help="comma-separated subset"
     )
+    parser.add_argument(
+        "--reaction-trials",
+        type=int,
+        default=0,
+        help="add this many react-N scenarios (first reaction from idle, random moments)",
+    )
+    parser.add_argument("--seed", type=int, default=17, help="seed of the trials' moments")
     parser.add_argument("--keep", action="store_true", help="keep the run directory (logs)")
     args = parser.parse_args()
     profile = PROFILES[args.profile]
     wanted = set(args.scenarios.split(","))
     chosen = [s for s in scenarios(profile) if s.name in wanted]
+    chosen += reaction_trials(args.reaction_trials, args.seed)
     run_dir = Path(tempfile.mkdtemp(prefix=f"keda-bench-{profile.name}-"))
     extra = {}
     if profile.hpa_sync:
@@ -484,6 +568,9 @@ def main() -> int:
                     side.kind: report_side(side, scenario, broker)
                     for side in by_scenario[scenario.name]
                 }
+            trials = {k: v for k, v in report["scenarios"].items() if k.startswith("react-")}
+            if trials:
+                report["reaction_trials"] = reaction_summary(trials)
         finally:
             if sampler is not None:
                 sampler.stop_event.set()

@@ -108,9 +108,14 @@ def produce(url: str, queue: str, *, seconds: float, every: float, stop: threadi
 
 
 async def _results(
-    url: str, queue: str, provider: str, ids: Sequence[str], timeout: float
+    url: str, queue: str, provider: str, ids: Sequence[str], timeout: float, lookback: float
 ) -> dict[str, JobResult | None]:
-    reader = JobQueue(url, queue_name=queue, bindings=(provider_binding(provider),))
+    reader = JobQueue(
+        url,
+        queue_name=queue,
+        bindings=(provider_binding(provider),),
+        result_lookback=lookback,
+    )
     await reader.connect()
     try:
         found = await asyncio.gather(*(reader.get_result(i, timeout=timeout) for i in ids))
@@ -120,10 +125,20 @@ async def _results(
 
 
 def results(
-    url: str, queue: str, provider: str, ids: Sequence[str], timeout: float
+    url: str,
+    queue: str,
+    provider: str,
+    ids: Sequence[str],
+    timeout: float,
+    *,
+    lookback: float = 60.0,
 ) -> dict[str, JobResult | None]:
-    """job id -> JobResult (or None when none came within ``timeout``)."""
-    return asyncio.run(_results(url, queue, provider, ids, timeout))
+    """job id -> JobResult (or None when none came within ``timeout``).
+
+    ``lookback``: seconds of the results stream read up front. Results older than that are
+    found by per-job scans (a few at a time), which for many old jobs outlast ``timeout``:
+    a caller reading the results of a long run passes the run's length."""
+    return asyncio.run(_results(url, queue, provider, ids, timeout, lookback))
 
 
 async def _delete(url: str, queue: str) -> None:

@@ -5,7 +5,8 @@ each pod that is Running and Ready it starts ``python -m itl_controlplane_sdk.wo
 with the environment the pod template declares: WORKER_ID is the pod name,
 RABBITMQ_URL is the broker URL (the Secret's value), and WORKER_POOL, JOB_QUEUE,
 JOB_BINDINGS, MAX_CONCURRENT_JOBS and JOB_TIMEOUT come from the Deployment. When a pod is
-deleted, or starts terminating, it sends SIGTERM to that pod's worker, as kubelet would.
+deleted, or starts terminating, it sends SIGTERM to that pod's worker, as kubelet would,
+and SIGKILL once the pod's ``terminationGracePeriodSeconds`` has passed.
 
 It also records what the autoscaler promises not to do: for every worker it stops, the
 in-flight count the worker reported (``/status``) right before the stop. A scale-down
@@ -28,6 +29,8 @@ from localcluster import Cluster
 from localcluster.workloads import running_and_ready
 
 POOL_LABEL = "controlplane.itlusions.com/workerpool"
+DEFAULT_GRACE_SECONDS = 30.0  # Kubernetes' default terminationGracePeriodSeconds
+TEARDOWN_GRACE_SECONDS = 120.0
 PASSED_THROUGH = (
     "WORKER_POOL",
     "JOB_QUEUE",
@@ -58,6 +61,8 @@ class PodWorkers:
         self.log_dir = log_dir
         self.interval = interval
         self.workers: dict[str, WorkerProcess] = {}
+        self.grace: dict[str, float] = {}
+        """Pod name -> its terminationGracePeriodSeconds (kubelet's SIGKILL deadline)."""
         self.stopped: dict[str, int] = {}
         """Pod name -> in-flight jobs its worker reported just before it was stopped."""
         self.started: list[str] = []
@@ -144,6 +149,9 @@ class PodWorkers:
             worker = WorkerProcess(name, self.rabbitmq_url, self.log_dir, env=env)
             worker.start(wait_healthy=0)
             self.workers[name] = worker
+            self.grace[name] = float(
+                pods[name]["spec"].get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
+            )
             self.started.append(name)
 
     def _retire(self, name: str, *, record: bool) -> None:
@@ -153,8 +161,12 @@ class PodWorkers:
             in_flight = int(worker.status().get("in_flight", 0))
         if record:
             self.stopped[name] = in_flight
-        # SIGTERM and let the worker drain in the background, as kubelet would.
-        thread = threading.Thread(target=worker.stop, kwargs={"timeout": 120}, daemon=True)
+        # SIGTERM and let the worker drain in the background, as kubelet would. At teardown
+        # (not recorded) nobody waits for the jobs, so the drain is cut short.
+        grace = self.grace.pop(name, DEFAULT_GRACE_SECONDS)
+        if not record:
+            grace = min(grace, TEARDOWN_GRACE_SECONDS)
+        thread = threading.Thread(target=worker.stop, kwargs={"timeout": grace}, daemon=True)
         thread.start()
         self._stoppers.append(thread)
 
