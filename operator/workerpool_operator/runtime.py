@@ -76,6 +76,7 @@ class Runtime:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.settings.max_concurrent_reconciles)
         async with self._lock(key), self._slots:
+            body = self._newest(key, body)
             outcome = await reconciling.reconcile(
                 body, kube=self.kube, default_image=self.settings.default_worker_image
             )
@@ -98,6 +99,22 @@ class Runtime:
         )
         self._record(body, outcome, trigger, detail)
         return outcome
+
+    def _newest(self, key: PoolKey, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The cache's body of the pool when it is newer than ``body``.
+
+        A reconcile may wait for the pool's lock while a newer version is reconciled; applying
+        its older body afterwards would put the Deployment back to the older replicas (seen
+        under load: the autoscaler's 1 -> 0 undone by a queued reconcile, then redone).
+        """
+        cached = self.pools.get(key)
+        if cached is None or cached.body["metadata"].get("uid") != body["metadata"].get("uid"):
+            return body
+        mine = str(body["metadata"].get("resourceVersion", ""))
+        theirs = str(cached.body["metadata"].get("resourceVersion", ""))
+        if mine.isdigit() and theirs.isdigit() and int(theirs) > int(mine):
+            return cached.body
+        return body
 
     def _record(
         self, body: Mapping[str, Any], outcome: Outcome, trigger: str, detail: str | None

@@ -246,3 +246,18 @@ async def test_replica_only_changes_post_a_scaled_event_unless_autoscaled(
     outcome = await runtime.reconcile(autoscaled)
     assert outcome.scaled == (3, 4)
     assert len(events) == count, "the autoscaler posts its own scale events"
+
+
+async def test_a_reconcile_never_applies_an_older_version_than_the_cache_holds(
+    runtime: Runtime, kube: FakeKube
+) -> None:
+    older = pool_body(replicaCount=1)
+    runtime.track(None, older)
+    await runtime.reconcile(older)
+    # The autoscaler lowered the replicas; the watch has delivered that version, while a
+    # reconcile of the older one (queued behind the pool's lock) runs only now.
+    newer = pool_body(replicaCount=0, generation=2)
+    newer["metadata"]["resourceVersion"] = "7"
+    runtime.track("MODIFIED", newer)
+    await runtime.reconcile(older)
+    assert kube.deployment(NS, "workers")["spec"]["replicas"] == 0
