@@ -44,7 +44,9 @@ replicas, an empty queue and idle workers. Workers get their pod's
 Figures per pool: seconds from the first message to the first new Ready replica (and, to
 break it down, to the first scale-up written to the Deployment and to the first job started,
 the earliest result minus the job's duration), seconds to drain (last result),
-replica-seconds (pods, sampled every 0.25 s over the same window for every pool),
+replica-seconds (pods, sampled every 0.25 s over the same window for every pool), the
+worker-seconds of stopped workers still finishing their jobs (terminating pods hold their
+resources, ``status.replicas`` leaves them out),
 scale-downs that stopped a worker with jobs in flight (the worker's own ``/status`` just
 before its SIGTERM), redeliveries (the broker's ``redeliver`` counter of the queue) and
 direction reversals of the Deployment's replicas. JSON on stdout.
@@ -170,10 +172,19 @@ class Side:
     workers: PodWorkers | None = None
     samples: list[tuple[float, int, int, int]] = field(default_factory=list)
     """(monotonic time, spec.replicas, status.replicas, status.readyReplicas)"""
+    draining: list[tuple[float, int]] = field(default_factory=list)
+    """(monotonic time, workers still finishing their jobs after SIGTERM)"""
     job_ids: list[str] = field(default_factory=list)
     t0: float | None = None  # monotonic time of its first message
     t0_wall: float | None = None
     failure: str | None = None  # why the scenario never started for this pool
+    stopped_before: frozenset[str] = frozenset()  # workers stopped while warming up
+
+    def busy_stops(self) -> dict[str, int]:
+        """Workers stopped with jobs in flight since the first message of the scenario."""
+        assert self.workers is not None
+        busy = self.workers.busy_at_stop.items()
+        return {name: n for name, n in busy if name not in self.stopped_before}
 
     @property
     def name(self) -> str:
@@ -311,6 +322,9 @@ class Sampler(threading.Thread):
                             int(status.get("readyReplicas", 0)),
                         )
                     )
+                for side in self.by_key.values():
+                    if side.workers is not None:
+                        side.draining.append((now, side.workers.draining()))
             self.stop_event.wait(SAMPLE_SECONDS)
 
 
@@ -343,6 +357,18 @@ def replica_seconds(side: Side, window: float) -> float:
     total = 0.0
     for (t, _, pods, _), (t_next, *_) in itertools.pairwise(points):
         total += pods * (t_next - t)
+    return round(total, 1)
+
+
+def draining_seconds(side: Side, window: float) -> float:
+    """Worker-seconds spent by stopped workers finishing their jobs: a terminating pod
+    keeps its resources until then, which ``status.replicas`` no longer counts."""
+    assert side.t0 is not None
+    end = side.t0 + window
+    points = [s for s in side.draining if side.t0 <= s[0] <= end]
+    total = 0.0
+    for (t, count), (t_next, _) in itertools.pairwise(points):
+        total += count * (t_next - t)
     return round(total, 1)
 
 
@@ -415,6 +441,7 @@ def run_scenario(
                 )
                 if warm:
                     side.t0, side.t0_wall = time.monotonic(), time.time()
+                    side.stopped_before = frozenset(side.workers.stopped)
                     side.job_ids = jobs.publish(
                         broker.amqp_url, side.queue, [scenario.job_seconds] * count
                     )
@@ -453,9 +480,10 @@ def report_side(side: Side, scenario: Scenario, broker: Broker) -> dict[str, Any
         ),
         "drain_s": round(last - side.t0_wall, 1) if last is not None else None,
         "replica_seconds": replica_seconds(side, scenario.window),
+        "draining_worker_seconds": draining_seconds(side, scenario.window),
         "window_s": scenario.window,
-        "busy_pods_terminated": len(side.workers.busy_at_stop),
-        "jobs_in_flight_at_termination": sum(side.workers.busy_at_stop.values()),
+        "busy_pods_terminated": len(side.busy_stops()),
+        "jobs_in_flight_at_termination": sum(side.busy_stops().values()),
         "redelivered": int(stats.get("redeliver", 0)),
         "direction_reversals": flips,
         "replica_path": values,

@@ -94,6 +94,11 @@ class PodWorkers:
     def running(self) -> list[str]:
         return sorted(self.workers)
 
+    def draining(self) -> int:
+        """Workers sent SIGTERM that are still running (finishing their jobs): a terminating
+        pod that still holds its node's resources."""
+        return sum(1 for thread in self._stoppers if thread.is_alive())
+
     def in_flight(self) -> dict[str, int]:
         """Current in-flight jobs per running worker, from its /status endpoint."""
         result = {}
