@@ -111,7 +111,7 @@ class Scenario:
     name: str
     job_seconds: float
     window: float  # seconds observed after the first message
-    warm: bool = False  # start each pool at MAX_REPLICAS (scaled by its own autoscaler)
+    warm: bool = False  # bring each pool to MAX_REPLICAS first (by its own autoscaler)
     jobs: int = 16
     delay: float = 0.0  # published after this many seconds (a reaction trial's random offset)
 
@@ -195,7 +195,7 @@ class Side:
         return jobs.pool_queue(self.namespace, self.name)
 
 
-def pool_body(side: Side, profile: Profile, replicas: int) -> dict[str, Any]:
+def pool_body(side: Side, profile: Profile) -> dict[str, Any]:
     autoscaling: dict[str, Any] = {
         "enabled": side.kind == "ours",
         "minReplicas": 0,
@@ -212,17 +212,17 @@ def pool_body(side: Side, profile: Profile, replicas: int) -> dict[str, Any]:
             "rabbitmq": {"secretRef": {"name": "rabbitmq"}},
             "maxConcurrentJobs": MAX_CONCURRENT,
             "jobTimeout": 900,
-            "replicaCount": replicas,
+            "replicaCount": 0,  # warm pools too: KEDA sets a never-active target to 0
             "providers": [side.provider],
             "autoscaling": autoscaling,
         },
     }
 
 
-def keda_deployment(side: Side, profile: Profile, replicas: int) -> dict[str, Any]:
+def keda_deployment(side: Side, profile: Profile) -> dict[str, Any]:
     """The Deployment the operator would build for this pool, owned by nobody (KEDA scales
     it), and labelled so the WorkerPool operator does not see it as its own."""
-    body = pool_body(side, profile, replicas)
+    body = pool_body(side, profile)
     body["metadata"]["uid"] = str(uuid.uuid4())
     deployment = build_deployment(parse_pool(body), default_image="itl-controlplane-worker:bench")
     deployment["metadata"].pop("ownerReferences", None)
@@ -547,14 +547,13 @@ def main() -> int:
                 put_secret(cluster, namespace, broker.amqp_url)
                 docs: list[dict[str, Any]] = trigger_auths(namespace, broker)
                 sides = []
-                replicas = MAX_REPLICAS if scenario.warm else 0
                 for kind in ("ours", *profile.keda_sides):
                     side = Side(kind, namespace, f"ITL.KedaBench{uuid.uuid4().hex[:8]}")
                     jobs.declare(broker.amqp_url, side.queue, side.provider)
                     if kind == "ours":
-                        docs.append(pool_body(side, profile, replicas))
+                        docs.append(pool_body(side, profile))
                     else:
-                        docs.append(keda_deployment(side, profile, replicas))
+                        docs.append(keda_deployment(side, profile))
                         docs.append(scaled_object(side, profile, scenario))
                     side.workers = BenchWorkers(
                         cluster, namespace, side.name, rabbitmq_url=broker.amqp_url,
