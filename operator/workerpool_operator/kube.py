@@ -133,9 +133,11 @@ class Kube:
         return self._api
 
     @classmethod
-    async def connect(cls, *, connections: int = 32) -> Kube:
+    async def connect(cls, *, connections: int = 64) -> Kube:
         """A client from the ambient configuration with ``connections`` pooled connections
-        (the library's default of 5 per CPU starves a burst of reconciles on small nodes)."""
+        (the library's default of 5 per CPU starves a burst of reconciles on small nodes).
+        One request per connection at a time: up to 50 reconciles, each applying its
+        children at once, and the autoscaler's writes share them."""
         configuration = await load_configuration()
         configuration.connection_pool_maxsize = connections
         return cls(client.ApiClient(configuration))
