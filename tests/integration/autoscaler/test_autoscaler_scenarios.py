@@ -318,7 +318,7 @@ def test_no_flapping_under_steady_load_near_a_threshold(pool: Pool) -> None:
         for a, b, c in zip(changes, changes[1:], changes[2:], strict=False)
         if (b - a) * (c - b) < 0
     )
-    assert reversals == 0, f"replicas went back and forth: {changes}"
+    assert reversals == 0, f"replicas went back and forth: {changes}\n{pool.describe()}"
     assert len(changes) <= 2, f"replicas changed too often: {changes}"
     assert all(2 <= r <= 4 for r in changes), changes
 
