@@ -55,6 +55,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+AUTO_PROBE_TIMEOUT = 3.0
+"""Longest ``results_protocol="auto"`` waits for the stream port before it settles for AMQP
+(``connect_timeout`` when it is shorter): a port that drops packets (a firewall, a
+NetworkPolicy that allows only AMQP) must not hold every process's start for long. With
+``"stream"`` the whole ``connect_timeout`` applies."""
+
 NACK_RETRY_SECONDS = 0.25
 """Pause before a nacked job is published again on a new channel."""
 
@@ -582,7 +588,10 @@ class JobQueue:
         )
         try:
             await appender.start(
-                timeout=self._connect_timeout, cluster_name=_cluster_name(connection)
+                timeout=self._connect_timeout
+                if self.results_protocol == "stream"
+                else min(self._connect_timeout, AUTO_PROBE_TIMEOUT),
+                cluster_name=_cluster_name(connection),
             )
         except Exception as exc:
             where = f"the stream protocol at {endpoints.current}"

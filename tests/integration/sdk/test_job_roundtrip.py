@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import sys
 import time
 from typing import Any
@@ -23,6 +24,7 @@ from itl_controlplane_sdk.workers import (
     ProviderWorker,
 )
 from itl_controlplane_sdk.workers.envelope import new_job_id
+from itl_controlplane_sdk.workers.queue import AUTO_PROBE_TIMEOUT
 from itl_controlplane_sdk.workers.stream_results import (
     ResultAppender,
     StreamEndpoint,
@@ -307,6 +309,28 @@ async def test_auto_falls_back_to_amqp_when_the_stream_port_does_not_answer(
         await worker_queue.disconnect()
         await producer.disconnect()
     assert result is not None and result.status is JobStatus.COMPLETED
+
+
+async def test_auto_does_not_wait_long_for_a_stream_port_that_never_answers(
+    rabbitmq_url: str, queue_name: str
+) -> None:
+    """A port that accepts and then says nothing (as behind a firewall that drops packets)."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    port = silent.getsockname()[1]
+    queue = JobQueue(
+        rabbitmq_url, queue_name=queue_name, bindings=ALL_JOBS, results_stream_port=port
+    )
+    try:
+        started = time.monotonic()
+        await queue.connect()
+        waited = time.monotonic() - started
+        assert queue.results_transport == "amqp"
+    finally:
+        await queue.disconnect()
+        silent.close()
+    assert waited < AUTO_PROBE_TIMEOUT + 2, waited
 
 
 async def test_a_stream_port_of_another_cluster_is_refused(
