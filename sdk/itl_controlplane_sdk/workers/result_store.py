@@ -18,7 +18,10 @@ connection with submits, so it stops in an order that cannot hurt it: it stops a
 for its consumer's cancel to be confirmed (no delivery follows that), then closes its channel.
 Its AMQP calls are never cancelled half-way: aiormq answers a cancelled call by closing the
 channel, and a channel closed while deliveries still arrive for it stalls the connection's
-reader, and with it every publish. At most ``MAX_SCANS`` run at once.
+reader, and with it every publish. So nothing cancels a scan: the caller's timeout and
+``stop`` ask it to stop and it winds down in that order (``stop`` waits ``SCAN_STOP_SECONDS`` for
+that before it gives up on it). At most ``MAX_SCANS`` run at once; further look-ups wait for
+a turn within their own timeout.
 
 The first terminal result of a job wins, in the cache as in a scan: a job cancelled before it
 started, or delivered twice, may get a second terminal result, and every reader must agree on
@@ -68,6 +71,9 @@ MAX_SCANS = 4
 """Scans of one reader running at once; more look-ups wait for a turn within their timeout.
 Each scan reads as fast as the process can decode frames, on the connection submits use, so
 their number bounds how much they slow submits down."""
+SCAN_STOP_SECONDS = 5.0
+"""How long ``ResultReader.stop`` waits for its scans to wind down (their consumer's cancel is
+confirmed behind at most ``STREAM_PREFETCH`` deliveries) before it cancels the rest."""
 OFFSET_HEADER = "x-stream-offset"
 TAIL_RETRY_SECONDS = 1.0
 """Pause between two attempts to start a tail the stream could not serve yet."""
@@ -194,7 +200,8 @@ class ResultReader:
         self._tail_opener: asyncio.Task[None] | None = None
         self._tail_offset: int | None = None
         self._scan_slots = asyncio.Semaphore(MAX_SCANS)
-        self._scans: set[asyncio.Task[None]] = set()
+        # scan -> its stop event: set, never cancelled (the module docstring says why).
+        self._scans: dict[asyncio.Task[None], asyncio.Event] = {}
 
     async def start(self) -> None:
         """Starts the tail; on a node whose stream member is not running yet, keeps trying in
@@ -229,10 +236,15 @@ class ResultReader:
             self._tail_opener.cancel()
             await asyncio.gather(self._tail_opener, return_exceptions=True)
             self._tail_opener = None
-        for scan in list(self._scans):
-            scan.cancel()
         if self._scans:
-            await asyncio.gather(*self._scans, return_exceptions=True)
+            for stop_scan in self._scans.values():
+                stop_scan.set()
+            _, stuck = await asyncio.wait(list(self._scans), timeout=SCAN_STOP_SECONDS)
+            for scan in stuck:  # the connection is going away: nothing left to protect
+                log.warning("a results scan did not stop within %s s", SCAN_STOP_SECONDS)
+                scan.cancel()
+            if stuck:
+                await asyncio.gather(*stuck, return_exceptions=True)
         if self._tail is not None:
             await self._tail.close()
             self._tail = None
@@ -277,8 +289,8 @@ class ResultReader:
             scan = asyncio.create_task(
                 self._scan(job_id, since, self._tail_offset, future, stop_scan)
             )
-            self._scans.add(scan)
-            scan.add_done_callback(self._scans.discard)
+            self._scans[scan] = stop_scan
+            scan.add_done_callback(self._forget_scan)
         try:
             # asyncio.timeout, not wait_for(shield(...)): no extra task and future per call on
             # the client's hot path. The future is this call's own, so cancelling it is safe.
@@ -296,6 +308,9 @@ class ResultReader:
                 waiters.remove(future)
             if not waiters:
                 self._waiters.pop(job_id, None)
+
+    def _forget_scan(self, scan: asyncio.Task[None]) -> None:
+        self._scans.pop(scan, None)
 
     async def _on_tail_record(
         self, job_id: str | None, message_type: str | None, body: bytes, offset: int | None
@@ -355,7 +370,7 @@ class ResultReader:
         Without ``until_offset`` (the tail has seen nothing yet) it reads until ``stop``.
         """
         async with self._scan_slots:
-            if stop.is_set():
+            if stop.is_set() or future.done():
                 return
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -381,11 +396,11 @@ class ResultReader:
             except Exception as exc:  # no connection: the caller's timeout answers
                 log.debug("result scan not started: %s", type(exc).__name__)
                 return
+            stopped = asyncio.ensure_future(stop.wait())
             try:
-                stopped = asyncio.ensure_future(stop.wait())
                 await asyncio.wait((done, stopped), return_when=asyncio.FIRST_COMPLETED)
-                stopped.cancel()
             finally:
+                stopped.cancel()
                 if not done.done():
                     done.set_result(None)
                 await subscription.close()
