@@ -12,16 +12,19 @@ or evicted since) is found by a short-lived scan that starts at the job's submis
 which the time-ordered job id encodes.
 
 A scan reads history only: it stops at the newest stream offset the tail had seen when the
-look-up began (the tail delivers everything after that to the waiting caller), when it finds
-the result, or when the caller's timeout ends it, whichever comes first. It shares the
+look-up began (the tail delivers everything after that to the waiting caller), or when no
+look-up it can answer waits any more (found, or timed out), whichever comes first. It shares the
 connection with submits, so it stops in an order that cannot hurt it: it stops acking, waits
 for its consumer's cancel to be confirmed (no delivery follows that), then closes its channel.
 Its AMQP calls are never cancelled half-way: aiormq answers a cancelled call by closing the
 channel, and a channel closed while deliveries still arrive for it stalls the connection's
-reader, and with it every publish. So nothing cancels a scan: the caller's timeout and
-``stop`` ask it to stop and it winds down in that order (``stop`` waits ``SCAN_STOP_SECONDS`` for
+reader, and with it every publish. So nothing cancels a scan: look-ups that leave and
+``stop`` make it stop, and it winds down in that order (``stop`` waits ``SCAN_STOP_SECONDS`` for
 that before it gives up on it). At most ``MAX_SCANS`` run at once; further look-ups wait for
-a turn within their own timeout.
+a turn within their own timeout. A scan also answers every look-up it reads past whose history
+starts no earlier than its own (so what it reads is that job's first terminal result), and
+reads on past its own result while such look-ups still wait: look-ups of many old results (a
+benchmark reading its results at the end) mostly share one scan instead of taking one each.
 
 The first terminal result of a job wins, in the cache as in a scan: a job cancelled before it
 started, or delivered twice, may get a second terminal result, and every reader must agree on
@@ -202,6 +205,10 @@ class ResultReader:
         self._scan_slots = asyncio.Semaphore(MAX_SCANS)
         # scan -> its stop event: set, never cancelled (the module docstring says why).
         self._scans: dict[asyncio.Task[None], asyncio.Event] = {}
+        # job id -> where its history starts, for look-ups waiting to be answered by a scan;
+        # ``_history_left`` resolves (and is replaced) whenever one leaves.
+        self._history: dict[str, float] = {}
+        self._history_left: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         """Starts the tail; on a node whose stream member is not running yet, keeps trying in
@@ -232,6 +239,8 @@ class ResultReader:
             for future in futures:
                 future.cancel()
         self._waiters.clear()
+        self._history.clear()
+        self._notify_history_left()
         if self._tail_opener is not None:
             self._tail_opener.cancel()
             await asyncio.gather(self._tail_opener, return_exceptions=True)
@@ -286,6 +295,7 @@ class ResultReader:
         stop_scan = asyncio.Event()
         if needs_scan:
             since = (submitted or time.time() - 86400 * 365) - CLOCK_SKEW_SECONDS
+            self._history[job_id] = since
             scan = asyncio.create_task(
                 self._scan(job_id, since, self._tail_offset, future, stop_scan)
             )
@@ -302,12 +312,37 @@ class ResultReader:
         except TimeoutError:
             return None
         finally:
-            stop_scan.set()  # the scan winds down by itself (see the module docstring)
+            stop_scan.set()  # a scan still waiting for a turn need not start
             waiters = self._waiters.get(job_id, [])
             if future in waiters:
                 waiters.remove(future)
             if not waiters:
                 self._waiters.pop(job_id, None)
+                if self._history.pop(job_id, None) is not None:
+                    self._notify_history_left()
+
+    def _notify_history_left(self) -> None:
+        if self._history_left is not None:
+            self._history_left.set_result(None)
+            self._history_left = None
+
+    def _serves(self, since: float) -> bool:
+        """Whether a scan from ``since`` can still answer a waiting look-up."""
+        return any(start >= since for start in self._history.values())
+
+    def _answer_from_history(self, job_id: str, since: float, body: bytes) -> None:
+        """Answers look-ups of ``job_id`` with a record a scan from ``since`` read, when their
+        history starts no earlier (the record is then the job's first terminal result)."""
+        if self._history.get(job_id, since - 1) < since:
+            return
+        result = _decode_result(body)
+        if result is None or result.job_id != job_id or not result.status.is_terminal:
+            return
+        del self._history[job_id]
+        self._notify_history_left()
+        for future in self._waiters.get(job_id, []):
+            if not future.done():
+                future.set_result(result)
 
     def _forget_scan(self, scan: asyncio.Task[None]) -> None:
         self._scans.pop(scan, None)
@@ -365,29 +400,32 @@ class ResultReader:
         future: asyncio.Future[JobResult],
         stop: asyncio.Event,
     ) -> None:
-        """Reads the stream from ``since`` until ``job_id``'s result, ``until_offset`` or ``stop``.
-
-        Without ``until_offset`` (the tail has seen nothing yet) it reads until ``stop``.
-        """
+        """Reads the stream from ``since`` while a look-up it can answer waits (``job_id``'s
+        or a later one's), until ``until_offset`` (without one, the tail has seen nothing yet)."""
         async with self._scan_slots:
             if stop.is_set() or future.done():
                 return
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            read = 0
 
             async def on_record(
                 message_id: str | None, _type: str | None, body: bytes, offset: int | None
             ) -> bool:
+                nonlocal read
                 if done.done():
                     return True
-                if message_id in (None, job_id):
-                    result = _decode_result(body)
-                    if result is not None and result.job_id == job_id and result.status.is_terminal:
-                        if not future.done():
-                            future.set_result(result)
-                        done.set_result(None)
-                        return True
+                read += 1
+                if message_id is None:  # a writer that set no message id: ask the body
+                    decoded = _decode_result(body)
+                    message_id = decoded.job_id if decoded is not None else None
+                answered = message_id is not None and message_id in self._history
+                if message_id is not None and answered:
+                    self._answer_from_history(message_id, since, body)
                 if until_offset is not None and offset is not None and offset >= until_offset:
                     done.set_result(None)  # caught up: the tail has everything after this
+                    return True
+                if (answered or read % TAIL_ACK_EVERY == 0) and not self._serves(since):
+                    done.set_result(None)  # nobody left to answer
                     return True
                 return False
 
@@ -396,11 +434,14 @@ class ResultReader:
             except Exception as exc:  # no connection: the caller's timeout answers
                 log.debug("result scan not started: %s", type(exc).__name__)
                 return
-            stopped = asyncio.ensure_future(stop.wait())
             try:
-                await asyncio.wait((done, stopped), return_when=asyncio.FIRST_COMPLETED)
+                while not done.done() and self._serves(since):
+                    if self._history_left is None:
+                        self._history_left = asyncio.get_running_loop().create_future()
+                    await asyncio.wait(
+                        (done, self._history_left), return_when=asyncio.FIRST_COMPLETED
+                    )
             finally:
-                stopped.cancel()
                 if not done.done():
                     done.set_result(None)
                 await subscription.close()
