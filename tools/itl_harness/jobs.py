@@ -136,8 +136,8 @@ def results(
     """job id -> JobResult (or None when none came within ``timeout``).
 
     ``lookback``: seconds of the results stream read up front. Results older than that are
-    found by per-job scans (a few at a time), which for many old jobs outlast ``timeout``:
-    a caller reading the results of a long run passes the run's length."""
+    found by stream scans the look-ups share, each reading from its job's submission on: a
+    caller reading the results of a long run passes the run's length, so they are read once."""
     return asyncio.run(_results(url, queue, provider, ids, timeout, lookback))
 
 
