@@ -77,13 +77,20 @@ def test_install_scale_drain_uninstall(story: Story, k8s_cluster: Cluster) -> No
     story.start_operator()
 
     # 3. A pool, created with kubectl apply; at zero replicas it is Ready (ScaledToZero).
+    # Its first pod must be gone too: one still terminating would take jobs of the burst
+    # before its SIGTERM arrives (it finishes them, but the check in step 7 counts it busy).
     story.create_pool()
     story.start_workers()
     story.sample()
 
     def ready_at_zero() -> bool:
         shot = story.snapshot()
-        return shot.replicas == 0 and shot.ready_condition.startswith("Ready=True")
+        return (
+            shot.replicas == 0
+            and shot.ready_condition.startswith("Ready=True")
+            and not story.pods()
+            and (story.workers is None or not story.workers.running())
+        )
 
     story.wait(ready_at_zero, timeout=90, what="the pool Ready at 0 replicas")
 

@@ -27,7 +27,7 @@ from itl_controlplane_sdk.workers import JobStatus
 from itl_harness import stack
 from itl_harness.story import PROVIDER, Story, pool_body
 from localcluster import ApiError, Cluster, wait_until
-from workerpool_operator import api, labels
+from workerpool_operator import api
 
 pytestmark = pytest.mark.e2e
 
@@ -50,14 +50,6 @@ def fixed_pool(name: str, replicas: int) -> dict[str, Any]:
     }
 
 
-def pods(story: Story) -> list[dict[str, Any]]:
-    selector = ",".join(f"{k}={v}" for k, v in labels.selector_labels(story.pool_name).items())
-    found: list[dict[str, Any]] = story.cluster.api.get(
-        f"/api/v1/namespaces/{story.pool_namespace}/pods", labelSelector=selector
-    )["items"]
-    return found
-
-
 def ready(pod: dict[str, Any]) -> bool:
     conditions = (pod.get("status") or {}).get("conditions") or []
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
@@ -66,7 +58,7 @@ def ready(pod: dict[str, Any]) -> bool:
 def one_ready_pod(story: Story) -> dict[str, Any]:
     def found() -> dict[str, Any] | None:
         running = [
-            p for p in pods(story) if ready(p) and not p["metadata"].get("deletionTimestamp")
+            p for p in story.pods() if ready(p) and not p["metadata"].get("deletionTimestamp")
         ]
         return running[0] if len(running) == 1 else None
 
@@ -161,7 +153,7 @@ def test_scale_down_with_a_long_job_drains_inside_the_grace_period(installed: St
 
     # Draining: the pod still runs its job, but is no longer Ready.
     def draining() -> bool:
-        found = {p["metadata"]["name"]: p for p in pods(story)}
+        found = {p["metadata"]["name"]: p for p in story.pods()}
         return name in found and not ready(found[name])
 
     wait_until(draining, timeout=30, what=f"{name} not Ready while its job runs")

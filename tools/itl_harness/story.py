@@ -37,7 +37,7 @@ from itl_harness import stack
 from itl_harness.operator_process import OperatorProcess
 from itl_harness.pod_workers import PodWorkers
 from localcluster import Cluster, WaitTimeout, wait_until
-from workerpool_operator import api
+from workerpool_operator import api, labels
 
 PROVIDER = "ITL.Demo/Job"
 POOL_PATH = "/apis/{group}/namespaces/{ns}/{plural}/{name}"
@@ -248,6 +248,14 @@ class Story:
         path = f"/apis/apps/v1/namespaces/{self.pool_namespace}/deployments/{self.pool_name}"
         deployment = self.cluster.api.get_or_none(path)
         return None if deployment is None else int(deployment["spec"].get("replicas", 0))
+
+    def pods(self) -> list[dict[str, Any]]:
+        """The pool's pods, terminating ones included."""
+        selector = ",".join(f"{k}={v}" for k, v in labels.selector_labels(self.pool_name).items())
+        found: list[dict[str, Any]] = self.cluster.api.get(
+            f"/api/v1/namespaces/{self.pool_namespace}/pods", labelSelector=selector
+        )["items"]
+        return found
 
     def snapshot(self) -> Snapshot:
         status = self.pool().get("status") or {}
