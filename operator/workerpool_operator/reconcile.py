@@ -221,7 +221,7 @@ async def reconcile(
     # away instead of asking first (halves the requests when many pools arrive at once).
     # The children are independent, so they converge at once: a reconcile waits for one
     # round trip to the API server instead of one per child, which is what bounds how
-    # fast a burst of new pools gets its Deployments (reconciles run ten at a time).
+    # fast a burst of new pools gets its Deployments (max_concurrent_reconciles at a time).
     fresh = pool.status.observed_generation is None
     if failure is None:
         children = build_children(pool, default_image=default_image)
