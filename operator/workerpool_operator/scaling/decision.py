@@ -55,16 +55,17 @@ def decide(
 ) -> Decision:
     """Decide the pool's replicas for this poll. Pure: same inputs, same decision."""
     if history.started_at is None:
-        history = dataclasses.replace(history, started_at=now, last_active_at=now)
+        history = dataclasses.replace(history, started_at=now, last_arrival_at=now)
     unseen = 0
+    delivered: bool | None = None
     if observation.failure is None:
-        history = _account(policy, observation, history, now)
+        history, delivered = _account(policy, observation, history, now)
         unseen = history.unseen_deliveries
     ctx = _Context(policy, observation, _classify_workers(policy, observation, unseen, now), now)
-    # Activity is tracked in every mode, so the cooldown never expires during a pause
-    # or an outage; missing data counts as activity.
-    if observation.failure is not None or observation.ready_messages + ctx.workers.in_flight:
-        history = dataclasses.replace(history, last_active_at=now)
+    # Arrivals are tracked in every mode, so the cooldown never expires during a pause
+    # or an outage; missing data counts as an arrival.
+    if _work_arrived(ctx, delivered):
+        history = dataclasses.replace(history, last_arrival_at=now)
     if policy.paused_replicas is not None:
         return _decide_pinned(ctx, history, policy.paused_replicas)
     if policy.paused:
@@ -100,8 +101,16 @@ def _decide_from_load(ctx: _Context, history: ScalingHistory) -> Decision:
     if stabilized != recommended:
         notes.append(f"stabilized at {stabilized}")
 
+    quiet_since = history.last_arrival_at if history.last_arrival_at is not None else now
+    window = policy.scale_down.stabilization_window_seconds
+    if stabilized > 0 and quiet_since < now and now - quiet_since >= window:
+        # Nothing waits and nothing arrived for a whole window: the work in flight is a
+        # tail. The drain-aware bound keeps its busy workers; the idle ones go now rather
+        # than a window after the last job ends.
+        stabilized = 0
+        notes.append(f"nothing arrived for {window}s: only busy workers stay")
+
     if stabilized == 0 < current:
-        quiet_since = history.last_active_at if history.last_active_at is not None else now
         remaining = policy.cooldown_seconds - (now - quiet_since)
         if remaining > 0:
             stabilized = 1
@@ -210,8 +219,9 @@ def _fresh(
 
 def _account(
     policy: ScalingPolicy, observation: Observation, history: ScalingHistory, now: float
-) -> ScalingHistory:
-    """Update the delivery accounting (``ScalingHistory.unseen_deliveries``).
+) -> tuple[ScalingHistory, bool | None]:
+    """Update the delivery accounting (``ScalingHistory.unseen_deliveries``); say whether
+    anything was delivered since the last poll (``None``: the heartbeats cannot tell).
 
     Messages that left the ready count since the last poll were delivered to some worker
     (publishes only raise the count, so the drop is a lower bound). Deliveries the
@@ -222,7 +232,7 @@ def _account(
     """
     fresh = _fresh(policy, observation, now)
     if any(hb.jobs_finished is None for hb in fresh.values()):
-        return dataclasses.replace(history, last_ready=observation.ready_messages)
+        return dataclasses.replace(history, last_ready=observation.ready_messages), None
     previous = dict(history.jobs_taken)
     taken = {
         w: hb.jobs_finished + hb.in_flight
@@ -241,13 +251,30 @@ def _account(
     since = None
     if unseen:
         since = history.unseen_since if history.unseen_deliveries and history.unseen_since else now
-    return dataclasses.replace(
+    delivered = bool(seen) or (history.last_ready or 0) > observation.ready_messages
+    history = dataclasses.replace(
         history,
         last_ready=observation.ready_messages,
         jobs_taken=tuple(sorted(taken.items())),
         unseen_deliveries=unseen,
         unseen_since=since,
     )
+    return history, delivered
+
+
+def _work_arrived(ctx: _Context, delivered: bool | None) -> bool:
+    """Whether work arrived since the last poll, erring towards yes.
+
+    Jobs handed straight to a worker with room never show in the ready count; only the
+    heartbeats' counters reveal them. Without those counters (``delivered`` is None), or
+    with consumers that send no heartbeats, any work in flight may be new.
+    """
+    if ctx.observation.failure is not None or ctx.observation.ready_messages:
+        return True
+    workers = ctx.workers
+    if workers.in_flight and (delivered is None or workers.source != "heartbeats"):
+        return True
+    return bool(delivered)
 
 
 def _classify_workers(

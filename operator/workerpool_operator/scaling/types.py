@@ -257,8 +257,15 @@ class ScalingHistory:
     """The first decision of this history; ``None`` before any."""
     recommendations: tuple[Recommendation, ...] = ()
     scale_events: tuple[ScaleEvent, ...] = ()
-    last_active_at: float | None = None
-    """The last time anything was ready or in flight (or data was missing)."""
+    last_arrival_at: float | None = None
+    """The last time work arrived: anything ready, a delivery since the last poll, work in
+    flight whose deliveries cannot be counted, or missing data.
+
+    It measures how long the pool has been quiet. Once no work has arrived for a
+    scale-down window, what is still in flight is a tail that will not grow: the window
+    has served its purpose and each worker may go as soon as it is idle (never before).
+    The cooldown to zero counts from it too, as KEDA's counts from its last active poll.
+    """
     last_scale_at: float | None = None
     consecutive_failures: int = 0
     last_ready: int | None = None

@@ -276,14 +276,42 @@ def test_drains_to_zero_only_after_the_cooldown(pool: Pool) -> None:
     pool.wait_active()
     pool.start_workers()
     recorder = Recorder(pool)
+    published = time.monotonic()
     ids = pool.publish([2.0, 2.0])
     pool.wait_replicas(1, timeout=10)
     assert all(r is not None for r in pool.results(ids, timeout=60).values())
-    finished = time.monotonic()
     zero_at = pool.wait_replicas(0, timeout=cooldown + 15)
-    # The workers report their last job done within a heartbeat of finishing.
-    assert zero_at - finished >= cooldown - 2.0
+    # The cooldown counts from the last arrival, which is no earlier than the publish.
+    assert zero_at - published >= cooldown
     assert recorder.stop() == [0, 1, 0]
+
+
+def test_after_a_quiet_window_each_worker_goes_when_its_last_job_ends(pool: Pool) -> None:
+    """Long jobs, then nothing: the idle worker leaves at once, not a window later, and the
+    busy one stays until its job is done (what KEDA saves by stopping busy workers)."""
+    window = 8
+    pool.create(
+        minReplicas=0,
+        maxReplicas=2,
+        pollIntervalSeconds=1,
+        maxConcurrentJobs=1,
+        cooldownSeconds=window,
+        scaleDown={"stabilizationWindowSeconds": window},
+    )
+    pool.wait_active()
+    workers = pool.start_workers()
+    recorder = Recorder(pool)
+    short, long = pool.publish([14.0]), pool.publish([28.0])
+    pool.wait_replicas(2, timeout=10)
+
+    assert all(r is not None for r in pool.results(short, timeout=60).values())
+    # A window after the last arrival has passed: the idle worker goes within a poll and a
+    # heartbeat, where the window alone would have kept it for another 8 s.
+    pool.wait_replicas(1, timeout=window - 2)
+    assert all(r is not None for r in pool.results(long, timeout=60).values())
+    pool.wait_replicas(0, timeout=window - 2)
+    assert workers.busy_at_stop == {}, "a busy worker was stopped"
+    assert recorder.stop() == [0, 2, 1, 0]
 
 
 def test_no_flapping_under_steady_load_near_a_threshold(pool: Pool) -> None:

@@ -380,7 +380,7 @@ async def test_deletion_costs_are_written_before_replicas_drop() -> None:
     broker.read_result = BrokerRead(observe.QueueReading(0, 3, None), beats)
     pods = [scaling.PodView(n, ready=True) for n in ("busy", "idle-a", "idle-b")]
     scaler = _scaler(cluster, broker, events)
-    scaler.state.history = scaling.ScalingHistory(started_at=0, last_active_at=0)
+    scaler.state.history = scaling.ScalingHistory(started_at=0, last_arrival_at=0)
     decision = await scaler.poll(_cached(3), pods)
     assert decision is not None
     assert decision.replicas == 1
@@ -405,7 +405,7 @@ async def test_a_step_is_never_made_twice_from_a_body_older_than_our_scale() -> 
     # still see the old replicaCount, and must not decide (and log) the same step again.
     cluster, broker, events = FakeCluster(), FakeBroker(), []
     scaler = _scaler(cluster, broker, events)
-    scaler.state.history = scaling.ScalingHistory(started_at=0, last_active_at=0)
+    scaler.state.history = scaling.ScalingHistory(started_at=0, last_arrival_at=0)
     stale = _body(1)
     stale["metadata"]["resourceVersion"] = "100"
     first = await scaler.poll(_parsed(stale), [])

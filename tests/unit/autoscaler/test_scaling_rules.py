@@ -175,7 +175,7 @@ def _with_windows(up: int = 0, down: int = 0) -> scaling.ScalingPolicy:
 def _history(*recs: tuple[float, int], started_at: float = -10_000) -> scaling.ScalingHistory:
     return scaling.ScalingHistory(
         started_at=started_at,
-        last_active_at=started_at,
+        last_arrival_at=started_at,
         recommendations=tuple(scaling.Recommendation(at, r) for at, r in recs),
     )
 
@@ -576,3 +576,103 @@ def test_heartbeats_without_counters_skip_the_accounting() -> None:
     p = policy()
     history = step(p, pool(idle=2, ready=8), now=0).history
     assert step(p, pool(idle=2, ready=0), history, now=1).history.unseen_deliveries == 0
+
+
+# --- a quiet pool's tail ---------------------------------------------------------------
+
+
+def _tail_policy() -> scaling.ScalingPolicy:
+    """HPA-like scale-down: a 30 s window and a 30 s cooldown."""
+    down = scaling.ScalingRule(
+        stabilization_window_seconds=30,
+        policies=(scaling.RatePolicy(type="Percent", value=100, period_seconds=15),),
+    )
+    return policy(cooldown_seconds=30, scale_down=down)
+
+
+def _long_jobs(
+    p: scaling.ScalingPolicy, finished_at: dict[str, float], until: float
+) -> list[tuple[float, int, tuple[str, ...]]]:
+    """Four workers take four long jobs each at t=0, then nothing arrives; worker w's
+    jobs end at ``finished_at[w]``. Polls every 2 s; returns (t, replicas, victims)."""
+    history = scaling.ScalingHistory()
+    series = []
+    alive = dict.fromkeys(finished_at, True)
+    for now in range(0, int(until), 2):
+        beats = tuple(
+            scaling.WorkerHeartbeat(
+                w,
+                0 if now >= end else 4,
+                4,
+                False,
+                now,
+                jobs_finished=4 if now >= end else 0,
+            )
+            for w, end in finished_at.items()
+            if alive[w]
+        )
+        obs = scaling.Observation(
+            current_replicas=len(beats),
+            ready_messages=0,
+            consumers=len(beats),
+            heartbeats=beats,
+            pods=pods(*(b.worker_id for b in beats)),
+        )
+        decision = step(p, obs, history, now=now)
+        history = decision.history
+        for victim in decision.victims:
+            alive[victim] = False
+        series.append((float(now), decision.replicas, decision.victims))
+    return series
+
+
+def test_once_nothing_arrived_for_a_window_each_worker_goes_when_its_jobs_end() -> None:
+    """Long jobs, then quiet: no idle pod waits a further window after its last job (the
+    replica-seconds KEDA saves by stopping busy workers), and no busy pod is stopped."""
+    ends = {"a": 60, "b": 60, "c": 70, "d": 80}
+    series = _long_jobs(_tail_policy(), ends, until=100)
+    replicas = {t: r for t, r, _ in series}
+    assert replicas[58] == 4  # every worker busy: kept although the window has passed
+    assert replicas[60] == 2  # a and b finished: gone at once
+    assert replicas[70] == 1
+    assert replicas[80] == 0  # the cooldown counts from the last arrival (t=0)
+    stopped_at = {v: t for t, _, victims in series for v in victims}
+    assert all(stopped_at[w] >= end for w, end in ends.items())
+
+
+def test_a_new_arrival_restarts_the_quiet_window() -> None:
+    p = _tail_policy()
+    history = step(p, _counted(dict.fromkeys("ab", 4), ready=0, at=0), now=0).history
+    history = step(p, _counted(dict.fromkeys("ab", 4), ready=0, at=20), history, now=20).history
+    # At 25 s worker a has finished its 4 jobs and taken one new one: a delivery.
+    arrived = _counted({"a": 1, "b": 4}, ready=0, at=25)
+    arrived = dataclasses.replace(
+        arrived,
+        heartbeats=tuple(
+            dataclasses.replace(h, jobs_finished=4 if h.worker_id == "a" else 0)
+            for h in arrived.heartbeats
+        ),
+    )
+    history = step(p, arrived, history, now=25).history
+    assert history.last_arrival_at == 25
+    # b finishes at 40 s: 40 s after the first jobs, but only 15 s after the arrival.
+    done = _counted({"a": 1, "b": 0}, ready=0, at=40)
+    done = dataclasses.replace(
+        done,
+        heartbeats=tuple(dataclasses.replace(h, jobs_finished=4) for h in done.heartbeats),
+    )
+    decision = step(p, done, history, now=40)
+    assert decision.replicas == 2
+    assert "nothing arrived" not in decision.reason
+
+
+def test_without_delivery_counters_work_in_flight_counts_as_arriving() -> None:
+    """Older workers' heartbeats cannot show a delivery: a pool running their jobs is never
+    quiet, and scales down a window after its jobs end, as before."""
+    p = _tail_policy()
+    history = scaling.ScalingHistory()
+    for now in range(0, 60, 2):
+        history = step(p, pool({"a": 4, "b": 4}, at=now), history, now=now).history
+    decision = step(p, pool({"a": 4}, idle=1, at=60), history, now=60)
+    assert decision.replicas == 2
+    assert history.last_arrival_at == 58
