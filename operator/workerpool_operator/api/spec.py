@@ -275,7 +275,10 @@ class Autoscaling(Model):
         default=_DEFAULTS.cooldown_seconds,
         ge=0,
         le=86400,
-        description="Seconds with nothing ready and nothing in flight before scaling to zero.",
+        description=(
+            "Seconds with no job arriving before scaling to zero; a busy worker still stays"
+            " until its jobs end."
+        ),
     )
     tolerance: float = Field(
         default=_DEFAULTS.tolerance,

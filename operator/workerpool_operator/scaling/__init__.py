@@ -22,9 +22,11 @@ The algorithm, in the order :func:`decide` applies it:
    at zero sees no more than ``activation_threshold`` ready messages (KEDA).
 5. **Stabilization** (HPA): scale-up takes the lowest, scale-down the highest recommendation
    of its window. A freshly started history holds the current count for one scale-down
-   window, so an operator restart never looks like permission to scale down.
-6. **Cooldown.** The last step to zero waits until the pool has seen nothing ready and
-   nothing in flight for ``cooldown_seconds``.
+   window, so an operator restart never looks like permission to scale down. Once no work
+   has arrived for a whole scale-down window, the target is zero: the work in flight is a
+   tail, and step 8 lets each worker go as soon as it is idle.
+6. **Cooldown.** The last step to zero waits until no work has arrived for
+   ``cooldown_seconds`` (``ScalingHistory.last_arrival_at``).
 7. **Bounds and rate policies** (HPA): clamp to ``[min_replicas, max_replicas]`` and to the
    Pods/Percent-per-period limits chosen by ``select_policy``.
 8. **Drain-aware bound.** Replicas never drop by more than the number of pods that are safe
