@@ -60,9 +60,12 @@ class RecordingCluster:
     ) -> None:
         pass
 
-    async def scale(self, namespace: str, name: str, replicas: int) -> str | None:
+    async def scale(self, namespace: str, name: str, replicas: int) -> dict[str, Any]:
         self.scales += 1
-        return None
+        return {}
+
+    async def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
+        pass
 
     async def apply_status(
         self, namespace: str, name: str, status: Mapping[str, Any]

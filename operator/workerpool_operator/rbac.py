@@ -31,7 +31,8 @@ NAMESPACE_PATTERN_RULES: list[dict[str, Any]] = [
 """Cluster-scoped rules needed only for namespace patterns."""
 
 RULES: list[dict[str, Any]] = [
-    # Watch pools (handlers, index of pools), record diff-base/progress annotations on them.
+    # Watch pools (handlers, index of pools), record diff-base/progress annotations on them;
+    # the autoscaler writes spec.replicaCount (a merge patch answering with the whole pool).
     {
         "apiGroups": [GROUP],
         "resources": [PLURAL],
@@ -71,12 +72,12 @@ RULES: list[dict[str, Any]] = [
         "resources": ["pods"],
         "verbs": ["get", "list", "watch", "patch"],
     },
-    # Autoscaler: writes spec.replicaCount through the scale subresource, as kubectl scale
-    # and an external HPA would.
+    # Autoscaler: sets the Deployment's replicas right after the pool's, through the scale
+    # subresource (only the replica count), so a scale does not wait for a reconcile.
     {
-        "apiGroups": [GROUP],
-        "resources": [f"{PLURAL}/scale"],
-        "verbs": ["get", "patch"],
+        "apiGroups": ["apps"],
+        "resources": ["deployments/scale"],
+        "verbs": ["patch"],
     },
     # Check that the referenced broker Secret exists and has its key (Degraded otherwise).
     {

@@ -4,7 +4,8 @@ Each template is a YAML list of PolicyRules; templates/rbac.yaml includes them.
 */}}
 
 {{- define "workerpool-operator.rules" }}
-# Watch pools (handlers, index of pools), record diff-base/progress annotations on them.
+# Watch pools (handlers, index of pools), record diff-base/progress annotations on them;
+# the autoscaler writes spec.replicaCount (a merge patch answering with the whole pool).
 - apiGroups: ["controlplane.itlusions.com"]
   resources: ["workerpools"]
   verbs: ["get", "list", "watch", "patch"]
@@ -32,11 +33,11 @@ Each template is a YAML list of PolicyRules; templates/rbac.yaml includes them.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch", "patch"]
-# Autoscaler: writes spec.replicaCount through the scale subresource, as kubectl scale
-# and an external HPA would.
-- apiGroups: ["controlplane.itlusions.com"]
-  resources: ["workerpools/scale"]
-  verbs: ["get", "patch"]
+# Autoscaler: sets the Deployment's replicas right after the pool's, through the scale
+# subresource (only the replica count), so a scale does not wait for a reconcile.
+- apiGroups: ["apps"]
+  resources: ["deployments/scale"]
+  verbs: ["patch"]
 # Check that the referenced broker Secret exists and has its key (Degraded otherwise).
 - apiGroups: [""]
   resources: ["secrets"]

@@ -1,14 +1,22 @@
-"""The autoscaler's Kubernetes writes: deletion costs, the pool's scale, its status.
+"""The autoscaler's Kubernetes writes: deletion costs, the scale, its status.
 
 A subclass of the operator's ``kube.Kube`` adapter (same error hierarchy, same dict-in,
-dict-out style) with the three writes only the autoscaler makes, under its own field
-manager so its status fields and the operator's never fight over ownership:
+dict-out style) with the writes only the autoscaler makes, under its own field manager so
+its status fields and the operator's never fight over ownership:
 
 - ``controller.kubernetes.io/pod-deletion-cost`` on pods (a merge patch of one
   annotation, just before a scale-down);
-- ``spec.replicaCount`` through the WorkerPool's ``scale`` subresource. The operator's
-  reconcile turns it into the Deployment's replicas, so the pool spec stays the single
-  source of the replica count (``api.desired_replicas``);
+- ``spec.replicaCount`` of the WorkerPool (a merge patch of that one field), which stays
+  the single source of the replica count (``api.desired_replicas``). A patch of the pool
+  itself rather than of its ``scale`` subresource because it answers with the whole pool:
+  the scaler puts that body in the operator's cache before anything else sees the new
+  replica count (see the next point);
+- the Deployment's replicas through its ``scale`` subresource, right after the pool's, so
+  a scale does not wait for the operator's watch and reconcile (seconds under load). The
+  reconcile that the pool's change triggers then finds the Deployment already right, and
+  the Deployment's watch event is not drift, because both compare against the cached
+  pool that already carries the new count. A failed Deployment write costs nothing but
+  time: that reconcile applies the same count;
 - the autoscaler-owned status fields (server-side apply, ``report.status_fields``).
 
 It also reads the broker URL from the pool's Secret, cached for ``secret_ttl`` seconds so
@@ -21,6 +29,7 @@ import base64
 import contextlib
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from kubernetes_asyncio import client
 
@@ -87,15 +96,22 @@ class AutoscalerKube(kube.Kube):
                     content_type=MERGE_PATCH,
                 )
 
-    async def scale(self, namespace: str, name: str, replicas: int) -> str | None:
-        """Set ``spec.replicaCount`` through the scale subresource; return the pool's
-        resourceVersion after the write (the Scale object carries the pool's)."""
-        written = await self._request(
+    async def scale(self, namespace: str, name: str, replicas: int) -> dict[str, Any]:
+        """Set the pool's ``spec.replicaCount``; return the pool as written."""
+        return await self._request(
             "PATCH",
-            kube.object_path(api.API_VERSION, api.KIND, namespace, name, "scale"),
+            kube.object_path(api.API_VERSION, api.KIND, namespace, name),
+            body={"spec": {"replicaCount": replicas}},
+            query=[("fieldManager", self.field_manager)],
+            content_type=MERGE_PATCH,
+        )
+
+    async def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
+        """Set the pool's Deployment's replicas through its scale subresource."""
+        await self._request(
+            "PATCH",
+            kube.object_path("apps/v1", "Deployment", namespace, name, "scale"),
             body={"spec": {"replicas": replicas}},
             query=[("fieldManager", self.field_manager)],
             content_type=MERGE_PATCH,
         )
-        version = (written.get("metadata") or {}).get("resourceVersion")
-        return str(version) if version is not None else None

@@ -11,8 +11,13 @@ keeps busy workers safe:
    the shared ``BrokerHub``.
 3. ``scaling.decide``.
 4. Patch ``pod-deletion-cost`` on the pods the decision names, **then** lower (or raise)
-   ``spec.replicaCount`` through the scale subresource. If either write fails, the new
-   history is dropped and the next poll decides again from the old one.
+   ``spec.replicaCount``. If either write fails, the new history is dropped and the next
+   poll decides again from the old one. The pool as written goes into the operator's
+   cache at once, and then the Deployment's replicas are set through its scale
+   subresource, so the pods change without waiting for the watch and a reconcile; the
+   reconcile and the Deployment's watch event compare against that cached pool and find
+   nothing to do. A failed Deployment write is only logged: the reconcile the pool's
+   change triggers applies the same count.
    A poll whose body is older than the pool as our own last scale left it is skipped: the
    watch that feeds the cache can lag behind our write (under load, by seconds), and
    deciding from the old ``replicaCount`` would make the step just applied a second time.
@@ -63,8 +68,12 @@ class Cluster(Protocol):
         self, namespace: str, costs: Sequence[scaling.DeletionCost]
     ) -> None: ...
 
-    async def scale(self, namespace: str, name: str, replicas: int) -> str | None:
-        """Set the replicas; return the pool's resourceVersion after the write."""
+    async def scale(self, namespace: str, name: str, replicas: int) -> dict[str, Any]:
+        """Set the pool's replicaCount; return the pool as written."""
+        ...
+
+    async def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
+        """Set the replicas of the pool's Deployment."""
         ...
 
     async def apply_status(
@@ -131,7 +140,9 @@ class PoolScaler:
         metrics: AutoscalerMetrics,
         post_event: EventPoster,
         clock: Callable[[], float] = time.time,
+        remember: Callable[[Mapping[str, Any]], None] = lambda body: None,
     ) -> None:
+        """``remember`` puts the pool as our scale wrote it into the operator's cache."""
         self.namespace = namespace
         self.name = name
         self._cluster = cluster
@@ -139,6 +150,7 @@ class PoolScaler:
         self._metrics = metrics
         self._post_event = post_event
         self._clock = clock
+        self._remember = remember
         self.state = PoolState()
         self._started = False
         self._unreadable: CachedPool | None = None
@@ -172,7 +184,7 @@ class PoolScaler:
         seen = list(pods)
         decision = await self._decide(cached, pool, seen)
         try:
-            await self._apply(decision)
+            await self._apply(pool, decision)
         except kube.KubeError as exc:
             logger.warning("scaling %s/%s failed: %s", self.namespace, self.name, exc)
             return decision
@@ -226,16 +238,30 @@ class PoolScaler:
             queue_type=pool.spec.rabbitmq.queue_type,
         )
 
-    async def _apply(self, decision: scaling.Decision) -> None:
+    async def _apply(self, pool: api.WorkerPool, decision: scaling.Decision) -> None:
         """Deletion costs first, replicas second; commit the history only after both."""
         if decision.deletion_costs:
             await self._cluster.set_deletion_costs(self.namespace, decision.deletion_costs)
         if decision.replicas != decision.current_replicas:
-            self.state.scaled_version = await self._cluster.scale(
-                self.namespace, self.name, decision.replicas
-            )
+            written = await self._cluster.scale(self.namespace, self.name, decision.replicas)
+            version = (written.get("metadata") or {}).get("resourceVersion")
+            self.state.scaled_version = str(version) if version is not None else None
+            self._remember(written)
             now = datetime.fromtimestamp(self._clock(), UTC)
             self.state.last_scale_time = conditions.format_time(now)
+            spec = pool.spec.model_copy(update={"replica_count": decision.replicas})
+            await self._scale_deployment(api.desired_replicas(spec))
+
+    async def _scale_deployment(self, replicas: int) -> None:
+        """The Deployment's replicas, ahead of the reconcile (which repeats a failed write)."""
+        try:
+            await self._cluster.scale_deployment(self.namespace, self.name, replicas)
+        except kube.NotFound:
+            logger.debug("%s/%s: no Deployment yet; the reconcile creates it", *self._key)
+        except kube.KubeError as exc:
+            logger.info(
+                "Deployment of %s/%s not scaled ahead of the reconcile: %s", *self._key, exc
+            )
 
     async def _report(
         self, body: Mapping[str, Any], pool: api.WorkerPool, decision: scaling.Decision

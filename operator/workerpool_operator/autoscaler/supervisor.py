@@ -141,6 +141,7 @@ class Supervisor:
             broker=self.broker,
             metrics=self.metrics,
             post_event=self._post,
+            remember=self.pools.remember,
         )
         cached = self.pools.get(key)
         if cached is not None:

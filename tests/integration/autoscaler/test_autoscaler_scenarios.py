@@ -224,6 +224,44 @@ def test_burst_wakes_an_idle_pool_within_one_poll_interval(
     assert scaled_up >= 1, [line for line in metrics.splitlines() if "workerpool_" in line]
 
 
+def test_the_autoscaler_writes_the_deployment_and_the_reconcile_leaves_it(
+    pool: Pool, autoscaling_operator: OperatorProcess, k8s_cluster: Cluster
+) -> None:
+    """A scale reaches the Deployment through the autoscaler's own write to its scale
+    subresource, not a reconcile's; the reconcile of the pool's new generation and the
+    Deployment's watch event take it as it is (no drift repaired, no second write)."""
+    pool.create(minReplicas=0, maxReplicas=4, pollIntervalSeconds=1, maxConcurrentJobs=2)
+    pool.wait_active()
+    pool.wait_replicas(0, timeout=30)
+    log_from = autoscaling_operator.log_size()
+
+    pool.publish([60.0] * 4)  # no workers: the 4 jobs stay ready, 2 replicas' worth
+    pool.wait_replicas(2, timeout=20)
+    path = DEPLOY.format(ns=pool.namespace, name=pool.name)
+    deployment = k8s_cluster.api.get(path)
+    replicas_writers = [
+        (entry["manager"], entry.get("subresource"))
+        for entry in deployment["metadata"]["managedFields"]
+        if "f:replicas" in (entry.get("fieldsV1") or {}).get("f:spec", {})
+    ]
+    assert ("workerpool-autoscaler", "scale") in replicas_writers, replicas_writers
+
+    def reconciled() -> bool:
+        body = pool.body()
+        observed = (body.get("status") or {}).get("observedGeneration")
+        return observed == body["metadata"]["generation"]
+
+    wait_for(reconciled, timeout=30, what="the operator's reconcile of the scaled pool")
+    after = k8s_cluster.api.get(path)
+    assert after["metadata"]["generation"] == deployment["metadata"]["generation"], (
+        "the reconcile wrote the Deployment again"
+    )
+    assert after["spec"]["replicas"] == 2
+    assert not [e for e in pool.events() if e["reason"] == "DriftRepaired"], pool.describe()
+    log = autoscaling_operator.log_path.read_text(errors="replace")[log_from:]
+    assert f"{pool.namespace}/{pool.name} drifted" not in log
+
+
 # -- N -> fewer, busy workers spared ------------------------------------------------------
 
 

@@ -20,7 +20,9 @@ from workerpool_operator.autoscaler.metrics import AutoscalerMetrics
 from workerpool_operator.autoscaler.policy import PAUSED
 from workerpool_operator.autoscaler.scaler import QUEUE_STATUS_SECONDS, PoolScaler
 from workerpool_operator.autoscaler.supervisor import Supervisor, poll_interval, spread
+from workerpool_operator.builders import build_deployment
 from workerpool_operator.pools import CachedPool, PoolCache
+from workerpool_operator.reconcile import drift
 
 # --- observe ---------------------------------------------------------------------------
 
@@ -275,6 +277,7 @@ class FakeCluster:
         self.writes: list[tuple[str, Any]] = []
         self.url: str | None = "amqp://broker"
         self.fail_scale = False
+        self.fail_deployment: Exception | None = None
         self.version = 100
 
     async def broker_url(self, namespace: str, ref: api.SecretKeyRef) -> str | None:
@@ -285,14 +288,21 @@ class FakeCluster:
     ) -> None:
         self.writes.append(("costs", tuple(costs)))
 
-    async def scale(self, namespace: str, name: str, replicas: int) -> str | None:
+    async def scale(self, namespace: str, name: str, replicas: int) -> dict[str, Any]:
         if self.fail_scale:
             from workerpool_operator.kube import Unavailable
 
             raise Unavailable(503, "ServiceUnavailable", "try later")
         self.writes.append(("scale", replicas))
         self.version += 1
-        return str(self.version)
+        written = _body(replicas)
+        written["metadata"]["resourceVersion"] = str(self.version)
+        return written
+
+    async def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
+        if self.fail_deployment is not None:
+            raise self.fail_deployment
+        self.writes.append(("deployment", replicas))
 
     async def apply_status(
         self, namespace: str, name: str, status: Mapping[str, Any]
@@ -340,7 +350,11 @@ def _cached(replicas: int, **autoscaling: Any) -> CachedPool:
 
 
 def _scaler(
-    cluster: FakeCluster, broker: FakeBroker, events: list, clock: Clock | None = None
+    cluster: FakeCluster,
+    broker: FakeBroker,
+    events: list,
+    clock: Clock | None = None,
+    cache: PoolCache | None = None,
 ) -> PoolScaler:
     clock = clock or Clock()
     return PoolScaler(
@@ -351,6 +365,7 @@ def _scaler(
         metrics=AutoscalerMetrics(CollectorRegistry()),
         post_event=lambda body, *event: events.append(event),
         clock=clock,
+        remember=cache.remember if cache is not None else lambda body: None,
     )
 
 
@@ -361,12 +376,50 @@ async def test_poll_scales_up_and_reports() -> None:
     assert decision is not None
     assert decision.replicas == 3
     kinds = [w[0] for w in cluster.writes]
-    assert kinds == ["scale", "status"]
+    assert kinds == ["scale", "deployment", "status"]
+    assert cluster.writes[1] == ("deployment", 3)
     status = cluster.writes[-1][1]
     assert status["queue"] == {"ready": 12, "inFlight": 0, "consumers": 0, "dlq": 1}
     assert status["decisions"][-1]["to"] == 3
     assert {c["type"] for c in status["conditions"]} == {"ScalingActive", "ScalingLimited"}
     assert "lastScaleTime" in status
+    assert [e[1] for e in events] == ["ScaledUp"]
+
+
+async def test_the_deployment_is_scaled_at_once_and_is_not_drift() -> None:
+    """The autoscaler sets the Deployment's replicas right after the pool's, and the pool as
+    written is in the cache first: the Deployment's watch event is then no drift to undo."""
+    cluster, broker, events = FakeCluster(), FakeBroker(), []
+    broker.read_result = BrokerRead(observe.QueueReading(ready=8, consumers=0, dead_letters=0))
+    cache = PoolCache()
+    old = _body(0)
+    old["metadata"]["resourceVersion"] = "100"
+    cache.observe("ADDED", old)
+    cached = cache.get(("ns", "pool"))
+    assert cached is not None
+    await _scaler(cluster, broker, events, cache=cache).poll(cached, [])
+    assert [w for w in cluster.writes if w[0] != "status"] == [("scale", 2), ("deployment", 2)]
+
+    now = cache.get(("ns", "pool"))
+    assert now is not None and now.pool is not None
+    assert now.pool.spec.replica_count == 2
+    scaled = build_deployment(now.pool, default_image="worker:1")
+    assert drift(now.body, scaled, default_image="worker:1") is None
+    # What the old path saw: the pool the watch had not delivered yet called it drift.
+    assert drift(old, scaled, default_image="worker:1") == "spec.replicas"
+
+
+async def test_a_failed_deployment_write_keeps_the_scale_for_the_reconcile() -> None:
+    from workerpool_operator.kube import Unavailable
+
+    cluster, broker, events = FakeCluster(), FakeBroker(), []
+    cluster.fail_deployment = Unavailable(503, "ServiceUnavailable", "try later")
+    broker.read_result = BrokerRead(observe.QueueReading(ready=8, consumers=0, dead_letters=0))
+    scaler = _scaler(cluster, broker, events)
+    decision = await scaler.poll(_cached(0), [])
+    assert decision is not None and decision.replicas == 2
+    assert scaler.state.previous is decision  # the pool's count is written: history moves on
+    assert [w[0] for w in cluster.writes] == ["scale", "status"]
     assert [e[1] for e in events] == ["ScaledUp"]
 
 
@@ -384,7 +437,7 @@ async def test_deletion_costs_are_written_before_replicas_drop() -> None:
     decision = await scaler.poll(_cached(3), pods)
     assert decision is not None
     assert decision.replicas == 1
-    assert [w[0] for w in cluster.writes] == ["costs", "scale", "status"]
+    assert [w[0] for w in cluster.writes] == ["costs", "scale", "deployment", "status"]
     costs = {c.pod: c.cost for c in cluster.writes[0][1]}
     assert costs == {"idle-a": -1000, "idle-b": -1000, "busy": 1000}
 
