@@ -72,6 +72,7 @@ from typing import Any
 import aio_pika
 from _loops import closed_loop, open_loop
 from _peer_request import REQUEST
+from _stage_probe import Stamps
 from aio_pika.abc import AbstractIncomingMessage
 from peers import PEERS, PeerClient, RedisServer, peers_python, redis_server
 
@@ -114,6 +115,9 @@ LABELS = {
     **{name: peer.label for name, peer in PEERS.items()},
 }
 SIDES = ("client", "worker", "broker", "redis")
+PAUSES = Stamps()
+"""Event-loop lag and GC pauses of this process, which runs raw's and ours' clients: the
+half-peak rounds report them beside their p99 (``latency_stages.py`` splits the tail)."""
 
 # --------------------------------------------------------------------------------- figures
 
@@ -138,6 +142,7 @@ class Run:
     cpu: dict[str, float] = field(default_factory=dict)
     broker_io: dict[str, float] = field(default_factory=dict)
     in_flight: int = 0
+    pauses: dict[str, float] = field(default_factory=dict)
 
     @property
     def throughput(self) -> float:
@@ -209,6 +214,7 @@ class Summary:
                     "p99_ms": round(r.p99_ms, 2),
                     "offered_rate": r.offered_rate,
                     "in_flight": r.in_flight,
+                    **({"client_pauses": r.pauses} if r.pauses else {}),
                 }
                 for r in runs
             ]
@@ -819,6 +825,8 @@ async def measure(
             await clients[system].start()
 
         broker = broker_pid()
+        PAUSES.watch_gc()
+        PAUSES.watch_loop()
 
         def meter(system: str) -> CpuMeter:
             uses_redis = redis is not None and system in PEERS and PEERS[system].uses_redis
@@ -846,8 +854,12 @@ async def measure(
             )
 
         async def half(system: str, rate: float) -> Run:
+            PAUSES.reset()
             seconds, latencies = await clients[system].open(rate, options.paced_seconds)
-            return Run(system, "half", len(latencies), seconds, latencies, round(rate, 1))
+            run = Run(system, "half", len(latencies), seconds, latencies, round(rate, 1))
+            if isinstance(clients[system], InProcessClient):  # raw's and ours' client: here
+                run.pauses = PAUSES.summary()
+            return run
 
         for system in options.systems:
             await peak(system, options.warmup, options.concurrency[0])
@@ -872,7 +884,9 @@ async def measure(
                 summaries[system].half.append(run)
                 print(
                     f"  half  round {round_no} {LABELS[system]:32} {rate:8.0f} jobs/s offered"
-                    f"  p50 {run.p50_ms:6.1f} ms  p99 {run.p99_ms:6.1f} ms",
+                    f"  p50 {run.p50_ms:6.1f} ms  p99 {run.p99_ms:6.1f} ms  load "
+                    f"{os.getloadavg()[0]:.1f}"
+                    + "".join(f"  {k} {v}" for k, v in run.pauses.items()),
                     flush=True,
                 )
     finally:
