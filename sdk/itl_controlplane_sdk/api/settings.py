@@ -14,19 +14,18 @@ from typing import Literal, Self
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 
-from itl_controlplane_sdk.contract.replication import QueueType
 from itl_controlplane_sdk.contract.settings import (
     DEFAULT_RABBITMQ_URL,
+    BrokerClientSettings,
     LogFormat,
     LogLevel,
-    ResultsSettings,
 )
 from itl_controlplane_sdk.contract.tls import BrokerTlsSettings
 from itl_controlplane_sdk.contract.topology import DEFAULT_JOB_QUEUE
 from itl_controlplane_sdk.envsettings import CommaList, EnvSettings
 
 
-class ApiSettings(ResultsSettings, BrokerTlsSettings, EnvSettings):
+class ApiSettings(BrokerClientSettings, BrokerTlsSettings, EnvSettings):
     """Configuration of one API server process, read from the environment."""
 
     offloading_enabled: bool = Field(
@@ -43,15 +42,6 @@ class ApiSettings(ResultsSettings, BrokerTlsSettings, EnvSettings):
         description=(
             "AMQP URL of the broker (offloading only), or a cluster's node URLs "
             "comma-separated. Secret: it carries a password."
-        ),
-    )
-    queue_type: QueueType = Field(
-        default="classic",
-        validation_alias="QUEUE_TYPE",
-        description=(
-            "classic: single-node queues with priorities (one broker). replicated: quorum "
-            "queues in priority bands and replicated streams (a RabbitMQ cluster). Every "
-            "process on one broker must use the same type."
         ),
     )
     job_timeout: float = Field(

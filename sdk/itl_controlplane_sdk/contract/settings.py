@@ -45,9 +45,20 @@ RESULTS_STREAM_PORT_DESCRIPTION = (
 )
 
 
-class ResultsSettings(BaseModel):
-    """How a process writes and reads the results stream (workers and API servers alike)."""
+class BrokerClientSettings(BaseModel):
+    """What workers and API servers alike set about their use of the broker: the queue type
+    every process of one broker must agree on, and how this process writes and reads the
+    results stream."""
 
+    queue_type: QueueType = Field(
+        default="classic",
+        validation_alias="QUEUE_TYPE",
+        description=(
+            "classic: single-node queues with priorities (one broker). replicated: quorum "
+            "queues in priority bands and replicated streams (a RabbitMQ cluster). Every "
+            "process on one broker must use the same type."
+        ),
+    )
     results_protocol: ResultsProtocol = Field(
         default="auto",
         validation_alias="RESULTS_PROTOCOL",
@@ -70,7 +81,7 @@ def _generated_worker_id() -> str:
     return f"worker-{secrets.token_hex(4)}"
 
 
-class WorkerSettings(ResultsSettings, BrokerTlsSettings, EnvSettings):
+class WorkerSettings(BrokerClientSettings, BrokerTlsSettings, EnvSettings):
     """Configuration of one worker process, read from the environment."""
 
     worker_id: str = Field(
@@ -85,15 +96,6 @@ class WorkerSettings(ResultsSettings, BrokerTlsSettings, EnvSettings):
         description=(
             "AMQP URL of the broker, or the URLs of a cluster's nodes comma-separated "
             "(tried in order, failed over between). Secret: it usually carries a password."
-        ),
-    )
-    queue_type: QueueType = Field(
-        default="classic",
-        validation_alias="QUEUE_TYPE",
-        description=(
-            "classic: single-node queues with priorities (one broker). replicated: quorum "
-            "queues in priority bands and replicated streams (a RabbitMQ cluster). Every "
-            "process on one broker must use the same type."
         ),
     )
     log_level: LogLevel = Field(

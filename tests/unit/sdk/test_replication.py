@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
+from itl_controlplane_sdk.api.settings import ApiSettings
 from itl_controlplane_sdk.contract import replication
+from itl_controlplane_sdk.contract.settings import WorkerSettings
 
 
 @pytest.mark.parametrize(
@@ -66,3 +69,16 @@ def test_depth_is_summed_over_bands_and_a_missing_band_is_never_a_smaller_depth(
     assert missing["exists"] is False
     assert missing["message_count"] is None
     assert "q.low" in missing["error"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "required"),
+    [(WorkerSettings, {}), (ApiSettings, {"AUTH_MODE": "none"})],
+)
+def test_workers_and_api_servers_read_the_queue_type_alike(
+    settings: type[WorkerSettings | ApiSettings], required: dict[str, str]
+) -> None:
+    assert settings(**required).queue_type == "classic"
+    assert settings(QUEUE_TYPE="replicated", **required).queue_type == "replicated"
+    with pytest.raises(ValidationError, match="'classic' or 'replicated'"):
+        settings(QUEUE_TYPE="quorum", **required)
