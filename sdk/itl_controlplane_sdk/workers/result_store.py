@@ -418,8 +418,7 @@ class ResultReader:
                 if message_id is None:  # a writer that set no message id: ask the body
                     decoded = _decode_result(body)
                     message_id = decoded.job_id if decoded is not None else None
-                answered = message_id is not None and message_id in self._history
-                if message_id is not None and answered:
+                if answered := message_id in self._history:  # None never is
                     self._answer_from_history(message_id, since, body)
                 if until_offset is not None and offset is not None and offset >= until_offset:
                     done.set_result(None)  # caught up: the tail has everything after this
