@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -126,6 +127,7 @@ class JobQueue:
         self._publish_timeout = publish_timeout
         self._connect_timeout = connect_timeout
         self._tls = tls
+        self._ssl_context: ssl.SSLContext | None = None
         self.results_protocol: ResultsProtocol = results_protocol
         self.results_stream_port = results_stream_port
         self._appender: ResultAppender | None = None
@@ -194,7 +196,7 @@ class JobQueue:
             connection = await connect_failover(
                 split_broker_urls(self.rabbitmq_url),
                 timeout=self._connect_timeout,
-                ssl_context=self._tls.context() if self._tls is not None else None,
+                ssl_context=self._tls_context() if self._tls is not None else None,
                 client_properties={"connection_name": f"itl-jobqueue {self.queue_name}"},
             )
         except Exception as exc:
@@ -564,16 +566,26 @@ class JobQueue:
 
         urls = split_broker_urls(self.rabbitmq_url)
         current = next((i for i, url in enumerate(urls) if URL(url) == connection.url), 0)
-        endpoints = []
-        for url in [*urls[current:], *urls[:current]]:
-            ssl_context = None
-            if url.lower().startswith("amqps://"):  # TLS to the broker: to its stream port too
-                tls = self._tls or BrokerTls()
-                ssl_context = tls.context()
-            endpoints.append(
-                StreamEndpoint.from_amqp_url(url, self.results_stream_port, ssl_context)
-            )
-        return StreamEndpoints(endpoints)
+        return StreamEndpoints(
+            [
+                StreamEndpoint.from_amqp_url(
+                    url,
+                    self.results_stream_port,
+                    # TLS to the broker: to its stream port too
+                    self._tls_context() if url.lower().startswith("amqps://") else None,
+                )
+                for url in [*urls[current:], *urls[:current]]
+            ]
+        )
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """The one TLS context of this queue's connections to ``amqps://`` nodes, built at
+        first use: building one reads the CA files (the system's CAs: tens of ms, more on a
+        busy machine), and the stream endpoints are rebuilt for every result scan and
+        reader. Nodes share it safely: each connection checks its own host name."""
+        if self._ssl_context is None:
+            self._ssl_context = (self._tls or BrokerTls()).context()
+        return self._ssl_context
 
     async def _start_appender(self, connection: FailoverConnection) -> ResultAppender | None:
         """The stream protocol's result writer, or None when ``auto`` falls back to AMQP."""

@@ -4,9 +4,12 @@ them (``workers.stream_results``); the settings that choose the protocol."""
 from __future__ import annotations
 
 import socket
+import ssl
+from types import SimpleNamespace
 
 import pytest
 from rstream import Consumer, Producer
+from yarl import URL
 
 from itl_controlplane_sdk.api.settings import ApiSettings
 from itl_controlplane_sdk.contract.settings import WorkerSettings
@@ -66,3 +69,24 @@ def test_auto_is_the_default_results_protocol_of_workers_apis_and_queues() -> No
     assert JobQueue().results_protocol == "auto"
     with pytest.raises(ValueError, match="results_protocol must be one of auto, amqp, stream"):
         JobQueue(results_protocol="kafka")  # type: ignore[arg-type]
+
+
+def test_tls_nodes_share_one_context_built_once_whichever_node_is_in_use() -> None:
+    """After a failover the endpoints start at the node in use; every ``amqps://`` node
+    gets the queue's one verifying context (building one reads the CA files), a plain
+    ``amqp://`` node none."""
+    urls = ["amqps://g:g@node-1:5671/", "amqp://g:g@node-2:5672/", "amqps://g:g@node-3:5671/"]
+    queue = JobQueue(",".join(urls))
+    contexts = []
+    for in_use, order in ((0, ["node-1", "node-2", "node-3"]), (2, ["node-3", "node-1", "node-2"])):
+        # Stands in for the connection: the endpoints read only which node it uses.
+        connection = SimpleNamespace(url=URL(urls[in_use]))
+        endpoints = queue._stream_endpoints(connection)  # type: ignore[arg-type]
+        nodes = [endpoints.current, *(endpoints.advance() for _ in range(len(endpoints) - 1))]
+        assert [e.host for e in nodes] == order
+        by_host = {e.host: e.ssl_context for e in nodes}
+        assert by_host["node-2"] is None
+        contexts += [by_host["node-1"], by_host["node-3"]]
+    assert all(context is contexts[0] for context in contexts)
+    assert isinstance(contexts[0], ssl.SSLContext)
+    assert contexts[0].verify_mode is ssl.CERT_REQUIRED and contexts[0].check_hostname
