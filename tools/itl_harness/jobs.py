@@ -1,7 +1,9 @@
 """TEST HELPER: declare a pool's queue, publish demo jobs to it, collect their results.
 
 Jobs go straight to the pool's queue through the default exchange, so no other queue on
-the shared broker receives a copy. They are ``ITL.Demo/Job`` jobs (the SDK's example
+the shared broker receives a copy; ``publish(..., provider=P)`` sends them through the job
+exchange with P's routing key instead, as producers do (what the autoscaler's arrival queue
+of an idle pool sees). They are ``ITL.Demo/Job`` jobs (the SDK's example
 provider): ``seconds`` says how long each one runs.
 """
 
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 import aio_pika
 
 from itl_controlplane_sdk import ResourceRequest
-from itl_controlplane_sdk.contract.topology import provider_binding
+from itl_controlplane_sdk.contract.topology import JOB_EXCHANGE, job_routing_key, provider_binding
 from itl_controlplane_sdk.workers import JobQueue, amqp
 from itl_controlplane_sdk.workers.envelope import JobEnvelope, new_job_id
 from itl_controlplane_sdk.workers.results import JobResult
@@ -56,29 +58,42 @@ def declare(url: str, queue: str, provider: str) -> None:
     asyncio.run(_declare(url, queue, provider))
 
 
-async def _publish(url: str, queue: str, durations: Sequence[float]) -> list[str]:
+async def _publish(
+    url: str, queue: str, durations: Sequence[float], provider: str | None
+) -> list[str]:
     connection = await aio_pika.connect(url)
     ids = []
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
+        if provider is None:
+            exchange, routing_key = channel.default_exchange, queue
+        else:
+            exchange = await channel.get_exchange(JOB_EXCHANGE, ensure=False)
+            routing_key = job_routing_key(provider, "Job", "create")
         for index, seconds in enumerate(durations):
             envelope = _job(f"job-{index}", seconds)
-            await channel.default_exchange.publish(
+            await exchange.publish(
                 aio_pika.Message(
                     envelope.to_json(),
                     content_type="application/json",
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                     message_id=envelope.job_id,
                 ),
-                routing_key=queue,
+                routing_key=routing_key,
             )
             ids.append(envelope.job_id)
     return ids
 
 
-def publish(url: str, queue: str, durations: Sequence[float]) -> list[str]:
-    """Publish one job per duration (confirmed); return their ids."""
-    return asyncio.run(_publish(url, queue, durations))
+def publish(
+    url: str, queue: str, durations: Sequence[float], *, provider: str | None = None
+) -> list[str]:
+    """Publish one job per duration (confirmed); return their ids.
+
+    With ``provider``, through the job exchange with that provider's routing key (the
+    queue must be bound for it, as ``declare`` does), else straight to ``queue``.
+    """
+    return asyncio.run(_publish(url, queue, durations, provider))
 
 
 async def _produce(

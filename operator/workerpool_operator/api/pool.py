@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field
 
-from itl_controlplane_sdk.contract.topology import DEFAULT_JOB_QUEUE
+from itl_controlplane_sdk.contract.topology import DEFAULT_JOB_QUEUE, provider_binding
 from workerpool_operator.api.base import API_VERSION, KIND, Model, rules
 from workerpool_operator.api.spec import WorkerPoolSpec
 from workerpool_operator.api.status import WorkerPoolStatus, parse_status
@@ -68,6 +68,11 @@ def effective_queue(pool: WorkerPool) -> str:
     if pool.spec.providers:
         return f"{DEFAULT_JOB_QUEUE}.{pool.metadata.namespace}.{pool.metadata.name}"
     return DEFAULT_JOB_QUEUE
+
+
+def job_bindings(spec: WorkerPoolSpec) -> tuple[str, ...]:
+    """Routing keys the pool's queue is bound with; none for a catch-all queue."""
+    return tuple(provider_binding(provider) for provider in spec.providers)
 
 
 def pool_identity(pool: WorkerPool) -> str:

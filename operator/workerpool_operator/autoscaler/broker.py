@@ -17,7 +17,12 @@ after a broker restart). The hub only has to:
   reads a second at 1000 pools);
 - read the dead-letter queue, which all pools of a broker share, at most once per
   ``dlq_refresh_seconds`` per URL;
-- close connections no pool has used for ``idle_seconds``.
+- close connections no pool has used for ``idle_seconds``;
+- keep an arrival queue (the SDK's ``ArrivalWatch``) for each pool at zero replicas, on the
+  same connection, so the pool's first job wakes its poller instead of waiting for the next
+  poll. A broker that refuses them (the broker user lacks the rights, an exchange is
+  missing) is logged once and asked again only after ``wake_retry_seconds``: polling alone
+  goes on as before.
 
 A heartbeat read that fails does not fail the observation. The decision then sees no
 heartbeats, treats Ready pods as busy and silent consumers as full, and so errs towards
@@ -32,7 +37,7 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from itl_controlplane_sdk.contract import topology
@@ -43,6 +48,25 @@ from workerpool_operator import scaling
 from workerpool_operator.autoscaler import observe
 
 logger = logging.getLogger(__name__)
+
+
+class ArrivalQueues(Protocol):
+    """The part of the SDK's ``ArrivalWatch`` the hub uses."""
+
+    def watching(self, key: str) -> bool: ...
+
+    async def watch(
+        self,
+        key: str,
+        *,
+        bindings: Sequence[str],
+        on_arrival: Callable[[], None],
+        queue_type: QueueType = "classic",
+    ) -> None: ...
+
+    async def rearm(self, key: str) -> None: ...
+
+    async def unwatch(self, key: str) -> None: ...
 
 
 class QueueClient(Protocol):
@@ -57,6 +81,8 @@ class QueueClient(Protocol):
     ) -> dict[str, Any]: ...
 
     async def get_worker_heartbeats(self, pool: str | None = None) -> list[dict[str, Any]]: ...
+
+    def arrival_watch(self) -> ArrivalQueues: ...
 
 
 CONNECTION_QUEUE_NAME = "workerpool-autoscaler"
@@ -108,6 +134,8 @@ class _Connection:
     dlq: tuple[float, int | None] | None = None
     subscribed: bool = False
     """The heartbeat subscription is up: later heartbeat reads are in-memory snapshots."""
+    wake_failed_at: float | None = None
+    wake_warned: bool = False
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
 
 
@@ -124,6 +152,7 @@ class BrokerHub:
         retry_seconds: float = 2.0,
         dlq_refresh_seconds: float = 15.0,
         idle_seconds: float = 600.0,
+        wake_retry_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._factory = client_factory or functools.partial(
@@ -134,6 +163,7 @@ class BrokerHub:
         self._retry_seconds = retry_seconds
         self._dlq_refresh = dlq_refresh_seconds
         self._idle_seconds = idle_seconds
+        self._wake_retry = wake_retry_seconds
         self._clock = clock
         self._connections: dict[str, _Connection] = {}
 
@@ -179,6 +209,64 @@ class BrokerHub:
             return BrokerRead(reading)
         reading = dataclasses.replace(reading, dead_letters=await self._dead_letters(conn))
         return BrokerRead(reading, await self._heartbeats(conn, queue=queue, pool=pool))
+
+    async def wake_on_arrival(
+        self,
+        url: str,
+        *,
+        key: str,
+        bindings: Sequence[str],
+        on_arrival: Callable[[], None],
+        queue_type: QueueType = "classic",
+    ) -> None:
+        """Call ``on_arrival`` when the next job reaches the pool ``key`` (at zero replicas).
+
+        Only after a read of this poll succeeded, so the pool's queue exists (an arrival
+        queue bound alone would take its jobs away from the alternate exchange). Already
+        watching: re-arms the watch, so a poll that left the pool at zero lets the next job
+        wake it again. Never raises.
+        """
+        conn = self._connections.get(url)
+        if conn is None or not conn.connected:
+            return
+        now = self._clock()
+        if conn.wake_failed_at is not None and now - conn.wake_failed_at < self._wake_retry:
+            return
+        try:
+            arrivals = conn.client.arrival_watch()
+            async with asyncio.timeout(self._read_timeout):
+                if arrivals.watching(key):
+                    await arrivals.rearm(key)
+                else:
+                    await arrivals.watch(
+                        key, bindings=bindings, on_arrival=on_arrival, queue_type=queue_type
+                    )
+        except Exception as exc:
+            conn.wake_failed_at = now
+            message = str(exc) or type(exc).__name__
+            if not conn.wake_warned:
+                conn.wake_warned = True
+                logger.warning(
+                    "no arrival queues on this broker (%s): idle pools wake at their next "
+                    "poll; trying again every %ss",
+                    message,
+                    self._wake_retry,
+                )
+            else:
+                logger.debug("arrival queue for %s refused: %s", key, message)
+            return
+        conn.wake_failed_at = None
+
+    async def stop_waking(self, url: str, key: str) -> None:
+        """Drop the pool's arrival queue, if it has one (no broker request otherwise)."""
+        conn = self._connections.get(url)
+        if conn is None or not conn.connected:
+            return
+        try:
+            async with asyncio.timeout(self._read_timeout):
+                await conn.client.arrival_watch().unwatch(key)
+        except Exception as exc:
+            logger.debug("arrival queue of %s not deleted: %s", key, exc)
 
     async def _ensure_connected(self, conn: _Connection) -> scaling.ObservationFailure | None:
         if conn.connected:

@@ -88,6 +88,18 @@ class Broker(Protocol):
         self, url: str, *, queue: str, pool: str, queue_type: QueueType = "classic"
     ) -> BrokerRead: ...
 
+    async def wake_on_arrival(
+        self,
+        url: str,
+        *,
+        key: str,
+        bindings: Sequence[str],
+        on_arrival: Callable[[], None],
+        queue_type: QueueType = "classic",
+    ) -> None: ...
+
+    async def stop_waking(self, url: str, key: str) -> None: ...
+
 
 @dataclasses.dataclass
 class PoolState:
@@ -141,8 +153,11 @@ class PoolScaler:
         post_event: EventPoster,
         clock: Callable[[], float] = time.time,
         remember: Callable[[Mapping[str, Any]], None] = lambda body: None,
+        on_arrival: Callable[[], None] | None = None,
     ) -> None:
-        """``remember`` puts the pool as our scale wrote it into the operator's cache."""
+        """``remember`` puts the pool as our scale wrote it into the operator's cache;
+        ``on_arrival`` (the poll loop's wake-up) is called when a job reaches the pool while
+        it is at zero replicas, or never when None."""
         self.namespace = namespace
         self.name = name
         self._cluster = cluster
@@ -151,6 +166,9 @@ class PoolScaler:
         self._post_event = post_event
         self._clock = clock
         self._remember = remember
+        self._on_arrival = on_arrival
+        self._url: str | None = None
+        """The broker URL of the last read, where the pool's arrival queue lives."""
         self.state = PoolState()
         self._started = False
         self._unreadable: CachedPool | None = None
@@ -189,6 +207,7 @@ class PoolScaler:
             logger.warning("scaling %s/%s failed: %s", self.namespace, self.name, exc)
             return decision
         await self._report(body, pool, decision)
+        await self._arm_wake(pool, decision)
         self._metrics.record(
             self.namespace,
             self.name,
@@ -231,6 +250,9 @@ class PoolScaler:
             ref = pool.spec.rabbitmq.secret_ref
             message = f"Secret {ref.name!r} has no key {ref.key!r} (or does not exist)"
             return BrokerRead(scaling.ObservationFailure(observe.BROKER_SECRET_MISSING, message))
+        if url != self._url:
+            await self.stop_waking()
+            self._url = url
         return await self._broker.read(
             url,
             queue=api.effective_queue(pool),
@@ -262,6 +284,31 @@ class PoolScaler:
             logger.info(
                 "Deployment of %s/%s not scaled ahead of the reconcile: %s", *self._key, exc
             )
+
+    async def _arm_wake(self, pool: api.WorkerPool, decision: scaling.Decision) -> None:
+        """Keep an arrival queue while the pool stays at zero after a good read; else none.
+
+        The read must have succeeded this poll: it shows the pool's queue exists, and an
+        arrival queue bound without it would take the pool's jobs from the alternate
+        exchange. A busy pool has none, so its jobs cost the broker nothing extra.
+        """
+        if self._url is None:
+            return
+        if self._on_arrival is None or decision.replicas > 0 or decision.failure is not None:
+            await self.stop_waking()
+            return
+        await self._broker.wake_on_arrival(
+            self._url,
+            key=f"{self.namespace}/{self.name}",
+            bindings=api.job_bindings(pool.spec),
+            on_arrival=self._on_arrival,
+            queue_type=pool.spec.rabbitmq.queue_type,
+        )
+
+    async def stop_waking(self) -> None:
+        """Drop the pool's arrival queue (the poller stops, or the pool is busy)."""
+        if self._url is not None:
+            await self._broker.stop_waking(self._url, f"{self.namespace}/{self.name}")
 
     async def _report(
         self, body: Mapping[str, Any], pool: api.WorkerPool, decision: scaling.Decision

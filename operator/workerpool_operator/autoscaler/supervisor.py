@@ -5,7 +5,9 @@ and the operator deliberately has none, so pools can be deleted while it is down
 the one WorkerPool watch (``handlers.track_pool``) updates the shared ``PoolCache`` and calls
 ``Supervisor.track``, which starts or stops plain asyncio tasks. Each task polls its pool
 every ``spec.autoscaling.pollIntervalSeconds`` and always takes the pool's latest body from
-the cache, parsed there once per version of the body.
+the cache, parsed there once per version of the body. A pool at zero replicas also polls as
+soon as a job reaches it (its arrival queue, ``BrokerHub.wake_on_arrival``), instead of at
+the end of its interval.
 
 No kopf here: the pod index and the event poster are handed in, so tests drive the
 supervisor with fakes.
@@ -14,6 +16,7 @@ supervisor with fakes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -52,6 +55,14 @@ def spread(interval: float) -> float:
     the same polls arrive at an even rate (1000 pools every 2 s: 500 a second).
     """
     return random.uniform(0.0, interval)
+
+
+async def _until(event: asyncio.Event, timeout: float) -> bool:
+    """Wait for ``event`` at most ``timeout`` seconds; whether it was set."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    return event.is_set()
 
 
 class Supervisor:
@@ -135,6 +146,7 @@ class Supervisor:
 
     async def _run(self, key: PoolKey) -> None:
         """Poll until the pool is gone or autoscaling is turned off (then cancelled)."""
+        arrived = asyncio.Event()
         scaler = PoolScaler(
             *key,
             cluster=self.cluster,
@@ -142,23 +154,36 @@ class Supervisor:
             metrics=self.metrics,
             post_event=self._post,
             remember=self.pools.remember,
+            on_arrival=arrived.set,
         )
-        cached = self.pools.get(key)
-        if cached is not None:
-            await asyncio.sleep(self._first_poll_delay(poll_interval(cached)))
-        while True:
+        try:
             cached = self.pools.get(key)
-            if cached is None:
-                return
-            started = time.monotonic()
-            try:
-                await scaler.poll(cached, self.pods_of(key))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("autoscaling poll of %s/%s failed", *key)
-            elapsed = time.monotonic() - started
-            await asyncio.sleep(max(0.0, poll_interval(cached) - elapsed))
+            if cached is not None:
+                await asyncio.sleep(self._first_poll_delay(poll_interval(cached)))
+            woken = False
+            while True:
+                cached = self.pools.get(key)
+                if cached is None:
+                    return
+                started = time.monotonic()
+                arrived.clear()
+                try:
+                    await scaler.poll(cached, self.pods_of(key))
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception("autoscaling poll of %s/%s failed", *key)
+                rest = max(0.0, poll_interval(cached) - (time.monotonic() - started))
+                # A woken poll is followed by a full interval: a pool that stays at zero
+                # with jobs arriving (paused, or at maxReplicas 0) polls at most twice per
+                # interval, not at every job.
+                if woken:
+                    await asyncio.sleep(rest)
+                    woken = False
+                else:
+                    woken = await _until(arrived, rest)
+        finally:
+            self._background(scaler.stop_waking())
 
     async def close(self) -> None:
         tasks = list(self._tasks.values())

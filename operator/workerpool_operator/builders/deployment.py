@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from itl_controlplane_sdk.contract.settings import WorkerSettings
-from itl_controlplane_sdk.contract.topology import provider_binding
 from workerpool_operator import labels
 from workerpool_operator.api import (
     WorkerPool,
     WorkerPoolSpec,
     desired_replicas,
     effective_queue,
+    job_bindings,
     pool_identity,
 )
 
@@ -70,8 +70,7 @@ def worker_env(pool: WorkerPool) -> list[dict[str, Any]]:
             env.append(_env("rabbitmq_tls_cert_file", f"{BROKER_TLS_DIR}/tls.crt"))
             env.append(_env("rabbitmq_tls_key_file", f"{BROKER_TLS_DIR}/tls.key"))
     if spec.providers:
-        bindings = ",".join(provider_binding(provider) for provider in spec.providers)
-        env.append(_env("job_bindings", bindings))
+        env.append(_env("job_bindings", ",".join(job_bindings(spec))))
     env.extend(var.model_dump(mode="json", exclude_none=True) for var in spec.env)
     return env
 

@@ -24,12 +24,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from itl_controlplane_sdk.contract import topology
+from itl_controlplane_sdk.contract import replication, topology
 from itl_controlplane_sdk.contract.topology import CANCELLATIONS_STREAM
 
 DEFAULT_EXCHANGE = "amq.default"
 HEARTBEAT_READERS = re.escape(topology.HEARTBEAT_SUBSCRIPTION_PREFIX) + "[0-9a-f]+"
 """The exclusive queues ``get_worker_heartbeats`` reads heartbeats through."""
+ARRIVAL_WATCHERS = re.escape(topology.ARRIVAL_WATCH_PREFIX) + "[0-9a-f]+"
+"""The capped queues the autoscaler binds like an idle pool's queue (``workers.arrivals``)."""
+JOB_EXCHANGES = tuple(
+    re.escape(exchange)
+    for band in replication.BANDS
+    for exchange in (band.exchange, band.unrouted_exchange)
+)
+"""Every band's job exchange and alternate exchange: what a pool's queue is bound to."""
 
 ROLES = ("submitter", "worker", "autoscaler", "admin")
 
@@ -110,11 +118,20 @@ def worker(job_queue: str) -> Permissions:
 
 
 def autoscaler() -> Permissions:
-    """The operator's autoscaler: queue depths (passive declares) and worker heartbeats."""
+    """The operator's autoscaler: queue depths (passive declares), worker heartbeats, and
+    the arrival queues that wake an idle pool.
+
+    Binding an arrival queue to the job exchanges needs read on them. That lets this user
+    bind only its own arrival queues (the only queues it may write), so what it can receive
+    is a copy of the jobs of pools it watches, at most two at a time per pool; it still
+    cannot consume, purge or publish to any job queue.
+    """
     return Permissions(
-        configure=_names(HEARTBEAT_READERS, _q(topology.HEARTBEAT_EXCHANGE)),
-        write=_names(HEARTBEAT_READERS),
-        read=_names(HEARTBEAT_READERS, _q(topology.HEARTBEAT_EXCHANGE)),
+        configure=_names(HEARTBEAT_READERS, ARRIVAL_WATCHERS, _q(topology.HEARTBEAT_EXCHANGE)),
+        write=_names(HEARTBEAT_READERS, ARRIVAL_WATCHERS),
+        read=_names(
+            HEARTBEAT_READERS, ARRIVAL_WATCHERS, _q(topology.HEARTBEAT_EXCHANGE), *JOB_EXCHANGES
+        ),
         tags=("monitoring",),
     )
 

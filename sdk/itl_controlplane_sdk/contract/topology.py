@@ -23,6 +23,9 @@ HEARTBEAT_EXCHANGE = "provider.heartbeats"
 HEARTBEAT_SUBSCRIPTION_PREFIX = "provider.heartbeats.watch."
 """Exclusive queues of heartbeat readers (the autoscaler): a prefix a broker user can be
 granted, where a client-generated name could not be."""
+ARRIVAL_WATCH_PREFIX = "provider.arrivals.watch."
+"""Capped queues the autoscaler binds like an idle pool's queue to notice its first job
+(``workers.arrivals``): a prefix a broker user can be granted."""
 CANCELLATIONS_STREAM = "provider.cancellations"
 
 MAX_PRIORITY = 10

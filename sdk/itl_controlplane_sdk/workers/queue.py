@@ -30,6 +30,7 @@ from itl_controlplane_sdk.errors import BrokerUnavailableError, JobSubmissionErr
 from itl_controlplane_sdk.models import ResourceRequest
 from itl_controlplane_sdk.redaction import redact_url, scrub
 from itl_controlplane_sdk.workers import amqp, cancellation, dead_letters
+from itl_controlplane_sdk.workers.arrivals import ArrivalWatch
 from itl_controlplane_sdk.workers.cancellation import CancellationWatcher
 from itl_controlplane_sdk.workers.consumer import JobConsumer
 from itl_controlplane_sdk.workers.envelope import (
@@ -136,6 +137,7 @@ class JobQueue:
         self._consumer: JobConsumer | None = None
         self._reader: ResultReader | None = None
         self._monitor: HeartbeatMonitor | None = None
+        self._arrivals: ArrivalWatch | None = None
         self._watcher: CancellationWatcher | None = None
         self._marker_channel: AbstractChannel | None = None
         # One confirmed channel per stream, publishing to that stream only (_stream_channel).
@@ -238,11 +240,12 @@ class JobQueue:
         if self._consumer is not None:
             await self._consumer.drain(timeout=0)
             self._consumer = None
-        for helper in (self._reader, self._monitor, self._watcher):
+        for helper in (self._reader, self._monitor, self._watcher, self._arrivals):
             if helper is not None:
                 await helper.stop()
         self._reader = None
         self._monitor = None
+        self._arrivals = None
         self._watcher = None
         self._marker_channel = None
         self._stats = StatsChannels(self._stats_channels, self._publish_timeout)
@@ -709,6 +712,13 @@ class JobQueue:
                 await monitor.start()
                 self._monitor = monitor
         return self._monitor.snapshot(pool)
+
+    def arrival_watch(self) -> ArrivalWatch:
+        """The connection's arrival queues (``workers.arrivals``), created at first use."""
+        if self._arrivals is None:
+            connection, _ = self._require_connection()
+            self._arrivals = ArrivalWatch(connection)
+        return self._arrivals
 
     @property
     def heartbeats_since(self) -> float | None:

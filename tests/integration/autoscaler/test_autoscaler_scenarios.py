@@ -16,16 +16,19 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
 
+from itl_controlplane_sdk.contract.topology import ARRIVAL_WATCH_PREFIX, provider_binding
 from itl_harness import jobs
 from itl_harness.operator_process import OperatorProcess, sample_metric
 from itl_harness.pod_workers import PodWorkers, wait_for
 from itl_harness.stack import put_secret
 from localcluster import Cluster
 from tests.integration.autoscaler.autoscaler_tcp_proxy import TcpProxy
+from tests.support.services import rabbitmqctl
 
 pytestmark = pytest.mark.integration
 
@@ -111,8 +114,23 @@ class Pool:
     def patch(self, body: dict[str, Any]) -> None:
         self.cluster.api.patch(WP.format(ns=self.namespace, name=self.name), body)
 
-    def publish(self, durations: list[float]) -> list[str]:
-        return jobs.publish(self.url, self.queue, durations)
+    def publish(self, durations: list[float], *, routed: bool = False) -> list[str]:
+        """Jobs straight into the pool's queue, or ``routed`` through the job exchange."""
+        provider = self.provider if routed else None
+        return jobs.publish(self.url, self.queue, durations, provider=provider)
+
+    def arrival_queues(self) -> list[str]:
+        """Arrival queues bound with this pool's routing key (the autoscaler's wake-up)."""
+        vhost = unquote(urlsplit(self.url).path[1:]) or "/"
+        listing = rabbitmqctl("list_bindings", "-q", "-p", vhost, "destination_name", "routing_key")
+        binding = provider_binding(self.provider)
+        return [
+            columns[0]
+            for columns in (line.split("\t") for line in listing.splitlines())
+            if len(columns) == 2
+            and columns[0].startswith(ARRIVAL_WATCH_PREFIX)
+            and columns[1] == binding
+        ]
 
     def results(self, ids: list[str], timeout: float) -> dict[str, Any]:
         return jobs.results(self.url, self.queue, self.provider, ids, timeout)
@@ -260,6 +278,39 @@ def test_the_autoscaler_writes_the_deployment_and_the_reconcile_leaves_it(
     assert not [e for e in pool.events() if e["reason"] == "DriftRepaired"], pool.describe()
     log = autoscaling_operator.log_path.read_text(errors="replace")[log_from:]
     assert f"{pool.namespace}/{pool.name} drifted" not in log
+
+
+def test_a_job_wakes_an_idle_pool_long_before_its_next_poll(pool: Pool) -> None:
+    """A pool at zero keeps an arrival queue bound like its own queue: the first job sent to
+    it triggers a poll at once, so a 600 s poll interval does not mean a 600 s wait. Once
+    the pool is busy the arrival queue is gone (its jobs cost the broker nothing extra)."""
+    pool.create(minReplicas=0, maxReplicas=4, pollIntervalSeconds=1, maxConcurrentJobs=2)
+    pool.wait_active()
+    pool.wait_replicas(0, timeout=30)
+    pool.patch({"spec": {"autoscaling": {"pollIntervalSeconds": 600}}})
+    generation = pool.body()["metadata"]["generation"]
+
+    def polled_with_the_long_interval() -> bool:
+        # A poll of the new generation writes it into the condition; it then waits 600 s.
+        active = pool.condition("ScalingActive")
+        return active is not None and active.get("observedGeneration") == generation
+
+    wait_for(polled_with_the_long_interval, timeout=30, what="a poll of the 600 s spec")
+    wait_for(lambda: len(pool.arrival_queues()) == 1, timeout=10, what="one arrival queue")
+
+    published = time.monotonic()
+    pool.publish([60.0] * 4, routed=True)  # no workers: the jobs stay ready
+    wait_for(
+        lambda: (pool.replicas() or 0) > 0,
+        timeout=30,
+        what=f"a scale-up (now {pool.replicas()})",
+        interval=0.05,
+    )
+    reacted = time.monotonic() - published
+    assert reacted < 5.0, f"first scale-up {reacted:.2f}s with a 600 s poll interval"
+    wait_for(lambda: pool.arrival_queues() == [], timeout=10, what="no arrival queue")
+    decisions = pool.body()["status"]["decisions"]
+    assert decisions[-1]["from"] == 0 and decisions[-1]["to"] > 0, decisions
 
 
 # -- N -> fewer, busy workers spared ------------------------------------------------------
@@ -433,7 +484,11 @@ def test_broker_outage_holds_replicas_and_recovers(
         proxy.start()
         pool.wait_active(timeout=30)
         pool.wait_replicas(4, timeout=10)
-        assert any(e["reason"] == "ScalingResumed" for e in pool.events())
+        wait_for(
+            lambda: any(e["reason"] == "ScalingResumed" for e in pool.events()),
+            timeout=10,
+            what="the ScalingResumed Event",
+        )
         assert all(r is not None for r in pool.results(more, timeout=120).values())
     finally:
         proxy.stop()
@@ -470,7 +525,13 @@ def test_pause_bounds_and_spec_changes_take_effect_at_the_next_poll(pool: Pool) 
 
     pool.patch({"metadata": {"annotations": {PAUSED_REPLICAS: None}}})
     pool.wait_replicas(4, timeout=5)  # 5 ready jobs, but maxReplicas is 4
-    assert pool.condition("ScalingLimited")["reason"] == "TooManyReplicas"
+
+    def limited() -> str | None:
+        condition = pool.condition("ScalingLimited")
+        return None if condition is None else str(condition["reason"])
+
+    # The Deployment is scaled before the poll writes status: the reason follows at once.
+    wait_for(lambda: limited() == "TooManyReplicas", timeout=5, what=f"limited (now {limited()})")
 
     pool.patch({"spec": {"autoscaling": {"maxReplicas": 5}}})
     pool.wait_replicas(5, timeout=5)  # a spec change counts at the next poll

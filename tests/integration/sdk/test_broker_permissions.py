@@ -6,6 +6,7 @@ does its job with the SDK's own components and is refused outside it.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -163,6 +164,17 @@ async def test_each_role_does_its_job_and_nothing_else(
     assert isinstance(await autoscaler.get_worker_heartbeats(), list)
     with pytest.raises(BrokerUnavailableError, match="ACCESS_REFUSED"):
         await autoscaler.submit_job("ITL.A", "Thing", "create", request("ITL.A", "no"))
+    # It keeps an arrival queue bound like pool A's queue: a job for A wakes it, and still
+    # reaches pool A's worker.
+    arrived = asyncio.Event()
+    arrivals = autoscaler.arrival_watch()
+    await arrivals.watch("team-a/compute", bindings=["provider.ITL.A.#"], on_arrival=arrived.set)
+    woke = await submitter.submit_job("ITL.A", "Thing", "create", request("ITL.A", "wake"))
+    await asyncio.wait_for(arrived.wait(), timeout=10)
+    result = await submitter.get_result(woke, timeout=20)
+    assert result is not None and result.status.value == "completed", result
+    await arrivals.unwatch("team-a/compute")
+    assert not arrivals.watching("team-a/compute")
 
     # The admin lists dead letters (the failed job is one).
     admin = JobQueue(admin_url, declare_topology=False)
@@ -183,6 +195,8 @@ async def test_each_role_does_its_job_and_nothing_else(
     await refused(submitter_url, lambda ch: _delete(ch, QUEUE_A))
     await refused(autoscaler_url, lambda ch: _consume(ch, QUEUE_A))
     await refused(autoscaler_url, lambda ch: _purge(ch, "provider.jobs.dlq"))
+    # It binds only its own arrival queues: a queue of another name is refused.
+    await refused(autoscaler_url, lambda ch: ch.declare_queue("snoop", exclusive=True))
     # And the admin may purge.
     connection = await aio_pika.connect(admin_url)
     async with connection:

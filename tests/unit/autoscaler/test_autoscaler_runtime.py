@@ -166,6 +166,7 @@ class FakeQueue:
         self.stats_calls: list[list[str]] = []
         self.ready = 9
         self.beats: list[dict[str, Any]] = []
+        self.arrivals = FakeArrivals()
 
     async def connect(self) -> None:
         self.connects += 1
@@ -187,6 +188,36 @@ class FakeQueue:
 
     async def get_worker_heartbeats(self, pool: str | None = None) -> list[dict[str, Any]]:
         return self.beats
+
+    def arrival_watch(self) -> FakeArrivals:
+        return self.arrivals
+
+
+class FakeArrivals:
+    """A stand-in for the SDK's ArrivalWatch: records what the hub asks."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+        self.watched: dict[str, Any] = {}
+        self.refuse: Exception | None = None
+
+    def watching(self, key: str) -> bool:
+        return key in self.watched
+
+    async def watch(
+        self, key: str, *, bindings: Sequence[str], on_arrival: Any, queue_type: str = "classic"
+    ) -> None:
+        self.calls.append(("watch", key, *bindings))
+        if self.refuse is not None:
+            raise self.refuse
+        self.watched[key] = on_arrival
+
+    async def rearm(self, key: str) -> None:
+        self.calls.append(("rearm", key))
+
+    async def unwatch(self, key: str) -> None:
+        if self.watched.pop(key, None) is not None:
+            self.calls.append(("unwatch", key))
 
 
 class Clock:
@@ -269,6 +300,48 @@ async def test_idle_connections_are_closed() -> None:
     assert hub.connection_count == 1
 
 
+async def test_an_idle_pool_gets_one_arrival_queue_rearmed_at_each_poll() -> None:
+    hub = BrokerHub(client_factory=FakeQueue)
+    await hub.read("amqp://a", queue="q", pool="p")
+    for _ in range(2):
+        await hub.wake_on_arrival(
+            "amqp://a", key="ns/p", bindings=["provider.ITL.X.#"], on_arrival=lambda: None
+        )
+    await hub.stop_waking("amqp://a", "ns/p")
+    await hub.stop_waking("amqp://a", "ns/p")  # nothing left: no second delete
+    fake = hub._connections["amqp://a"].client
+    assert isinstance(fake, FakeQueue)
+    assert fake.arrivals.calls == [
+        ("watch", "ns/p", "provider.ITL.X.#"),
+        ("rearm", "ns/p"),
+        ("unwatch", "ns/p"),
+    ]
+
+
+async def test_a_broker_refusing_arrival_queues_is_logged_once_and_polling_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    hub = BrokerHub(client_factory=FakeQueue, wake_retry_seconds=60, clock=clock)
+    await hub.read("amqp://a", queue="q", pool="p")
+    fake = hub._connections["amqp://a"].client
+    assert isinstance(fake, FakeQueue)
+    fake.arrivals.refuse = PermissionError("ACCESS_REFUSED - read access to exchange")
+    for pool in ("ns/a", "ns/b", "ns/c"):
+        await hub.wake_on_arrival("amqp://a", key=pool, bindings=[], on_arrival=lambda: None)
+    assert len(fake.arrivals.calls) == 1  # not asked again within wake_retry_seconds
+    warnings = [r for r in caplog.records if "no arrival queues" in r.getMessage()]
+    assert len(warnings) == 1 and "ACCESS_REFUSED" in warnings[0].getMessage()
+    read = await hub.read("amqp://a", queue="q", pool="p")
+    assert isinstance(read.reading, observe.QueueReading)
+
+    clock.now += 61
+    fake.arrivals.refuse = None
+    await hub.wake_on_arrival("amqp://a", key="ns/a", bindings=[], on_arrival=lambda: None)
+    assert fake.arrivals.watching("ns/a")
+    assert len([r for r in caplog.records if "no arrival queues" in r.getMessage()]) == 1
+
+
 # --- the poller ------------------------------------------------------------------------
 
 
@@ -314,11 +387,26 @@ class FakeCluster:
 class FakeBroker:
     def __init__(self) -> None:
         self.read_result = BrokerRead(observe.QueueReading(ready=0, consumers=0, dead_letters=0))
+        self.wakes: list[tuple[str, ...]] = []
 
     async def read(
         self, url: str, *, queue: str, pool: str, queue_type: str = "classic"
     ) -> BrokerRead:
         return self.read_result
+
+    async def wake_on_arrival(
+        self,
+        url: str,
+        *,
+        key: str,
+        bindings: Sequence[str],
+        on_arrival: Any,
+        queue_type: str = "classic",
+    ) -> None:
+        self.wakes.append(("wake", key, *bindings))
+
+    async def stop_waking(self, url: str, key: str) -> None:
+        self.wakes.append(("stop", key))
 
 
 def _body(replicas: int, **autoscaling: Any) -> dict[str, Any]:
@@ -366,6 +454,7 @@ def _scaler(
         post_event=lambda body, *event: events.append(event),
         clock=clock,
         remember=cache.remember if cache is not None else lambda body: None,
+        on_arrival=lambda: None,
     )
 
 
@@ -421,6 +510,22 @@ async def test_a_failed_deployment_write_keeps_the_scale_for_the_reconcile() -> 
     assert scaler.state.previous is decision  # the pool's count is written: history moves on
     assert [w[0] for w in cluster.writes] == ["scale", "status"]
     assert [e[1] for e in events] == ["ScaledUp"]
+
+
+async def test_a_pool_at_zero_keeps_an_arrival_queue_only_while_it_reads_and_idles() -> None:
+    cluster, broker, events = FakeCluster(), FakeBroker(), []
+    scaler = _scaler(cluster, broker, events)
+    body = _body(0)
+    body["spec"]["providers"] = ["ITL.Compute/VirtualMachine"]
+    await scaler.poll(_parsed(body), [])  # idle, read fine: wake on its next job
+    assert broker.wakes == [("wake", "ns/pool", "provider.ITL.Compute.VirtualMachine.*")]
+
+    broker.read_result = BrokerRead(scaling.ObservationFailure(observe.QUEUE_NOT_FOUND, "gone"))
+    await scaler.poll(_parsed(body), [])  # its queue may not exist: no arrival queue
+    broker.read_result = BrokerRead(observe.QueueReading(ready=8, consumers=0, dead_letters=0))
+    await scaler.poll(_parsed(body), [])  # scaled up: busy pools have none
+    assert broker.wakes[1:] == [("stop", "ns/pool"), ("stop", "ns/pool")]
+    assert [w[1] for w in cluster.writes if w[0] == "scale"] == [2]
 
 
 async def test_deletion_costs_are_written_before_replicas_drop() -> None:

@@ -32,11 +32,21 @@ def test_a_submitter_reads_only_results_and_configures_nothing() -> None:
         assert not allows(perms.configure, queue)
 
 
-def test_the_autoscaler_reads_heartbeats_only() -> None:
+def test_the_autoscaler_reads_heartbeats_and_binds_only_its_arrival_queues() -> None:
     perms = autoscaler()
     assert allows(perms.read, "provider.heartbeats.watch.0123abcd")
-    assert not allows(perms.read, "provider.jobs")
-    assert not allows(perms.write, "provider.exchange")
+    for arrivals in ("provider.arrivals.watch.0123abcd",):
+        assert allows(perms.configure, arrivals)
+        assert allows(perms.write, arrivals)  # bind it
+        assert allows(perms.read, arrivals)  # consume it
+    for exchange in ("provider.exchange", "provider.unrouted", "provider.exchange.high"):
+        assert allows(perms.read, exchange)  # bind from it
+        assert not allows(perms.write, exchange)  # never publish a job
+    for queue in ("provider.jobs", "provider.jobs.team-a.vm", "provider.jobs.dlq", "snoop"):
+        assert not allows(perms.read, queue)
+        assert not allows(perms.write, queue)
+        assert not allows(perms.configure, queue)
+    assert not allows(perms.configure, "provider.arrivals.watch.x; provider.jobs")
 
 
 def test_a_worker_role_needs_its_queue() -> None:
