@@ -12,16 +12,16 @@ job it records, on the one monotonic clock all processes share:
 
 and, beside them, the event-loop lag of client and worker (a 2 ms sleep's lateness), their
 garbage-collector pauses (``gc.callbacks``), the machine's steal time and run queue
-(``/proc/stat``, sampled every 20 ms) and the broker's CPU. It prints each stage's p50/p99,
-the stages of the slowest 1 % of jobs, and what those jobs overlapped.
+(``/proc/stat``, sampled every 20 ms), how long the broker, worker and client waited for a
+CPU (run-queue wait, ``/proc/PID/task/*/schedstat``) and the broker's CPU per job. It prints
+each stage's p50/p99, the stages of the slowest 1 % of jobs, and what those jobs overlapped.
 
 ``--variants`` compares broker-side settings in interleaved rounds against the current code:
 ``current``; ``cqv2`` (the job queue at classic queue version 2, applied by a
 ``queue-version`` policy, which converts an existing queue in place); ``gcfreeze`` (the
 client's start-up objects frozen out of the collector's sight, ``gc.freeze()``, as the
-worker does after start-up); ``transient``
-(diagnostic only, it drops a guarantee: jobs published non-persistent, so their confirm does
-not wait for the queue's disk sync).
+worker does after start-up); ``transient`` (diagnostic only, it drops a guarantee: jobs
+published non-persistent, so their confirm does not wait for the queue's disk sync).
 
     python bench/latency_stages.py --rounds 3 --seconds 5 --variants current,cqv2,transient
 """
@@ -122,6 +122,23 @@ def _procs_running() -> int:
         if line.startswith("procs_running"):
             return int(line.split()[1])
     return 0
+
+
+def runqueue_wait(pid: int | None) -> float:
+    """Seconds the threads of ``pid`` have spent runnable but waiting for a CPU, so far.
+
+    The second field of each thread's ``/proc/PID/task/TID/schedstat``: on a machine with
+    more runnable threads than cores this is how long a process was ready and not running.
+    """
+    if pid is None:
+        return 0.0
+    total = 0
+    for task in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(task.read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that ended meanwhile
+    return total / 1e9
 
 
 def sample_machine(samples: MachineSamples, stop: threading.Event, broker: int | None) -> None:
@@ -345,7 +362,7 @@ async def run(args: Args, target: BrokerTarget, log_dir: Path) -> list[dict[str,
         target=sample_machine, args=(samples, stop, broker_pid()), daemon=True
     )
     client = SdkClient(target.url)
-    rounds: list[tuple[str, list[str], float | None]] = []
+    rounds: list[tuple[str, list[str], float | None, dict[str, float]]] = []
     try:
         await wait_consumers(target.url, {"sdk": SDK_QUEUE}, {"sdk": worker})
         await client.start()
@@ -368,11 +385,19 @@ async def run(args: Args, target: BrokerTarget, log_dir: Path) -> list[dict[str,
                 if variant == "gcfreeze":
                     gc.freeze()
                 cpu = process_cpu_seconds(broker) if broker else None
+                pids = {"broker": broker, "worker": worker.process.pid, "client": os.getpid()}
+                waited = {side: runqueue_wait(pid) for side, pid in pids.items()}
+                started = time.perf_counter()
                 ids = await paced(client, rate, args.seconds)
+                elapsed = time.perf_counter() - started
+                waits = {
+                    side: round((runqueue_wait(pid) - waited[side]) / elapsed * 1000, 1)
+                    for side, pid in pids.items()
+                }
                 after = process_cpu_seconds(broker) if broker else None
                 gc.unfreeze()
                 broker_ms = (after - cpu) / len(ids) * 1000 if cpu is not None and after else None
-                rounds.append((variant, ids, broker_ms))
+                rounds.append((variant, ids, broker_ms, waits))
                 print(f"round {round_no + 1} {variant}: {len(ids)} jobs", flush=True)
     finally:
         stop.set()
@@ -383,13 +408,14 @@ async def run(args: Args, target: BrokerTarget, log_dir: Path) -> list[dict[str,
         raw = {"client": CLIENT.as_dict(), "worker": worker_stamps, "rounds": rounds}
         args.json_path.with_suffix(".raw.json").write_text(json.dumps(raw))
     results: list[dict[str, Any]] = []
-    for variant, ids, broker_ms in rounds:
+    for variant, ids, broker_ms, waits in rounds:
         jobs = {
             job_id: {**CLIENT.jobs[job_id], **worker_stamps["jobs"].get(job_id, {})}
             for job_id in ids
         }
         result = analyse(variant, jobs, CLIENT.lags, worker_stamps, CLIENT.gc_pauses, samples)
         result["round"]["broker_cpu_ms_per_job"] = round(broker_ms, 3) if broker_ms else None
+        result["round"]["runqueue_wait_ms_per_s"] = waits
         print_analysis(result)
         results.append(result)
     for variant in args.variants:
@@ -397,7 +423,8 @@ async def run(args: Args, target: BrokerTarget, log_dir: Path) -> list[dict[str,
         print(
             f"{variant}: p99 by round {[r['p99_ms'] for r in mine]} ms, "
             f"job confirm p99 {[r['spans'][SPANS[1][0]]['p99_ms'] for r in mine]} ms, "
-            f"broker ms/job {[r['round']['broker_cpu_ms_per_job'] for r in mine]}",
+            f"broker ms/job {[r['round']['broker_cpu_ms_per_job'] for r in mine]}, "
+            f"run-queue wait ms/s {[r['round']['runqueue_wait_ms_per_s'] for r in mine]}",
             flush=True,
         )
     return results
