@@ -117,10 +117,17 @@ def helm_template(
 
 
 def can_i(
-    cluster: Cluster, kubeconfig: Path, verb: str, resource: str, namespace: str | None = None
+    cluster: Cluster,
+    kubeconfig: Path,
+    verb: str,
+    resource: str,
+    namespace: str | None = None,
+    *,
+    subresource: str | None = None,
 ) -> bool:
     """``kubectl auth can-i`` as the identity in ``kubeconfig`` (exit 0 yes, 1 no)."""
     args = ["auth", "can-i", verb, resource]
+    args += [f"--subresource={subresource}"] if subresource else []
     args += ["--namespace", namespace] if namespace else ["--all-namespaces"]
     done = cluster.kubectl(*args, kubeconfig=kubeconfig, check=False)
     answer = done.stdout.strip()

@@ -119,6 +119,13 @@ def assert_least_privilege(
         f"{v} {r}" for v, r in NEEDED if not stack.can_i(cluster, kubeconfig, v, r, pool_namespace)
     ]
     assert not missing, f"the chart's ServiceAccount lacks: {missing}"
+    # The autoscaler's own Deployment write; without it every scale waits for a reconcile.
+    assert stack.can_i(
+        cluster, kubeconfig, "patch", "deployments.apps", pool_namespace, subresource="scale"
+    ), "the chart's ServiceAccount cannot patch deployments/scale"
+    assert not stack.can_i(
+        cluster, kubeconfig, "patch", "deployments.apps", pool_namespace, subresource="status"
+    ), "the operator may patch deployments/status"
     secrets = [(verb, "secrets") for verb in SECRET_VERBS_DENIED]
     allowed = _allowed(cluster, kubeconfig, secrets, pool_namespace)
     assert not allowed, f"the operator may {allowed} Secrets; it must only get them"
