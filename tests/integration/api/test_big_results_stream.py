@@ -25,6 +25,7 @@ import pytest
 from itl_controlplane_sdk.contract import topology
 from itl_controlplane_sdk.workers import JobQueue, JobResult, JobStatus
 from tests.integration.api.conftest import API_VERSION, ApiFactory, resource_path
+from tests.support.requests import demo_request
 from tests.support.services import rabbitmqctl, require_rabbitmq
 
 pytestmark = pytest.mark.integration
@@ -130,8 +131,6 @@ async def test_readers_that_time_out_never_make_submits_fail(
     big_stream: tuple[str, str], client: JobQueue
 ) -> None:
     """Many concurrent look-ups of old unknown ids, cut off by their timeout mid-scan."""
-    from tests.integration.sdk.conftest import demo_request
-
     stop = asyncio.Event()
     submitted: list[str] = []
     disconnected: list[float] = []

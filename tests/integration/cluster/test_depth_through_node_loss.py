@@ -9,24 +9,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from itl_controlplane_sdk import ResourceRequest
 from itl_controlplane_sdk.workers import JobQueue
 from tests.support.cluster import RabbitMQCluster
+from tests.support.requests import demo_request
 from workerpool_operator.autoscaler import observe
 from workerpool_operator.autoscaler.broker import BrokerHub
 
 JOBS = 30
-
-
-def job_request(index: int) -> ResourceRequest:
-    return ResourceRequest(
-        subscription_id="sub-1",
-        resource_group="rg-1",
-        provider_namespace="ITL.Demo",
-        resource_type="Job",
-        resource_name=f"waiting-{index}",
-        location="westeurope",
-    )
 
 
 async def test_depth_is_exact_or_missing_through_the_loss_of_the_clients_node(
@@ -34,7 +23,9 @@ async def test_depth_is_exact_or_missing_through_the_loss_of_the_clients_node(
 ) -> None:
     producer: JobQueue = await cluster_job_queue(1)
     for index in range(JOBS):
-        await producer.submit_job("ITL.Demo", "Job", "create", job_request(index), index % 11)
+        await producer.submit_job(
+            "ITL.Demo", "Job", "create", demo_request(f"waiting-{index}"), index % 11
+        )
     stats_client: JobQueue = await cluster_job_queue(1)
     hub = BrokerHub(read_timeout=2.0, retry_seconds=0.5)
     url = rabbitmq_cluster.urls_from(1)

@@ -19,30 +19,18 @@ from typing import Any
 
 import pytest
 
-from itl_controlplane_sdk import ResourceRequest
 from itl_controlplane_sdk.contract.topology import RESULTS_STREAM
 from itl_controlplane_sdk.errors import BrokerUnavailableError, JobSubmissionError
 from itl_controlplane_sdk.workers import JobQueue, JobStatus
 from itl_controlplane_sdk.workers.envelope import new_job_id
 from itl_harness.workers import WorkerProcess
 from tests.support.cluster import NODES, RabbitMQCluster
+from tests.support.requests import demo_request
 
 RATE_PER_SECOND = 40
 RESULT_LOOKBACK = 900.0
 """Readers tail the results stream from this far back, so every job of a test is in the tail
 (a job older than the tail costs a scan of its own)."""
-
-
-def job_request(name: str) -> ResourceRequest:
-    return ResourceRequest(
-        subscription_id="sub-1",
-        resource_group="rg-1",
-        provider_namespace="ITL.Demo",
-        resource_type="Job",
-        resource_name=name,
-        location="westeurope",
-        body={"seconds": 0.05},
-    )
 
 
 class SteadyLoad:
@@ -93,7 +81,11 @@ class SteadyLoad:
         while True:
             try:
                 await self.producer.submit_job(
-                    "ITL.Demo", "Job", "create", job_request(f"load-{index}"), job_id=job_id
+                    "ITL.Demo",
+                    "Job",
+                    "create",
+                    demo_request(f"load-{index}", seconds=0.05),
+                    job_id=job_id,
                 )
                 self.longest_wait = max(self.longest_wait, time.monotonic() - started)
                 return

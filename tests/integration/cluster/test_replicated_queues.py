@@ -9,21 +9,9 @@ from typing import Any
 
 import aio_pika
 
-from itl_controlplane_sdk import ResourceRequest
 from itl_controlplane_sdk.workers import JobQueue, JobResult, JobStatus
 from tests.support.cluster import RabbitMQCluster
-
-
-def request(name: str, **body: Any) -> ResourceRequest:
-    return ResourceRequest(
-        subscription_id="sub-1",
-        resource_group="rg-1",
-        provider_namespace="ITL.Demo",
-        resource_type="Job",
-        resource_name=name,
-        location="westeurope",
-        body=body,
-    )
+from tests.support.requests import demo_request
 
 
 async def test_depth_is_summed_across_the_bands(
@@ -31,7 +19,7 @@ async def test_depth_is_summed_across_the_bands(
 ) -> None:
     producer: JobQueue = await cluster_job_queue(1)
     for index, priority in enumerate([1, 5, 9, 0, 6, 10, 3, 4, 7] * 2):
-        await producer.submit_job("ITL.Demo", "Job", "create", request(f"j{index}"), priority)
+        await producer.submit_job("ITL.Demo", "Job", "create", demo_request(f"j{index}"), priority)
 
     entry = (await producer.get_queue_stats())["queues"][cluster_queue]
 
@@ -60,13 +48,13 @@ async def test_high_priority_jobs_do_not_wait_behind_a_low_priority_backlog(
     consumer: JobQueue = await cluster_job_queue(2)
     await consumer.consume_jobs(run, prefetch=1)
     for index in range(15):
-        await producer.submit_job("ITL.Demo", "Job", "create", request(f"low-{index}"), 1)
+        await producer.submit_job("ITL.Demo", "Job", "create", demo_request(f"low-{index}"), 1)
     deadline = time.monotonic() + 20
     while len(started) < 2:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.01)
     for index in range(3):
-        await producer.submit_job("ITL.Demo", "Job", "create", request(f"high-{index}"), 9)
+        await producer.submit_job("ITL.Demo", "Job", "create", demo_request(f"high-{index}"), 9)
     await asyncio.wait_for(finished.wait(), 60)
 
     # The high jobs take the next free slots: at most the low jobs already running or held
@@ -81,7 +69,7 @@ async def test_a_job_redelivered_past_the_delivery_limit_reaches_the_dlq_with_th
     rabbitmq_cluster: RabbitMQCluster, cluster_job_queue: Callable[..., Any], cluster_queue: str
 ) -> None:
     producer: JobQueue = await cluster_job_queue(1)
-    job_id = await producer.submit_job("ITL.Demo", "Job", "create", request("poison"), 5)
+    job_id = await producer.submit_job("ITL.Demo", "Job", "create", demo_request("poison"), 5)
 
     # A consumer that gives the job back every time, as workers that crash on it would.
     connection = await aio_pika.connect(rabbitmq_cluster.url(2))

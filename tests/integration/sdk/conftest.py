@@ -14,7 +14,7 @@ from typing import Any
 import aio_pika
 import pytest
 
-from itl_controlplane_sdk import ResourceProviderRegistry, ResourceRequest
+from itl_controlplane_sdk import ResourceProviderRegistry
 from itl_controlplane_sdk.providers.base import ResourceProvider
 from itl_controlplane_sdk.providers.examples import register_example_providers
 from itl_controlplane_sdk.workers import JobQueue, ProviderWorker
@@ -24,18 +24,6 @@ from tests.support.services import require_rabbitmq_stream
 pytestmark = pytest.mark.integration
 
 ALL_JOBS = ("provider.#",)
-
-
-def demo_request(name: str = "job", **body: Any) -> ResourceRequest:
-    return ResourceRequest(
-        subscription_id="sub-1",
-        resource_group="rg-1",
-        provider_namespace="ITL.Demo",
-        resource_type="Job",
-        resource_name=name,
-        location="westeurope",
-        body=body,
-    )
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ import pytest
 
 from itl_controlplane_sdk.workers import JobQueue
 from itl_harness.workers import free_port
-from tests.integration.sdk.conftest import ALL_JOBS, demo_request
+from tests.integration.sdk.conftest import ALL_JOBS
+from tests.support.requests import demo_request
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,8 @@ from itl_controlplane_sdk import ResourceListResponse, ResourceRequest, Resource
 from itl_controlplane_sdk.contract.topology import DEAD_LETTER_QUEUE
 from itl_controlplane_sdk.providers.base import ResourceProvider
 from itl_controlplane_sdk.workers import JobQueue, JobStatus
-from tests.integration.sdk.conftest import StartWorker, demo_request
+from tests.integration.sdk.conftest import StartWorker
+from tests.support.requests import demo_request
 
 pytestmark = pytest.mark.integration
 

@@ -32,7 +32,8 @@ from itl_controlplane_sdk.workers.stream_results import (
     StreamUnusable,
 )
 from itl_harness.workers import free_port
-from tests.integration.sdk.conftest import ALL_JOBS, StartWorker, demo_request
+from tests.integration.sdk.conftest import ALL_JOBS, StartWorker
+from tests.support.requests import demo_request
 from tests.support.services import require_rabbitmq_stream
 
 pytestmark = pytest.mark.integration

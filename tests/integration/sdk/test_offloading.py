@@ -11,7 +11,8 @@ from itl_controlplane_sdk.workers import (
     OffloadingProviderRegistry,
     SyncOffloadingProviderRegistry,
 )
-from tests.integration.sdk.conftest import StartWorker, demo_request
+from tests.integration.sdk.conftest import StartWorker
+from tests.support.requests import demo_request
 
 pytestmark = pytest.mark.integration
 

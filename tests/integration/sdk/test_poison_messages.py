@@ -21,8 +21,9 @@ from itl_controlplane_sdk.workers import JobQueue, JobStatus
 from itl_controlplane_sdk.workers.consumer import HEADER_QUEUE
 from itl_controlplane_sdk.workers.envelope import JobEnvelope, new_job_id
 from itl_controlplane_sdk.workers.results import JobResult
-from tests.integration.sdk.conftest import StartWorker, demo_request
+from tests.integration.sdk.conftest import StartWorker
 from tests.integration.sdk.test_delivery import dlq_messages
+from tests.support.requests import demo_request
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ import pytest
 from itl_controlplane_sdk import ResourceRequest
 from itl_controlplane_sdk.workers import JobQueue
 from itl_harness.workers import WorkerProcess
-from tests.integration.sdk.conftest import demo_request
 from tests.support.otlp import OtlpReceiver
+from tests.support.requests import demo_request
 
 pytestmark = pytest.mark.integration
 

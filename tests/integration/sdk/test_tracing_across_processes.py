@@ -16,8 +16,8 @@ from opentelemetry.trace import SpanKind
 
 from itl_controlplane_sdk import tracing
 from itl_controlplane_sdk.workers import JobQueue
-from tests.integration.sdk.conftest import demo_request
 from tests.support.otlp import OtlpReceiver, ReceivedSpan, in_memory_tracing
+from tests.support.requests import demo_request
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import pytest
 
 from itl_controlplane_sdk.workers import JobQueue, JobStatus
 from itl_harness.workers import WorkerProcess
-from tests.integration.sdk.conftest import demo_request
+from tests.support.requests import demo_request
 from tests.support.services import rabbitmqctl
 
 pytestmark = pytest.mark.integration
