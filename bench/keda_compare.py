@@ -328,26 +328,27 @@ class Sampler(threading.Thread):
             self.stop_event.wait(SAMPLE_SECONDS)
 
 
-def first_new_ready(side: Side) -> float | None:
+def _first_rise(side: Side, column: int) -> float | None:
+    """Seconds from the first message to the first sample whose ``column`` (of
+    ``Side.samples``) is above its value at the first message; None if none is."""
     assert side.t0 is not None
     before = [s for s in side.samples if s[0] <= side.t0]
-    base = before[-1][3] if before else 0
-    for t, _, _, ready in side.samples:
-        if t > side.t0 and ready > base:
-            return round(t - side.t0, 2)
+    base = before[-1][column] if before else 0
+    for sample in side.samples:
+        if sample[0] > side.t0 and sample[column] > base:
+            return round(sample[0] - side.t0, 2)
     return None
+
+
+def first_new_ready(side: Side) -> float | None:
+    """Seconds from the first message to one more Ready replica."""
+    return _first_rise(side, 3)  # status.readyReplicas
 
 
 def first_scale_up(side: Side) -> float | None:
     """Seconds from the first message to the first higher ``spec.replicas``: noticing,
     deciding and writing; what follows up to Ready is the control plane and kwok."""
-    assert side.t0 is not None
-    before = [s for s in side.samples if s[0] <= side.t0]
-    base = before[-1][1] if before else 0
-    for t, spec, _, _ in side.samples:
-        if t > side.t0 and spec > base:
-            return round(t - side.t0, 2)
-    return None
+    return _first_rise(side, 1)  # spec.replicas
 
 
 def replica_seconds(side: Side, window: float) -> float:
