@@ -18,12 +18,21 @@ reports, as JSON on stdout:
 * ``reconciles``: reconciles the operator counted (a measure of wasted work);
 * ``operator_requests``: the operator's own API requests, by verb and resource, from the
   apiserver's audit log (the operator authenticates as a user of its own; the audit policy
-  records that user only), and ``requests_per_reconcile``.
+  records that user only), and ``requests_per_reconcile``;
+* ``cpu_by_phase``: per phase (``create``: the POSTs; ``deployments``: to the last Deployment;
+  ``ready``: to the last Ready pool), the CPU seconds and share of the machine of etcd, the
+  apiserver, the controller-manager, the scheduler, kwok, the operator and the bench itself,
+  the machine's busy share and ``other`` (every other process: the neighbours' load);
+* ``pods_ready_per_s``: pods Ready per second over the ``ready`` phase, and the best 30 s;
+* ``throttles``: what the control plane's components waited in (client rate limiters, work
+  queues, the apiserver's priority and fairness queues) and their request latencies;
+* ``--timeline FILE`` writes the per-second CPU split and the pods Ready over time as JSON.
 
 At scale the control plane, not the operator, limits pod creation: kube-controller-manager's
 and kube-scheduler's client QPS default to 20 and 50, so 10 000 pods take minutes. The bench
-raises both (``--control-plane-qps``, recorded in the report) and adds one kwok node with room
-for every pod (the harness's node takes 110). Measured, not asserted: the numbers go to
+raises both (``--control-plane-qps``, recorded in the report), adds one kwok node with room
+for every pod (the harness's node takes 110), and passes any other flag to a component with
+``--component-arg COMPONENT=FLAG`` (recorded too). Measured, not asserted: the numbers go to
 ``docs/performance.md``.
 """
 
@@ -41,6 +50,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from _cpu import CpuSampler
+from _throttles import read_throttles
 
 from itl_harness.operator_process import REPO, OperatorProcess, sample_metric
 from itl_harness.stack import LOCAL_BROKER_URL, put_secret
@@ -64,6 +75,9 @@ AUDIT_POLICY = {
     "omitStages": ["RequestReceived"],
     "rules": [{"level": "Metadata", "users": [OPERATOR_USER]}, {"level": "None"}],
 }
+
+
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 
 
 def _namespaces(count: int) -> list[str]:
@@ -172,28 +186,52 @@ class _Progress:
         )
 
 
+def _ready_rates(points: list[tuple[float, int]], window: float = 30.0) -> dict[str, float]:
+    """Pods Ready per second from ``(seconds, pods ready)`` points: over all of them, and the
+    best ``window`` seconds."""
+    if len(points) < 2 or points[-1][0] <= points[0][0]:
+        return {}
+    (first_t, first_n), (last_t, last_n) = points[0], points[-1]
+    best = 0.0
+    for index, (t, n) in enumerate(points):
+        later = [(u, m) for u, m in points[index + 1 :] if u - t >= window]
+        if later:
+            u, m = later[0]
+            best = max(best, (m - n) / (u - t))
+    return {
+        "overall": round((last_n - first_n) / (last_t - first_t), 1),
+        "best_30s": round(best, 1),
+    }
+
+
 def run(
-    count: int, namespace_count: int, replicas: int, server_side: bool, parallel: int, qps: int
+    count: int,
+    namespace_count: int,
+    replicas: int,
+    server_side: bool,
+    parallel: int,
+    qps: int,
+    component_args: dict[str, list[str]],
+    timeline: Path | None,
 ) -> dict[str, object]:
     run_dir = Path(tempfile.mkdtemp(prefix="wpo-bench-"))
     policy = run_dir / "audit-policy.yaml"
     policy.write_text(yaml.safe_dump(AUDIT_POLICY))
     audit_log = run_dir / "audit.log"
     client = [f"--kube-api-qps={qps}", f"--kube-api-burst={2 * qps}"]
+    extra_args = {
+        "kube-apiserver": [f"--audit-policy-file={policy}", f"--audit-log-path={audit_log}"],
+        "kube-controller-manager": client,
+        "kube-scheduler": client,
+    }
+    for component, flags in component_args.items():
+        extra_args[component] = [*extra_args.get(component, []), *flags]
     local = LocalCluster(
-        run_dir / "cluster",
-        mode=MODE_FULL,
-        binaries=discover(),
-        extra_args={
-            "kube-apiserver": [
-                f"--audit-policy-file={policy}",
-                f"--audit-log-path={audit_log}",
-            ],
-            "kube-controller-manager": client,
-            "kube-scheduler": client,
-        },
+        run_dir / "cluster", mode=MODE_FULL, binaries=discover(), extra_args=extra_args
     )
     cluster = local.start()
+    assert local.layout is not None
+    layout = local.layout
     namespaces = _namespaces(namespace_count)
     operator = OperatorProcess(
         _operator_kubeconfig(local, run_dir), run_dir / "operator.log", namespaces=""
@@ -210,9 +248,15 @@ def run(
         idle_rss = operator.rss_kib()
         cpu_before = operator.cpu_seconds()
         audit_from = audit_log.stat().st_size if audit_log.exists() else 0  # from the apply on
-
-        started = time.monotonic()
+        assert operator.process is not None
+        sampler = CpuSampler(
+            {**cluster.pids, "operator": operator.process.pid, "bench": os.getpid()}
+        )
         pools = _pools(count, namespaces, replicas)
+        load_at_start = os.getloadavg()[0]
+
+        sampler.start()
+        started = time.monotonic()
         if parallel:
             _create(cluster, pools, parallel)
         else:
@@ -220,6 +264,7 @@ def run(
             text = yaml.safe_dump_all(pools)
             cluster.kubectl("apply", *mode, "-f", "-", input=text, timeout=3600)
         applied = time.monotonic() - started
+        sampler.mark("create")
         progress = _Progress(operator, started, cpu_before)
 
         def all_deployments() -> bool:
@@ -230,19 +275,31 @@ def run(
         wait_until(all_deployments, timeout=1800, what=f"{count} Deployments")
         deployments_s = time.monotonic() - started
         cpu_deployments = operator.cpu_seconds() - cpu_before
+        sampler.mark("deployments")
+        pods_ready: list[tuple[float, int]] = []
 
         def all_ready() -> bool:
             items = cluster.api.get(POOLS_PATH)["items"]
-            ready = sum(
-                (item.get("status") or {}).get("readyReplicas") == replicas for item in items
-            )
-            progress.report(f"{ready}/{count} pools Ready")
+            statuses = [item.get("status") or {} for item in items]
+            ready = sum(status.get("readyReplicas") == replicas for status in statuses)
+            pods = sum(int(status.get("readyReplicas") or 0) for status in statuses)
+            pods_ready.append((round(time.monotonic() - started, 1), pods))
+            progress.report(f"{ready}/{count} pools Ready, {pods} pods Ready")
             return len(items) == count and ready == count
 
-        wait_until(all_ready, timeout=3600, what=f"{count} pools Ready")
+        wait_until(all_ready, timeout=3600, what=f"{count} pools Ready", max_interval=1.0)
         ready_s = time.monotonic() - started
         cpu_ready = operator.cpu_seconds() - cpu_before
+        sampler.mark("ready")
+        sampler.stop()
+        throttles = read_throttles(
+            lambda: cluster.api.raw_text("/metrics"), layout.kcm_port, layout.scheduler_port
+        )
         peak_during = _peak_rss_kib(operator)
+        if timeline is not None:
+            timeline.write_text(
+                json.dumps({"cpu": sampler.timeline(), "pods_ready": pods_ready}, indent=1)
+            )
         time.sleep(10)  # settle: Deployment and pod events drain
         metrics = operator.metrics()
         reconciles = sample_metric(
@@ -259,6 +316,8 @@ def run(
             if parallel
             else "kubectl apply " + ("--server-side" if server_side else "(client-side)"),
             "control_plane_client_qps": qps,
+            "component_args": component_args,
+            "load_average_1m_at_start": round(load_at_start, 2),
             "load_average_1m_at_end": round(os.getloadavg()[0], 2),
             "cpus": os.cpu_count(),
             "create_s": round(applied, 2),
@@ -278,6 +337,9 @@ def run(
             "operator_requests": total_requests,
             "requests_per_reconcile": round(total_requests / reconciles, 2) if reconciles else None,
             "operator_requests_by_kind": requests,
+            "pods_ready_per_s": _ready_rates([p for p in pods_ready if p[0] >= deployments_s]),
+            "cpu_by_phase": sampler.phases(),
+            "throttles": throttles,
         }
     finally:
         operator.stop()
@@ -305,7 +367,27 @@ def main() -> int:
         default=200,
         help="client QPS of kube-controller-manager and kube-scheduler (burst: twice this)",
     )
+    parser.add_argument(
+        "--component-arg",
+        action="append",
+        default=[],
+        metavar="COMPONENT=FLAG",
+        help="one more flag for a component of the bench's control plane, for example "
+        "kube-controller-manager=--concurrent-replicaset-syncs=50 (repeatable)",
+    )
+    parser.add_argument(
+        "--timeline", type=Path, help="write the per-second CPU split and pods Ready here (JSON)"
+    )
     args = parser.parse_args()
+    component_args: dict[str, list[str]] = {}
+    for item in args.component_arg:
+        component, separator, flag = item.partition("=")
+        if not separator or component not in COMPONENTS or not flag.startswith("--"):
+            parser.error(
+                f"--component-arg {item!r}: expected COMPONENT=--flag[=value] with COMPONENT "
+                f"one of {', '.join(COMPONENTS)}"
+            )
+        component_args.setdefault(component, []).append(flag)
     report = run(
         args.pools,
         args.namespaces,
@@ -313,6 +395,8 @@ def main() -> int:
         args.server_side,
         args.parallel,
         args.control_plane_qps,
+        component_args,
+        args.timeline,
     )
     print(json.dumps(report, indent=2))
     return 0
