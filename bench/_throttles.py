@@ -103,6 +103,22 @@ def apiserver_throttles(text: str) -> dict[str, object]:
     }
 
 
+POD_WRITES = {
+    "created": ('verb="POST"', 'resource="pods"', 'subresource=""', 'code="201"'),
+    "bound": ('verb="POST"', 'subresource="binding"', 'code="201"'),
+    "status_patched": ('verb="PATCH"', 'resource="pods"', 'subresource="status"', 'code="200"'),
+}
+
+
+def pod_writes(text: str) -> dict[str, float]:
+    """How many pods the apiserver has created, bound (scheduler) and had their status patched
+    (kwok starting them) so far: the control plane's own pod progress, before any controller
+    folds it into a ReplicaSet's or Deployment's status."""
+    return {
+        what: total(text, "apiserver_request_total", *parts) for what, parts in POD_WRITES.items()
+    }
+
+
 def read_throttles(
     apiserver_metrics: Callable[[], str], kcm_port: int, scheduler_port: int
 ) -> dict[str, object]:

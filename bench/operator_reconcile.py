@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import collections
 import concurrent.futures
+import itertools
 import json
 import os
 import sys
@@ -51,7 +52,7 @@ from typing import Any
 
 import yaml
 from _cpu import CpuSampler
-from _throttles import read_throttles
+from _throttles import POD_WRITES, pod_writes, read_throttles
 
 from itl_harness.operator_process import REPO, OperatorProcess, sample_metric
 from itl_harness.stack import LOCAL_BROKER_URL, put_secret
@@ -59,6 +60,7 @@ from localcluster import (
     MODE_FULL,
     Cluster,
     LocalCluster,
+    WaitTimeout,
     components,
     discover,
     kubeconfig,
@@ -186,6 +188,48 @@ class _Progress:
         )
 
 
+def _kwok_configuration(pod_parallelism: int) -> dict[str, Any]:
+    """kwok's own settings (a second ``--config`` next to the stages): how many pods it moves
+    through their stages at once (its default, 4, is one status patch in flight per worker).
+    kwok applies no defaults to a configuration read from a file, so the other options carry
+    kwok's documented defaults here (without them it refuses to start)."""
+    return {
+        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+        "kind": "KwokConfiguration",
+        "options": {
+            "podPlayStageParallelism": pod_parallelism,
+            "nodePlayStageParallelism": 4,
+            "nodeLeaseParallelism": 4,
+            "podsOnNodeSyncParallelism": 1,
+            "enablePodsOnNodeSyncListPager": True,
+            "enablePodsOnNodeSyncStreamWatch": False,
+            "enableDebuggingHandlers": True,
+            "enableContentionProfiling": False,
+            "enableProfilingHandler": True,
+        },
+    }
+
+
+POD_PROGRESS_EVERY = 15.0
+"""Seconds between two reads of the apiserver's request counters (3 MB of metrics at 1000
+pools: often enough for rates, rarely enough not to load the apiserver)."""
+
+
+def _write_rates(after: list[dict[str, float]]) -> dict[str, float]:
+    """Pods created, bound and started per second from the first reading to the last, and
+    the best reading-to-reading rate of each."""
+    if len(after) < 2:
+        return {}
+    first, last = after[0], after[-1]
+    rates: dict[str, float] = {}
+    for key in POD_WRITES:
+        rates[key] = round((last[key] - first[key]) / (last["t"] - first["t"]), 1)
+        rates[f"{key}_best"] = round(
+            max((b[key] - a[key]) / (b["t"] - a["t"]) for a, b in itertools.pairwise(after)), 1
+        )
+    return rates
+
+
 def _ready_rates(points: list[tuple[float, int]], window: float = 30.0) -> dict[str, float]:
     """Pods Ready per second from ``(seconds, pods ready)`` points: over all of them, and the
     best ``window`` seconds."""
@@ -213,8 +257,15 @@ def run(
     qps: int,
     component_args: dict[str, list[str]],
     timeline: Path | None,
+    kwok_pod_parallelism: int,
+    deadline: float,
 ) -> dict[str, object]:
     run_dir = Path(tempfile.mkdtemp(prefix="wpo-bench-"))
+    component_args = {name: list(flags) for name, flags in component_args.items()}
+    if kwok_pod_parallelism:
+        kwok_config = run_dir / "kwok-configuration.yaml"
+        kwok_config.write_text(yaml.safe_dump(_kwok_configuration(kwok_pod_parallelism)))
+        component_args.setdefault("kwok", []).append(f"--config={kwok_config}")
     policy = run_dir / "audit-policy.yaml"
     policy.write_text(yaml.safe_dump(AUDIT_POLICY))
     audit_log = run_dir / "audit.log"
@@ -277,18 +328,47 @@ def run(
         cpu_deployments = operator.cpu_seconds() - cpu_before
         sampler.mark("deployments")
         pods_ready: list[tuple[float, int]] = []
+        pools_ready: list[int] = []
+        pod_progress = [
+            {
+                "t": round(deployments_s, 1),
+                **pod_writes(cluster.api.raw_text("/metrics")),
+            }
+        ]
 
         def all_ready() -> bool:
+            now = round(time.monotonic() - started, 1)
+            if now - pod_progress[-1]["t"] >= POD_PROGRESS_EVERY:
+                pod_progress.append({"t": now, **pod_writes(cluster.api.raw_text("/metrics"))})
             items = cluster.api.get(POOLS_PATH)["items"]
             statuses = [item.get("status") or {} for item in items]
             ready = sum(status.get("readyReplicas") == replicas for status in statuses)
             pods = sum(int(status.get("readyReplicas") or 0) for status in statuses)
-            pods_ready.append((round(time.monotonic() - started, 1), pods))
-            progress.report(f"{ready}/{count} pools Ready, {pods} pods Ready")
+            pods_ready.append((now, pods))
+            pools_ready.append(ready)
+            progress.report(
+                f"{ready}/{count} pools Ready, {pods} pods Ready, pods created/bound/started "
+                + "/".join(f"{pod_progress[-1][key]:.0f}" for key in POD_WRITES)
+            )
             return len(items) == count and ready == count
 
-        wait_until(all_ready, timeout=3600, what=f"{count} pools Ready", max_interval=1.0)
-        ready_s = time.monotonic() - started
+        ready_s: float | None = None
+        try:
+            wait_until(
+                all_ready,
+                timeout=max(1.0, deadline - (time.monotonic() - started)),
+                what=f"{count} pools Ready",
+                max_interval=1.0,
+            )
+            ready_s = time.monotonic() - started
+        except WaitTimeout:  # reported as not reached, with the pods' progress until then
+            pass
+        pod_progress.append(
+            {
+                "t": round(time.monotonic() - started, 1),
+                **pod_writes(cluster.api.raw_text("/metrics")),
+            }
+        )
         cpu_ready = operator.cpu_seconds() - cpu_before
         sampler.mark("ready")
         sampler.stop()
@@ -298,7 +378,14 @@ def run(
         peak_during = _peak_rss_kib(operator)
         if timeline is not None:
             timeline.write_text(
-                json.dumps({"cpu": sampler.timeline(), "pods_ready": pods_ready}, indent=1)
+                json.dumps(
+                    {
+                        "cpu": sampler.timeline(),
+                        "pods_ready": pods_ready,
+                        "pod_writes": pod_progress,
+                    },
+                    indent=1,
+                )
             )
         time.sleep(10)  # settle: Deployment and pod events drain
         metrics = operator.metrics()
@@ -317,13 +404,15 @@ def run(
             else "kubectl apply " + ("--server-side" if server_side else "(client-side)"),
             "control_plane_client_qps": qps,
             "component_args": component_args,
+            "kwok_pod_parallelism": kwok_pod_parallelism or "default (4)",
             "load_average_1m_at_start": round(load_at_start, 2),
             "load_average_1m_at_end": round(os.getloadavg()[0], 2),
             "cpus": os.cpu_count(),
             "create_s": round(applied, 2),
             "deployments_s": round(deployments_s, 2),
             "deployments_after_create_s": round(deployments_s - applied, 2),
-            "ready_s": round(ready_s, 2),
+            "ready_s": round(ready_s, 2) if ready_s is not None else f"not within {deadline} s",
+            "pools_ready_at_end": pools_ready[-1] if pools_ready else 0,
             "operator_cpu_s_to_deployments": round(cpu_deployments, 2),
             "operator_cpu_s_to_ready": round(cpu_ready, 2),
             "idle_rss_mib": round(idle_rss / 1024, 1),
@@ -338,6 +427,7 @@ def run(
             "requests_per_reconcile": round(total_requests / reconciles, 2) if reconciles else None,
             "operator_requests_by_kind": requests,
             "pods_ready_per_s": _ready_rates([p for p in pods_ready if p[0] >= deployments_s]),
+            "pod_writes_per_s": _write_rates(pod_progress),
             "cpu_by_phase": sampler.phases(),
             "throttles": throttles,
         }
@@ -378,6 +468,22 @@ def main() -> int:
     parser.add_argument(
         "--timeline", type=Path, help="write the per-second CPU split and pods Ready here (JSON)"
     )
+    parser.add_argument(
+        "--kwok-pod-parallelism",
+        type=int,
+        default=0,
+        metavar="N",
+        help="kwok's podPlayStageParallelism (pods moved through their stages at once; "
+        "kwok's default is 4)",
+    )
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        default=3600,
+        metavar="SECONDS",
+        help="stop waiting for Ready pools this long after the first POST and report how far "
+        "the run got (the bench lock should not be held for hours)",
+    )
     args = parser.parse_args()
     component_args: dict[str, list[str]] = {}
     for item in args.component_arg:
@@ -397,6 +503,8 @@ def main() -> int:
         args.control_plane_qps,
         component_args,
         args.timeline,
+        args.kwok_pod_parallelism,
+        args.deadline,
     )
     print(json.dumps(report, indent=2))
     return 0
