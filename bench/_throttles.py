@@ -57,12 +57,25 @@ def _mean_ms(text: str, histogram: str, *label_parts: str) -> dict[str, float]:
     }
 
 
+def go_gc_share(text: str) -> dict[str, float]:
+    """CPU seconds the Go runtime spent in garbage collection and in the program itself
+    (the runtime's own estimate), and the collector's share of the two."""
+    gc = total(text, "go_cpu_classes_gc_total_cpu_seconds_total")
+    user = total(text, "go_cpu_classes_user_cpu_seconds_total")
+    return {
+        "gc_cpu_s": round(gc, 1),
+        "program_cpu_s": round(user, 1),
+        "gc_pct": round(100 * gc / (gc + user), 1) if gc + user else 0.0,
+    }
+
+
 def controller_throttles(
     text: str, queues: Iterable[str], histograms: Iterable[str] = ()
 ) -> dict[str, object]:
     """A controller process's client rate-limiter wait, its work queues' wait and work, and
     the mean of any other ``histograms`` it keeps."""
     return {
+        "go_gc": go_gc_share(text),
         **{histogram: _mean_ms(text, histogram) for histogram in histograms},
         "client_rate_limiter_wait": _mean_ms(text, "rest_client_rate_limiter_duration_seconds"),
         "client_request_latency": _mean_ms(text, "rest_client_request_duration_seconds"),
@@ -83,6 +96,7 @@ def apiserver_throttles(text: str) -> dict[str, object]:
     exempt), and its request latency
     for the writes that make a pod (create, binding, status) and for Events."""
     return {
+        "go_gc": go_gc_share(text),
         "apf_dispatched": total(text, "apiserver_flowcontrol_dispatched_requests_total"),
         "apf_dispatched_exempt": total(
             text, "apiserver_flowcontrol_dispatched_requests_total", 'priority_level="exempt"'
@@ -135,6 +149,7 @@ def read_throttles(
             (
                 "scheduler_scheduling_attempt_duration_seconds",
                 "scheduler_pod_scheduling_sli_duration_seconds",
+                "scheduler_scheduling_algorithm_duration_seconds",
             ),
         ),
     }
