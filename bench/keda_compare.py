@@ -18,7 +18,10 @@ One run starts, all local and real:
 Each scenario gets a namespace holding one pool per autoscaler, all alike: the same pod
 template (the operator's Deployment builder), ``maxConcurrentJobs: 4``, 0..4 replicas, a
 real SDK worker process per Running kwok pod (``PodWorkers``, heartbeats at the SDK's 2 s
-default) and a queue of its own that receives the same jobs at the same moment:
+default) and a queue of its own that receives the same jobs at the same moment, published
+through the job exchange with the side's routing key as producers send them (what an idle
+WorkerPool's arrival queue sees; the warm-up's steady producer writes to the queues
+directly):
 
 * ``ours``: a WorkerPool with ``spec.autoscaling`` (defaults, except the scale-down window
   and cooldown in ``fast``, see below);
@@ -401,7 +404,9 @@ def publish_ramp(broker: Broker, sides: list[Side], seconds: float) -> None:
             for side in sides:
                 if side.t0 is None:
                     side.t0, side.t0_wall = now, wall
-                side.job_ids += jobs.publish(broker.amqp_url, side.queue, [5.0])
+                side.job_ids += jobs.publish(
+                    broker.amqp_url, side.queue, [5.0], provider=side.provider
+                )
             published += 1
         time.sleep(0.05)
 
@@ -444,7 +449,10 @@ def run_scenario(
                     side.t0, side.t0_wall = time.monotonic(), time.time()
                     side.stopped_before = frozenset(side.workers.stopped)
                     side.job_ids = jobs.publish(
-                        broker.amqp_url, side.queue, [scenario.job_seconds] * count
+                        broker.amqp_url,
+                        side.queue,
+                        [scenario.job_seconds] * count,
+                        provider=side.provider,
                     )
                     pending.remove(side)
             time.sleep(0.2)
@@ -456,7 +464,9 @@ def run_scenario(
         now, wall = time.monotonic(), time.time()
         for side in sides:
             side.t0, side.t0_wall = now, wall
-            side.job_ids = jobs.publish(broker.amqp_url, side.queue, [scenario.job_seconds] * count)
+            side.job_ids = jobs.publish(
+                broker.amqp_url, side.queue, [scenario.job_seconds] * count, provider=side.provider
+            )
 
 
 def report_side(side: Side, scenario: Scenario, broker: Broker) -> dict[str, Any]:
