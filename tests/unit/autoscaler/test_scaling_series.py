@@ -77,6 +77,36 @@ def test_no_flapping_under_steady_load_near_a_threshold() -> None:
     assert min(settled) >= 5
 
 
+@pytest.mark.parametrize(
+    ("jobs", "reverses"),
+    [
+        # 3.6 jobs on average: 90 % of 2 replicas' 4 slots. Nothing waits at 2 replicas.
+        ((3, 4, 4, 3, 4, 4, 3, 4, 4, 3), False),
+        # 4.1: just over 4 slots (each job holds its slot a little longer than it runs).
+        # Now and then one waits at 2 replicas, which takes the pool to 3, and a window
+        # without a wait later it goes back to 2: a load that fills the slots has no slack.
+        ((4, 4, 4, 4, 4, 4, 4, 4, 4, 5), True),
+    ],
+)
+def test_a_steady_load_below_the_slots_of_two_replicas_holds_them(
+    jobs: tuple[int, ...], reverses: bool
+) -> None:
+    """The integration test's steady-load scenario, over an hour: 2-slot workers, a 10 s
+    (two-poll) scale-down window, and a steady stream whose in-flight count moves by one."""
+    policy = scaling.ScalingPolicy(
+        target_jobs_per_replica=2,
+        max_replicas=6,
+        scale_down=scaling.ScalingRule(
+            stabilization_window_seconds=10, policies=scaling.DEFAULT_SCALE_DOWN_POLICIES
+        ),
+    )
+    loads = [jobs[i % len(jobs)] for i in range(720)]
+    settled = _run_constant_load(policy, loads)[10:]
+    turns = [b for a, b in itertools.pairwise(settled) if a != b]
+    assert (len(turns) > 1) is reverses, settled
+    assert set(settled) <= {2, 3}
+
+
 def test_no_flapping_when_load_hovers_at_the_cooldown_edge() -> None:
     """A trickle every few minutes keeps one worker instead of 0 -> 1 -> 0 churn."""
     policy = scaling.ScalingPolicy(target_jobs_per_replica=4, cooldown_seconds=300)
