@@ -105,7 +105,9 @@ class JobConsumer:
         results: Callable[[JobResult], Awaitable[None]],
         max_job_bytes: int = DEFAULT_MAX_JOB_BYTES,
         queue_type: replication.QueueType = "classic",
+        on_idle: Callable[[], None] | None = None,
     ) -> None:
+        """``on_idle`` is called each time the last delivery in flight is settled."""
         self._connection = connection
         self._queue_name = queue_name
         self._queue_type = queue_type
@@ -120,6 +122,7 @@ class JobConsumer:
         self._publish_timeout = publish_timeout
         self._publish_result = results
         self._max_job_bytes = max_job_bytes
+        self._on_idle = on_idle
         self._channel: AbstractChannel | None = None
         self._consumers: list[tuple[AbstractQueue, str]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -215,6 +218,8 @@ class JobConsumer:
             await self._settle_after_bug(message, exc)
         finally:
             self._tasks.discard(task)
+            if not self._tasks and self._on_idle is not None:
+                self._on_idle()
 
     async def _handle_in_band(self, message: AbstractIncomingMessage, rank: int) -> None:
         """Waits for a job slot (``PrioritySlots``: highest band first), then handles."""

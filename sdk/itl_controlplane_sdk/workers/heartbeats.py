@@ -1,7 +1,8 @@
 """Worker heartbeats: how the operator learns which pods are busy without reaching them.
 
 Each worker publishes a small non-persistent message to the ``provider.heartbeats`` fanout
-exchange every interval and at once when it starts draining or stops. A ``HeartbeatMonitor``
+exchange every interval, at once when it starts draining or stops, and when it turns idle (at
+most once between two regular beats). A ``HeartbeatMonitor``
 keeps the newest heartbeat per worker and forgets workers that went silent for three
 intervals, so a crashed pod stops counting as busy.
 """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from itl_controlplane_sdk.contract.settings import DEFAULT_MAX_JOB_BYTES
@@ -76,10 +77,11 @@ class ProviderWorker(WorkerRole):
                 self.jobs_requeued_on_stop,
             )
 
-    async def start_consuming_jobs(self) -> None:
+    async def start_consuming_jobs(self, *, on_idle: Callable[[], None] | None = None) -> None:
         """Starts taking jobs from the queue (returns once the consumer is registered).
 
         Starts the worker first if it is not running, as upstream callers expect.
+        ``on_idle`` is called each time the worker's last job in flight is settled.
         """
         await self.start()
         await self.job_queue.consume_jobs(
@@ -88,6 +90,7 @@ class ProviderWorker(WorkerRole):
             max_attempts=self.max_attempts,
             retry_base_delay=self.retry_base_delay,
             max_job_bytes=self.max_job_bytes,
+            on_idle=on_idle,
         )
 
     @property

@@ -384,11 +384,13 @@ class JobQueue:
         max_attempts: int = 3,
         retry_base_delay: float = 1.0,
         max_job_bytes: int = DEFAULT_MAX_JOB_BYTES,
+        on_idle: Callable[[], None] | None = None,
     ) -> None:
         """Starts consuming this queue's jobs; returns once the consumer is registered.
 
         ``worker_callback(job_id, payload)`` returns the JobResult; raising
-        ``RetryableJobError`` asks for another attempt after a backoff. Call
+        ``RetryableJobError`` asks for another attempt after a backoff. ``on_idle`` is
+        called whenever the last job in flight is settled (the worker turned idle). Call
         ``stop_consuming`` (or ``disconnect``) to stop. Cancelled and expired jobs are
         settled without calling it (see ``cancellation``).
         """
@@ -414,6 +416,7 @@ class JobQueue:
             results=self.publish_result,
             max_job_bytes=max_job_bytes,
             queue_type=self.queue_type,
+            on_idle=on_idle,
         )
         await consumer.start()
         self._consumer = consumer

@@ -43,15 +43,53 @@ def heartbeat_of(
     )
 
 
+IDLE_SETTLE_SECONDS = 0.1
+"""How long a worker must stay idle before it sends its extra heartbeat.
+
+A worker of a pool with jobs waiting takes its next one within a round trip of its last
+ack; only a worker with nothing to take is still idle this much later."""
+
+
+async def _until(event: asyncio.Event, timeout: float) -> bool:
+    """Wait for ``event`` at most ``timeout`` seconds; whether it was set."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    return event.is_set()
+
+
+async def _beat(worker: ProviderWorker, queue: JobQueue, settings: WorkerSettings) -> None:
+    try:
+        await queue.publish_heartbeat(heartbeat_of(worker, settings))
+    except Exception as exc:  # the broker may be restarting; the next beat will tell
+        log.debug("heartbeat not sent: %s", type(exc).__name__)
+
+
 async def _send_heartbeats(
-    worker: ProviderWorker, queue: JobQueue, settings: WorkerSettings
+    worker: ProviderWorker,
+    queue: JobQueue,
+    settings: WorkerSettings,
+    turned_idle: asyncio.Event,
 ) -> None:
+    """A heartbeat every interval, and one more as soon as the worker turns idle.
+
+    The autoscaler removes a worker only once a heartbeat says it is idle; waiting for the
+    next regular one kept a finished worker (a replica paid for) up to an interval longer.
+    The extra beat goes only when the worker is still idle ``IDLE_SETTLE_SECONDS`` after
+    ``turned_idle`` was set, and at most once between two regular beats, so a pool whose
+    workers empty at every short job sends at most twice its usual heartbeats, and a pool
+    with jobs waiting (taken again at once) none extra.
+    """
+    loop = asyncio.get_running_loop()
     while True:
-        try:
-            await queue.publish_heartbeat(heartbeat_of(worker, settings))
-        except Exception as exc:  # the broker may be restarting; the next beat will tell
-            log.debug("heartbeat not sent: %s", type(exc).__name__)
-        await asyncio.sleep(settings.heartbeat_interval)
+        await _beat(worker, queue, settings)
+        due = loop.time() + settings.heartbeat_interval
+        turned_idle.clear()
+        if await _until(turned_idle, settings.heartbeat_interval):
+            await asyncio.sleep(IDLE_SETTLE_SECONDS)
+            if worker.in_flight == 0:
+                await _beat(worker, queue, settings)
+            await asyncio.sleep(max(0.0, due - loop.time()))
 
 
 async def _start_when_broker_is_up(worker: ProviderWorker, stop: asyncio.Event) -> bool:
@@ -116,12 +154,13 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event | None = None
     try:
         if not await _start_when_broker_is_up(worker, stop):
             return 0
-        await worker.start_consuming_jobs()
+        turned_idle = asyncio.Event()
+        await worker.start_consuming_jobs(on_idle=turned_idle.set)
         # What exists now (modules, pydantic schemas, the connection) lives as long as the
         # process: move it out of the collector's sight, so full collections only walk
         # what jobs allocate instead of pausing every in-flight job for tens of ms.
         gc.freeze()
-        heartbeats = asyncio.create_task(_send_heartbeats(worker, queue, settings))
+        heartbeats = asyncio.create_task(_send_heartbeats(worker, queue, settings, turned_idle))
         log.info(
             "consuming %s with up to %d concurrent jobs",
             settings.job_queue,
