@@ -22,7 +22,10 @@ after a broker restart). The hub only has to:
   same connection, so the pool's first job wakes its poller instead of waiting for the next
   poll. A broker that refuses them (the broker user lacks the rights, an exchange is
   missing) is logged once and asked again only after ``wake_retry_seconds``: polling alone
-  goes on as before.
+  goes on as before;
+- call a pool's poller when one of its workers reports it turned idle, while the pool's last
+  decision kept it above its target only for busy workers (``wake_on_idle``): the heartbeats
+  arrive on the hub's subscription anyway, so this costs the broker nothing.
 
 A heartbeat read that fails does not fail the observation. The decision then sees no
 heartbeats, treats Ready pods as busy and silent consumers as full, and so errs towards
@@ -81,6 +84,8 @@ class QueueClient(Protocol):
     ) -> dict[str, Any]: ...
 
     async def get_worker_heartbeats(self, pool: str | None = None) -> list[dict[str, Any]]: ...
+
+    def on_worker_idle(self, pool: str, callback: Callable[[], None] | None) -> bool: ...
 
     def arrival_watch(self) -> ArrivalQueues: ...
 
@@ -256,6 +261,15 @@ class BrokerHub:
                 logger.debug("arrival queue for %s refused: %s", key, message)
             return
         conn.wake_failed_at = None
+
+    def wake_on_idle(self, url: str, *, pool: str, on_idle: Callable[[], None] | None) -> bool:
+        """Call ``on_idle`` whenever a worker of ``pool`` (its heartbeat identity) turns idle;
+        None stops. Only once this URL's heartbeat subscription is up (returns whether it
+        is); never raises."""
+        conn = self._connections.get(url)
+        if conn is None or not conn.subscribed:
+            return False
+        return conn.client.on_worker_idle(pool, on_idle)
 
     async def stop_waking(self, url: str, key: str) -> None:
         """Drop the pool's arrival queue, if it has one (no broker request otherwise)."""

@@ -100,6 +100,8 @@ class Broker(Protocol):
 
     async def stop_waking(self, url: str, key: str) -> None: ...
 
+    def wake_on_idle(self, url: str, *, pool: str, on_idle: Callable[[], None] | None) -> bool: ...
+
 
 @dataclasses.dataclass
 class PoolState:
@@ -154,10 +156,12 @@ class PoolScaler:
         clock: Callable[[], float] = time.time,
         remember: Callable[[Mapping[str, Any]], None] = lambda body: None,
         on_arrival: Callable[[], None] | None = None,
+        on_idle: Callable[[], None] | None = None,
     ) -> None:
         """``remember`` puts the pool as our scale wrote it into the operator's cache;
         ``on_arrival`` (the poll loop's wake-up) is called when a job reaches the pool while
-        it is at zero replicas, or never when None."""
+        it is at zero replicas, and ``on_idle`` when one of its workers turns idle while only
+        busy workers keep it above its target; never when None."""
         self.namespace = namespace
         self.name = name
         self._cluster = cluster
@@ -167,6 +171,9 @@ class PoolScaler:
         self._clock = clock
         self._remember = remember
         self._on_arrival = on_arrival
+        self._on_idle = on_idle
+        self._idle_watched: str | None = None
+        """The pool identity whose idle workers wake this poller, at ``_url``."""
         self._url: str | None = None
         """The broker URL of the last read, where the pool's arrival queue lives."""
         self.state = PoolState()
@@ -208,6 +215,7 @@ class PoolScaler:
             return decision
         await self._report(body, pool, decision)
         await self._arm_wake(pool, decision)
+        self._arm_idle_wake(pool, decision)
         self._metrics.record(
             self.namespace,
             self.name,
@@ -295,7 +303,7 @@ class PoolScaler:
         if self._url is None:
             return
         if self._on_arrival is None or decision.replicas > 0 or decision.failure is not None:
-            await self.stop_waking()
+            await self._stop_arrival_wake()
             return
         await self._broker.wake_on_arrival(
             self._url,
@@ -305,8 +313,33 @@ class PoolScaler:
             queue_type=pool.spec.rabbitmq.queue_type,
         )
 
+    def _arm_idle_wake(self, pool: api.WorkerPool, decision: scaling.Decision) -> None:
+        """Poll again as soon as a worker turns idle, while only busy workers hold the pool
+        above what the decision wanted (a quiet pool's tail, a pin, a scale-down): that
+        worker can then go within a fraction of a second of its last job, not a poll and a
+        heartbeat later. Any other pool gains nothing from it and is not woken."""
+        if self._url is None or self._on_idle is None:
+            return
+        held = decision.held_by_busy_workers and decision.failure is None
+        if held and self._idle_watched is None:
+            identity = api.pool_identity(pool)
+            if self._broker.wake_on_idle(self._url, pool=identity, on_idle=self._on_idle):
+                self._idle_watched = identity
+        elif not held:
+            self._stop_idle_wake()
+
+    def _stop_idle_wake(self) -> None:
+        if self._url is not None and self._idle_watched is not None:
+            self._broker.wake_on_idle(self._url, pool=self._idle_watched, on_idle=None)
+        self._idle_watched = None
+
     async def stop_waking(self) -> None:
-        """Drop the pool's arrival queue (the poller stops, or the pool is busy)."""
+        """Drop the pool's arrival queue and idle wake (the poller stops, or the pool is
+        busy)."""
+        self._stop_idle_wake()
+        await self._stop_arrival_wake()
+
+    async def _stop_arrival_wake(self) -> None:
         if self._url is not None:
             await self._broker.stop_waking(self._url, f"{self.namespace}/{self.name}")
 

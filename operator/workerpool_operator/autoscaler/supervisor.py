@@ -6,8 +6,9 @@ the one WorkerPool watch (``handlers.track_pool``) updates the shared ``PoolCach
 ``Supervisor.track``, which starts or stops plain asyncio tasks. Each task polls its pool
 every ``spec.autoscaling.pollIntervalSeconds`` and always takes the pool's latest body from
 the cache, parsed there once per version of the body. A pool at zero replicas also polls as
-soon as a job reaches it (its arrival queue, ``BrokerHub.wake_on_arrival``), instead of at
-the end of its interval.
+soon as a job reaches it (its arrival queue, ``BrokerHub.wake_on_arrival``), and a pool that
+only busy workers keep above its target as soon as one of them turns idle
+(``BrokerHub.wake_on_idle``), instead of at the end of its interval.
 
 No kopf here: the pod index and the event poster are handed in, so tests drive the
 supervisor with fakes.
@@ -57,12 +58,61 @@ def spread(interval: float) -> float:
     return random.uniform(0.0, interval)
 
 
+IDLE_WAKE_GAP = 0.25
+"""Least time between the start of a poll and a poll woken by a worker turning idle.
+
+Workers of one pool that finish together wake one poll, not one each (the wake-up is one
+event), and a pool whose workers turn idle again and again polls at most four times a
+second, however many workers it has."""
+
+
+class _Wake:
+    """Why a pool's poller should poll before its interval ends (one event, two causes)."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.arrival = False
+        self.idle = False
+
+    def on_arrival(self) -> None:
+        self.arrival = True
+        self.event.set()
+
+    def on_idle(self) -> None:
+        self.idle = True
+        self.event.set()
+
+    def clear(self) -> None:
+        self.event.clear()
+        self.arrival = self.idle = False
+
+
 async def _until(event: asyncio.Event, timeout: float) -> bool:
     """Wait for ``event`` at most ``timeout`` seconds; whether it was set."""
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout):
             await event.wait()
     return event.is_set()
+
+
+async def _next_poll(wake: _Wake, started: float, interval: float, woken: bool) -> bool:
+    """Wait until the pool's next poll; whether a job's arrival brings it forward.
+
+    A poll woken by an arrival is followed by a full interval without arrival wake-ups: a
+    pool that stays at zero with jobs arriving (paused, or at maxReplicas 0) polls at most
+    twice per interval, not at every job. A worker turning idle brings the poll forward
+    whenever it comes (the scaler only asks for that while busy workers hold the pool up),
+    but no sooner than ``IDLE_WAKE_GAP`` after the last poll started.
+    """
+    deadline = started + interval
+    while await _until(wake.event, deadline - time.monotonic()):
+        if wake.idle:
+            await asyncio.sleep(max(0.0, started + IDLE_WAKE_GAP - time.monotonic()))
+            return False
+        if not woken:
+            return True
+        wake.clear()  # an arrival right after a woken poll waits for the interval
+    return False
 
 
 class Supervisor:
@@ -146,7 +196,7 @@ class Supervisor:
 
     async def _run(self, key: PoolKey) -> None:
         """Poll until the pool is gone or autoscaling is turned off (then cancelled)."""
-        arrived = asyncio.Event()
+        wake = _Wake()
         scaler = PoolScaler(
             *key,
             cluster=self.cluster,
@@ -154,7 +204,8 @@ class Supervisor:
             metrics=self.metrics,
             post_event=self._post,
             remember=self.pools.remember,
-            on_arrival=arrived.set,
+            on_arrival=wake.on_arrival,
+            on_idle=wake.on_idle,
         )
         try:
             cached = self.pools.get(key)
@@ -166,22 +217,14 @@ class Supervisor:
                 if cached is None:
                     return
                 started = time.monotonic()
-                arrived.clear()
+                wake.clear()
                 try:
                     await scaler.poll(cached, self.pods_of(key))
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     logger.exception("autoscaling poll of %s/%s failed", *key)
-                rest = max(0.0, poll_interval(cached) - (time.monotonic() - started))
-                # A woken poll is followed by a full interval: a pool that stays at zero
-                # with jobs arriving (paused, or at maxReplicas 0) polls at most twice per
-                # interval, not at every job.
-                if woken:
-                    await asyncio.sleep(rest)
-                    woken = False
-                else:
-                    woken = await _until(arrived, rest)
+                woken = await _next_poll(wake, started, poll_interval(cached), woken)
         finally:
             self._background(scaler.stop_waking())
 

@@ -143,6 +143,7 @@ def _decide_from_load(ctx: _Context, history: ScalingHistory) -> Decision:
         limited=limit,
         victims=victims,
         recommended=recommended,
+        held=replicas != limited_to,
     )
 
 
@@ -165,6 +166,7 @@ def _decide_pinned(ctx: _Context, history: ScalingHistory, pinned: int) -> Decis
         reason=reason,
         active=_paused(reason),
         victims=victims,
+        held=replicas != pinned,
     )
 
 
@@ -382,6 +384,7 @@ def _decision(
     limited: ConditionInfo | None = None,
     victims: tuple[str, ...] = (),
     recommended: int | None = None,
+    held: bool = False,
 ) -> Decision:
     """Assemble the decision and the history the next poll needs."""
     policy, observation, workers, now = ctx.policy, ctx.observation, ctx.workers, ctx.now
@@ -432,6 +435,7 @@ def _decision(
         victims=victims,
         deletion_costs=_deletion_costs(observation, victims) if victims else (),
         failure=observation.failure,
+        held_by_busy_workers=held,
     )
 
 

@@ -339,6 +339,9 @@ class Decision:
     failure: ObservationFailure | None = None
     """What this poll could not read, also while ``scaling_active`` still shows its last
     state (fewer failures in a row than the threshold)."""
+    held_by_busy_workers: bool = False
+    """The drain-aware bound kept replicas above the count wanted: the next worker to turn
+    idle can go at once, so the runtime polls again as soon as one does."""
 
     @property
     def direction(self) -> Direction:

@@ -13,6 +13,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import aio_pika
@@ -51,6 +52,16 @@ class Heartbeat(BaseModel):
     def expires_after(self) -> float:
         return self.interval * MISSED_INTERVALS_BEFORE_EXPIRY
 
+    def turned_idle_since(self, previous: Heartbeat) -> bool:
+        """Idle now, and busy at ``previous`` or finished a job since (the worker's last beat).
+
+        An idle worker's regular beats are not news: only this transition is.
+        """
+        if self.in_flight or self.draining or self.stopped:
+            return False
+        finished = self.jobs_processed + self.jobs_failed
+        return previous.in_flight > 0 or finished != previous.jobs_processed + previous.jobs_failed
+
 
 class HeartbeatMonitor:
     """The newest heartbeat of every live worker, fed by a private auto-deleted queue.
@@ -65,8 +76,20 @@ class HeartbeatMonitor:
         self._by_pool: dict[str, dict[str, Heartbeat]] = {}
         self._pool_of: dict[str, str] = {}
         """Worker id -> the pool its newest heartbeat named."""
+        self._idle_watchers: dict[str, Callable[[], None]] = {}
         self._queue: AbstractQueue | None = None
         self.started_at = 0.0
+
+    def on_worker_idle(self, pool: str, callback: Callable[[], None] | None) -> None:
+        """Call ``callback`` whenever a worker of ``pool`` reports it turned idle; None stops.
+
+        The autoscaler sets it for a pool it keeps above its target only because workers are
+        busy, so a worker that finishes goes at once instead of at the next poll.
+        """
+        if callback is None:
+            self._idle_watchers.pop(pool, None)
+        else:
+            self._idle_watchers[pool] = callback
 
     async def start(self) -> None:
         channel = await self._connection.channel()
@@ -95,10 +118,14 @@ class HeartbeatMonitor:
         except (ValueError, ValidationError):
             log.warning("ignoring malformed heartbeat")
             return
+        previous = self._by_pool.get(heartbeat.pool, {}).get(heartbeat.worker_id)
         self._forget(heartbeat.worker_id)
         if not heartbeat.stopped:
             self._by_pool.setdefault(heartbeat.pool, {})[heartbeat.worker_id] = heartbeat
             self._pool_of[heartbeat.worker_id] = heartbeat.pool
+        watcher = self._idle_watchers.get(heartbeat.pool)
+        if watcher is not None and previous is not None and heartbeat.turned_idle_since(previous):
+            watcher()
 
     def _forget(self, worker_id: str) -> None:
         pool = self._pool_of.pop(worker_id, None)

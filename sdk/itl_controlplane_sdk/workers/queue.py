@@ -716,6 +716,15 @@ class JobQueue:
                 self._monitor = monitor
         return self._monitor.snapshot(pool)
 
+    def on_worker_idle(self, pool: str, callback: Callable[[], None] | None) -> bool:
+        """Call ``callback`` whenever a worker of ``pool`` reports it turned idle (None:
+        stop); ``HeartbeatMonitor.on_worker_idle``. Only once ``get_worker_heartbeats``
+        subscribed: returns whether it did."""
+        if self._monitor is None:
+            return False
+        self._monitor.on_worker_idle(pool, callback)
+        return True
+
     def arrival_watch(self) -> ArrivalWatch:
         """The connection's arrival queues (``workers.arrivals``), created at first use."""
         if self._arrivals is None:

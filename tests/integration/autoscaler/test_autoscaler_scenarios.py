@@ -376,8 +376,9 @@ def test_drains_to_zero_only_after_the_cooldown(pool: Pool) -> None:
 
 
 def test_after_a_quiet_window_each_worker_goes_when_its_last_job_ends(pool: Pool) -> None:
-    """Long jobs, then nothing: the idle worker leaves at once, not a window later, and the
-    busy one stays until its job is done (what KEDA saves by stopping busy workers)."""
+    """Long jobs, then nothing: each worker leaves within about a second of its last job, not
+    a window later (what KEDA saves by stopping busy workers) and not at the next poll (the
+    worker's idle heartbeat wakes the poll); the busy one stays until its job is done."""
     window = 8
     pool.create(
         minReplicas=0,
@@ -390,15 +391,39 @@ def test_after_a_quiet_window_each_worker_goes_when_its_last_job_ends(pool: Pool
     pool.wait_active()
     workers = pool.start_workers()
     recorder = Recorder(pool)
-    short, long = pool.publish([14.0]), pool.publish([28.0])
+    short, long = pool.publish([18.0]), pool.publish([30.0])
     pool.wait_replicas(2, timeout=10)
 
-    assert all(r is not None for r in pool.results(short, timeout=60).values())
-    # A window after the last arrival has passed: the idle worker goes within a poll and a
-    # heartbeat, where the window alone would have kept it for another 8 s.
-    pool.wait_replicas(1, timeout=window - 2)
-    assert all(r is not None for r in pool.results(long, timeout=60).values())
-    pool.wait_replicas(0, timeout=window - 2)
+    def held_by_busy_workers() -> bool:
+        limited = pool.condition("ScalingLimited")
+        return limited is not None and (limited["status"], limited["reason"]) == (
+            "True",
+            "BusyWorkers",
+        )
+
+    # A window after the last arrival, the target is zero and only the busy workers hold
+    # the pool at 2. From then on it polls every 60 s: a worker leaving within about a
+    # second of its job is the idle wake's doing.
+    wait_for(held_by_busy_workers, timeout=30, what="ScalingLimited=True/BusyWorkers")
+    pool.patch({"spec": {"autoscaling": {"pollIntervalSeconds": 60}}})
+    running = wait_for(
+        lambda: [n for n, f in workers.in_flight().items() if f == 1],
+        timeout=10,
+        what="workers running the jobs",
+    )
+    assert len(running) == 2, running
+    for left in (1, 0):
+
+        def idle_worker() -> str | None:
+            flights = workers.in_flight()
+            return next((n for n in running if flights.get(n) == 0), None)
+
+        name = wait_for(idle_worker, timeout=40, what="a worker finishing", interval=0.05)
+        idle_at = time.monotonic()
+        gone_after = pool.wait_replicas(left, timeout=20) - idle_at
+        assert gone_after < 2.0, f"{name} left {gone_after:.2f}s after its job\n{pool.describe()}"
+        running.remove(name)
+    assert all(r is not None for r in pool.results(short + long, timeout=60).values())
     assert workers.busy_at_stop == {}, "a busy worker was stopped"
     assert recorder.stop() == [0, 2, 1, 0]
 

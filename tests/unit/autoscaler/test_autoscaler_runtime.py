@@ -7,6 +7,7 @@ SDK's ``JobQueue``. The real thing is covered by ``tests/integration/autoscaler`
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,7 +20,14 @@ from workerpool_operator.autoscaler.broker import BrokerHub, BrokerRead
 from workerpool_operator.autoscaler.metrics import AutoscalerMetrics
 from workerpool_operator.autoscaler.policy import PAUSED
 from workerpool_operator.autoscaler.scaler import QUEUE_STATUS_SECONDS, PoolScaler
-from workerpool_operator.autoscaler.supervisor import Supervisor, poll_interval, spread
+from workerpool_operator.autoscaler.supervisor import (
+    IDLE_WAKE_GAP,
+    Supervisor,
+    _next_poll,
+    _Wake,
+    poll_interval,
+    spread,
+)
 from workerpool_operator.builders import build_deployment
 from workerpool_operator.pools import CachedPool, PoolCache
 from workerpool_operator.reconcile import drift
@@ -167,6 +175,7 @@ class FakeQueue:
         self.ready = 9
         self.beats: list[dict[str, Any]] = []
         self.arrivals = FakeArrivals()
+        self.idle_watchers: dict[str, Any] = {}
 
     async def connect(self) -> None:
         self.connects += 1
@@ -188,6 +197,13 @@ class FakeQueue:
 
     async def get_worker_heartbeats(self, pool: str | None = None) -> list[dict[str, Any]]:
         return self.beats
+
+    def on_worker_idle(self, pool: str, callback: Any) -> bool:
+        if callback is None:
+            self.idle_watchers.pop(pool, None)
+        else:
+            self.idle_watchers[pool] = callback
+        return True
 
     def arrival_watch(self) -> FakeArrivals:
         return self.arrivals
@@ -388,6 +404,7 @@ class FakeBroker:
     def __init__(self) -> None:
         self.read_result = BrokerRead(observe.QueueReading(ready=0, consumers=0, dead_letters=0))
         self.wakes: list[tuple[str, ...]] = []
+        self.on_idle: Any = None
 
     async def read(
         self, url: str, *, queue: str, pool: str, queue_type: str = "classic"
@@ -407,6 +424,11 @@ class FakeBroker:
 
     async def stop_waking(self, url: str, key: str) -> None:
         self.wakes.append(("stop", key))
+
+    def wake_on_idle(self, url: str, *, pool: str, on_idle: Any) -> bool:
+        self.wakes.append(("idle" if on_idle is not None else "no idle", pool))
+        self.on_idle = on_idle
+        return True
 
 
 def _body(replicas: int, **autoscaling: Any) -> dict[str, Any]:
@@ -455,6 +477,7 @@ def _scaler(
         clock=clock,
         remember=cache.remember if cache is not None else lambda body: None,
         on_arrival=lambda: None,
+        on_idle=lambda: None,
     )
 
 
@@ -526,6 +549,55 @@ async def test_a_pool_at_zero_keeps_an_arrival_queue_only_while_it_reads_and_idl
     await scaler.poll(_parsed(body), [])  # scaled up: busy pools have none
     assert broker.wakes[1:] == [("stop", "ns/pool"), ("stop", "ns/pool")]
     assert [w[1] for w in cluster.writes if w[0] == "scale"] == [2]
+
+
+async def test_only_a_pool_held_up_by_busy_workers_wakes_when_one_turns_idle() -> None:
+    cluster, broker, events, clock = FakeCluster(), FakeBroker(), [], Clock()
+    scaler = _scaler(cluster, broker, events, clock)
+
+    def poll_with(in_flight: dict[str, int]) -> Any:
+        clock.now += 2
+        beats = tuple(
+            scaling.WorkerHeartbeat(
+                n, f, capacity=4, draining=False, timestamp=clock.now, jobs_finished=0
+            )
+            for n, f in in_flight.items()
+        )
+        broker.read_result = BrokerRead(observe.QueueReading(0, len(beats), None), beats)
+        pods = [scaling.PodView(n, ready=True) for n in in_flight]
+        return scaler.poll(_cached(len(in_flight)), pods)
+
+    # 3 jobs in flight want one replica; two busy workers hold the pool at 2.
+    decision = await poll_with({"a": 2, "b": 1})
+    assert decision.replicas == 2 and decision.held_by_busy_workers
+    assert broker.wakes == [("stop", "ns/pool"), ("idle", "ns/pool")]
+    assert broker.on_idle is not None
+    # Then nothing arrived for the (zero) window: the target is zero. b went idle and goes;
+    # a still holds the pool up, and the wake stays as it was.
+    decision = await poll_with({"a": 2, "b": 0})
+    assert decision.replicas == 1 and decision.victims == ("b",), decision.reason
+    assert decision.held_by_busy_workers
+    assert broker.wakes[2:] == [("stop", "ns/pool")]
+    # a went idle too: nothing holds the pool up, nothing wakes it.
+    decision = await poll_with({"a": 0})
+    assert decision.replicas == 0 and not decision.held_by_busy_workers
+    assert [w for w in broker.wakes[3:] if "idle" in w[0]] == [("no idle", "ns/pool")]
+    # A pool that wants more than it has is not held up by anyone.
+    decision = await poll_with({"a": 4, "b": 4, "c": 4})
+    assert not decision.held_by_busy_workers
+
+
+async def test_the_idle_wake_waits_for_the_heartbeat_subscription() -> None:
+    fake = FakeQueue("amqp://a")
+    hub = BrokerHub(client_factory=lambda url: fake)
+    woken: list[str] = []
+    assert not hub.wake_on_idle("amqp://a", pool="ns/p", on_idle=lambda: woken.append("p"))
+    await hub.read("amqp://a", queue="q", pool="ns/p")  # subscribes to heartbeats
+    assert hub.wake_on_idle("amqp://a", pool="ns/p", on_idle=lambda: woken.append("p"))
+    fake.idle_watchers["ns/p"]()
+    assert woken == ["p"]
+    assert hub.wake_on_idle("amqp://a", pool="ns/p", on_idle=None)
+    assert fake.idle_watchers == {}
 
 
 async def test_deletion_costs_are_written_before_replicas_drop() -> None:
@@ -783,6 +855,36 @@ async def test_a_poll_exports_the_pool_series_the_dashboard_and_alerts_read() ->
     assert value("workerpool_broker_reachable") == 0
     assert value("workerpool_scaling_mode", mode="hold") == 1
     assert value("workerpool_scaling_mode", mode="auto") == 0
+
+
+async def test_a_worker_turning_idle_brings_the_next_poll_forward_but_not_too_close() -> None:
+    wake = _Wake()
+    started = time.monotonic()
+    asyncio.get_running_loop().call_later(0.05, wake.on_idle)
+    woken_by_arrival = await _next_poll(wake, started, 5.0, woken=False)
+    took = time.monotonic() - started
+    assert not woken_by_arrival
+    assert IDLE_WAKE_GAP <= took < 1.0  # not at the 5 s interval, not sooner than the gap
+
+    # After a poll an arrival woke, arrivals wait for the interval; an idle worker does not.
+    wake.clear()
+    started = time.monotonic()
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.05, wake.on_arrival)
+    loop.call_later(0.4, wake.on_idle)
+    assert not await _next_poll(wake, started, 5.0, woken=True)
+    assert 0.4 <= time.monotonic() - started < 1.0
+    wake.clear()
+    started = time.monotonic()
+    loop.call_later(0.05, wake.on_arrival)
+    assert not await _next_poll(wake, started, 0.3, woken=True)
+    assert time.monotonic() - started >= 0.3
+    # Otherwise an arrival wakes the next poll at once.
+    wake.clear()
+    started = time.monotonic()
+    loop.call_later(0.05, wake.on_arrival)
+    assert await _next_poll(wake, started, 5.0, woken=False)
+    assert time.monotonic() - started < 1.0
 
 
 def test_first_polls_spread_over_the_interval() -> None:

@@ -592,9 +592,10 @@ def _tail_policy() -> scaling.ScalingPolicy:
 
 def _long_jobs(
     p: scaling.ScalingPolicy, finished_at: dict[str, float], until: float
-) -> list[tuple[float, int, tuple[str, ...]]]:
+) -> list[tuple[float, int, tuple[str, ...], bool]]:
     """Four workers take four long jobs each at t=0, then nothing arrives; worker w's
-    jobs end at ``finished_at[w]``. Polls every 2 s; returns (t, replicas, victims)."""
+    jobs end at ``finished_at[w]``. Polls every 2 s; returns (t, replicas, victims, held by
+    busy workers)."""
     history = scaling.ScalingHistory()
     series = []
     alive = dict.fromkeys(finished_at, True)
@@ -622,7 +623,9 @@ def _long_jobs(
         history = decision.history
         for victim in decision.victims:
             alive[victim] = False
-        series.append((float(now), decision.replicas, decision.victims))
+        series.append(
+            (float(now), decision.replicas, decision.victims, decision.held_by_busy_workers)
+        )
     return series
 
 
@@ -631,13 +634,23 @@ def test_once_nothing_arrived_for_a_window_each_worker_goes_when_its_jobs_end() 
     replica-seconds KEDA saves by stopping busy workers), and no busy pod is stopped."""
     ends = {"a": 60, "b": 60, "c": 70, "d": 80}
     series = _long_jobs(_tail_policy(), ends, until=100)
-    replicas = {t: r for t, r, _ in series}
+    replicas = {t: r for t, r, _, _ in series}
     assert replicas[58] == 4  # every worker busy: kept although the window has passed
     assert replicas[60] == 2  # a and b finished: gone at once
     assert replicas[70] == 1
     assert replicas[80] == 0  # the cooldown counts from the last arrival (t=0)
-    stopped_at = {v: t for t, _, victims in series for v in victims}
+    stopped_at = {v: t for t, _, victims, _ in series for v in victims}
     assert all(stopped_at[w] >= end for w, end in ends.items())
+
+
+def test_a_tail_says_when_only_busy_workers_hold_it_up() -> None:
+    """The runtime polls again as soon as a worker turns idle only while this holds: from
+    the end of the window until the last busy worker has gone, and not before or after."""
+    series = _long_jobs(_tail_policy(), {"a": 60, "b": 60, "c": 70, "d": 80}, until=100)
+    held = {t: h for t, _, _, h in series}
+    assert not any(h for t, h in held.items() if t < 30)  # within the window: it wants 4
+    assert all(h for t, h in held.items() if 30 <= t < 80)
+    assert not any(h for t, h in held.items() if t >= 80)
 
 
 def test_a_new_arrival_restarts_the_quiet_window() -> None:

@@ -50,3 +50,31 @@ async def test_workers_that_stop_move_or_go_silent_leave_their_pool() -> None:
     assert _ids(monitor.snapshot("ns/p2", now=1001)) == ["a"]
     assert monitor.snapshot("ns/p2", now=1008) == []
     assert _ids(monitor.snapshot(None, now=1008)) == ["c"]
+
+
+async def test_a_pools_idle_watcher_hears_only_workers_that_turned_idle() -> None:
+    monitor = HeartbeatMonitor(cast(AbstractConnection, None))
+    calls: list[str] = []
+    monitor.on_worker_idle("ns/p1", lambda: calls.append("p1"))
+    await monitor._on_message(_beat("a", "ns/p1", in_flight=2))
+    await monitor._on_message(_beat("b", "ns/p1"))  # first beat seen: no transition known
+    await monitor._on_message(_beat("b", "ns/p1"))  # idle and still idle: no news
+    await monitor._on_message(_beat("c", "ns/p2", in_flight=1))
+    await monitor._on_message(_beat("c", "ns/p2"))  # another pool's worker
+    assert calls == []
+
+    await monitor._on_message(_beat("a", "ns/p1", in_flight=1, jobs_processed=1))  # still busy
+    await monitor._on_message(_beat("a", "ns/p1", jobs_processed=2))  # turned idle
+    assert calls == ["p1"]
+    # A job that started and ended between two beats shows in the counters.
+    await monitor._on_message(_beat("b", "ns/p1", jobs_failed=1))
+    assert calls == ["p1", "p1"]
+    # Draining or stopping is leaving, not turning idle.
+    await monitor._on_message(_beat("a", "ns/p1", in_flight=1, jobs_processed=2))
+    await monitor._on_message(_beat("a", "ns/p1", jobs_processed=3, draining=True))
+    assert calls == ["p1", "p1"]
+
+    monitor.on_worker_idle("ns/p1", None)
+    await monitor._on_message(_beat("b", "ns/p1", in_flight=1, jobs_failed=1))
+    await monitor._on_message(_beat("b", "ns/p1", jobs_failed=1, jobs_processed=1))
+    assert calls == ["p1", "p1"]
