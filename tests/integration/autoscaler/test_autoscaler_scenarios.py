@@ -421,7 +421,8 @@ def test_after_a_quiet_window_each_worker_goes_when_its_last_job_ends(pool: Pool
         name = wait_for(idle_worker, timeout=40, what="a worker finishing", interval=0.05)
         idle_at = time.monotonic()
         gone_after = pool.wait_replicas(left, timeout=20) - idle_at
-        assert gone_after < 2.0, f"{name} left {gone_after:.2f}s after its job\n{pool.describe()}"
+        # 0.13-0.18 s on a quiet machine; the 60 s poll alone would take up to a minute.
+        assert gone_after < 3.0, f"{name} left {gone_after:.2f}s after its job\n{pool.describe()}"
         running.remove(name)
     assert all(r is not None for r in pool.results(short + long, timeout=60).values())
     assert workers.busy_at_stop == {}, "a busy worker was stopped"

@@ -23,7 +23,7 @@ from tests.support.requests import demo_request
 
 pytestmark = pytest.mark.integration
 
-INTERVAL = 6.0
+INTERVAL = 10.0
 """The worker's heartbeat interval here: long, so a beat well within it is the idle one."""
 
 
@@ -93,9 +93,9 @@ async def test_an_idle_worker_is_seen_idle_well_within_its_heartbeat_interval(
         assert time.monotonic() < ended + INTERVAL, worker.log()
         await asyncio.sleep(0.02)
     idle_after = time.monotonic() - ended
-    # The regular beat could come up to 6 s after the job; this one comes after the settle
-    # time and a broker round trip (1.5 s leaves room for a loaded machine).
-    assert idle_after < 1.5, f"idle seen {idle_after:.2f}s after the result"
+    # The regular beat could come up to 10 s after the job; this one comes after the settle
+    # time and a broker round trip (2 s leaves room for a loaded machine).
+    assert idle_after < 2.0, f"idle seen {idle_after:.2f}s after the result"
     assert time.monotonic() - first_at < INTERVAL - 1
     # Two more short jobs within the same interval.
     await run_job()
