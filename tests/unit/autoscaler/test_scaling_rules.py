@@ -471,6 +471,8 @@ def test_pinned_replicas_are_reached_without_removing_busy_workers() -> None:
     assert decision.replicas == 2
     assert decision.mode == "pinned"
     assert set(decision.victims) == {"idle-0", "idle-1"}
+    assert decision.held_by_busy_workers  # the next worker to finish can go at once
+    assert not step(p, pool({"a": 1}, idle=2)).held_by_busy_workers
     assert step(policy(paused_replicas=7), pool(idle=2)).replicas == 7
 
 
