@@ -66,6 +66,14 @@ event), and a pool whose workers turn idle again and again polls at most four ti
 second, however many workers it has."""
 
 
+ARRIVAL_FOLLOW_UP = 0.5
+"""Seconds from a poll an arrival woke to one more poll.
+
+The first job of a burst wakes the pool; its poll sees only the jobs that reached the queue
+by then, often one. The follow-up sees the rest of the burst, so a pool goes 0 -> 1 -> 4
+within half a second instead of waiting a whole interval for its fourth replica."""
+
+
 class _Wake:
     """Why a pool's poller should poll before its interval ends (one event, two causes)."""
 
@@ -95,23 +103,30 @@ async def _until(event: asyncio.Event, timeout: float) -> bool:
     return event.is_set()
 
 
-async def _next_poll(wake: _Wake, started: float, interval: float, woken: bool) -> bool:
+async def _next_poll(wake: _Wake, started: float, interval: float, woken_at: float | None) -> bool:
     """Wait until the pool's next poll; whether a job's arrival brings it forward.
 
-    A poll woken by an arrival is followed by a full interval without arrival wake-ups: a
-    pool that stays at zero with jobs arriving (paused, or at maxReplicas 0) polls at most
-    twice per interval, not at every job. A worker turning idle brings the poll forward
-    whenever it comes (the scaler only asks for that while busy workers hold the pool up),
-    but no sooner than ``IDLE_WAKE_GAP`` after the last poll started.
+    ``woken_at`` is when the last poll an arrival woke started. That poll is followed by
+    one more after ``ARRIVAL_FOLLOW_UP``, and arrivals wake nothing until an interval after
+    it: a pool that stays at zero with jobs arriving (paused, or at maxReplicas 0) polls at
+    most three times per interval, not at every job. A worker turning idle brings the poll
+    forward whenever it comes (the scaler only asks for that while busy workers hold the
+    pool up), but no sooner than ``IDLE_WAKE_GAP`` after the last poll started.
     """
-    deadline = started + interval
+    arrivals_wake = woken_at is None or started >= woken_at + interval
+    if woken_at == started:
+        deadline = started + min(ARRIVAL_FOLLOW_UP, interval)
+    elif not arrivals_wake and woken_at is not None:
+        deadline = woken_at + interval
+    else:
+        deadline = started + interval
     while await _until(wake.event, deadline - time.monotonic()):
         if wake.idle:
             await asyncio.sleep(max(0.0, started + IDLE_WAKE_GAP - time.monotonic()))
             return False
-        if not woken:
+        if arrivals_wake:
             return True
-        wake.clear()  # an arrival right after a woken poll waits for the interval
+        wake.clear()  # an arrival soon after a woken poll waits for the interval
     return False
 
 
@@ -212,11 +227,14 @@ class Supervisor:
             if cached is not None:
                 await asyncio.sleep(self._first_poll_delay(poll_interval(cached)))
             woken = False
+            woken_at: float | None = None
             while True:
                 cached = self.pools.get(key)
                 if cached is None:
                     return
                 started = time.monotonic()
+                if woken:
+                    woken_at = started
                 wake.clear()
                 try:
                     await scaler.poll(cached, self.pods_of(key))
@@ -224,7 +242,7 @@ class Supervisor:
                     raise
                 except Exception:
                     logger.exception("autoscaling poll of %s/%s failed", *key)
-                woken = await _next_poll(wake, started, poll_interval(cached), woken)
+                woken = await _next_poll(wake, started, poll_interval(cached), woken_at)
         finally:
             self._background(scaler.stop_waking())
 

@@ -21,6 +21,7 @@ from workerpool_operator.autoscaler.metrics import AutoscalerMetrics
 from workerpool_operator.autoscaler.policy import PAUSED
 from workerpool_operator.autoscaler.scaler import QUEUE_STATUS_SECONDS, PoolScaler
 from workerpool_operator.autoscaler.supervisor import (
+    ARRIVAL_FOLLOW_UP,
     IDLE_WAKE_GAP,
     Supervisor,
     _next_poll,
@@ -861,7 +862,7 @@ async def test_a_worker_turning_idle_brings_the_next_poll_forward_but_not_too_cl
     wake = _Wake()
     started = time.monotonic()
     asyncio.get_running_loop().call_later(0.05, wake.on_idle)
-    woken_by_arrival = await _next_poll(wake, started, 5.0, woken=False)
+    woken_by_arrival = await _next_poll(wake, started, 5.0, woken_at=None)
     took = time.monotonic() - started
     assert not woken_by_arrival
     assert IDLE_WAKE_GAP <= took < 1.0  # not at the 5 s interval, not sooner than the gap
@@ -871,20 +872,40 @@ async def test_a_worker_turning_idle_brings_the_next_poll_forward_but_not_too_cl
     started = time.monotonic()
     loop = asyncio.get_running_loop()
     loop.call_later(0.05, wake.on_arrival)
-    loop.call_later(0.4, wake.on_idle)
-    assert not await _next_poll(wake, started, 5.0, woken=True)
-    assert 0.4 <= time.monotonic() - started < 1.0
+    loop.call_later(0.2, wake.on_idle)
+    assert not await _next_poll(wake, started, 5.0, woken_at=started)
+    assert 0.2 <= time.monotonic() - started < ARRIVAL_FOLLOW_UP
     wake.clear()
     started = time.monotonic()
     loop.call_later(0.05, wake.on_arrival)
-    assert not await _next_poll(wake, started, 0.3, woken=True)
+    assert not await _next_poll(wake, started, 0.3, woken_at=started)
     assert time.monotonic() - started >= 0.3
     # Otherwise an arrival wakes the next poll at once.
     wake.clear()
     started = time.monotonic()
     loop.call_later(0.05, wake.on_arrival)
-    assert await _next_poll(wake, started, 5.0, woken=False)
+    assert await _next_poll(wake, started, 5.0, woken_at=None)
     assert time.monotonic() - started < 1.0
+    wake.clear()
+    started = time.monotonic()
+    loop.call_later(0.05, wake.on_arrival)
+    assert await _next_poll(wake, started, 5.0, woken_at=started - 5.0)
+    assert time.monotonic() - started < 1.0
+
+
+async def test_a_poll_an_arrival_woke_is_followed_soon_by_one_more_then_the_interval() -> None:
+    """The follow-up sees the rest of a burst whose first job woke the pool; after it the
+    pool waits out the interval from the woken poll, whatever keeps arriving."""
+    wake, loop = _Wake(), asyncio.get_running_loop()
+    woken_at = time.monotonic()
+    loop.call_later(0.05, wake.on_arrival)
+    assert not await _next_poll(wake, woken_at, 1.5, woken_at=woken_at)
+    follow_up = time.monotonic()
+    assert ARRIVAL_FOLLOW_UP <= follow_up - woken_at < 1.0
+    wake.clear()
+    loop.call_later(0.05, wake.on_arrival)
+    assert not await _next_poll(wake, follow_up, 1.5, woken_at=woken_at)
+    assert time.monotonic() - woken_at >= 1.5
 
 
 def test_first_polls_spread_over_the_interval() -> None:
