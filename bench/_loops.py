@@ -30,17 +30,13 @@ async def closed_loop(
     return time.perf_counter() - started, latencies
 
 
-async def open_loop(
-    one_job: Callable[[], Awaitable[None]], rate: float, seconds: float
-) -> tuple[float, list[float]]:
-    """Submits on a fixed schedule (``rate`` per second); latency counts from the schedule."""
+async def on_schedule(
+    start: Callable[[float], Awaitable[None]], rate: float, seconds: float
+) -> float:
+    """Starts ``start(scheduled)`` ``rate`` times a second for ``seconds``, each at its
+    scheduled moment however long earlier ones take; waits for all; returns the first
+    moment."""
     count = max(1, int(rate * seconds))
-    latencies: list[float] = []
-
-    async def timed(scheduled: float) -> None:
-        await one_job()
-        latencies.append(time.perf_counter() - scheduled)
-
     tasks: list[asyncio.Task[None]] = []
     begin = time.perf_counter() + 0.01
     for i in range(count):
@@ -48,6 +44,20 @@ async def open_loop(
         delay = scheduled - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(timed(scheduled)))
+        tasks.append(asyncio.create_task(start(scheduled)))
     await asyncio.gather(*tasks)
+    return begin
+
+
+async def open_loop(
+    one_job: Callable[[], Awaitable[None]], rate: float, seconds: float
+) -> tuple[float, list[float]]:
+    """Submits on a fixed schedule (``rate`` per second); latency counts from the schedule."""
+    latencies: list[float] = []
+
+    async def timed(scheduled: float) -> None:
+        await one_job()
+        latencies.append(time.perf_counter() - scheduled)
+
+    begin = await on_schedule(timed, rate, seconds)
     return time.perf_counter() - begin, latencies

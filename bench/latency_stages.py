@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
-from _loops import closed_loop
+from _loops import closed_loop, on_schedule
 from _stage_probe import Stamps, wrap_async
 from throughput import (
     BENCH_DIR,
@@ -196,7 +196,6 @@ def instrument_client(transient: dict[str, bool]) -> None:
 
 async def paced(client: SdkClient, rate: float, seconds: float) -> list[str]:
     """Submits on a fixed schedule; returns the ids of the jobs it ran."""
-    count = max(1, int(rate * seconds))
     ids: list[str] = []
 
     async def one(scheduled: float) -> None:
@@ -211,15 +210,7 @@ async def paced(client: SdkClient, rate: float, seconds: float) -> list[str]:
         stamps.update(scheduled=scheduled, submit=submitted, confirmed=confirmed, done=done)
         ids.append(job_id)
 
-    tasks: list[asyncio.Task[None]] = []
-    begin = time.perf_counter() + 0.01
-    for i in range(count):
-        scheduled = begin + i / rate
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(scheduled)))
-    await asyncio.gather(*tasks)
+    await on_schedule(one, rate, seconds)
     return ids
 
 
