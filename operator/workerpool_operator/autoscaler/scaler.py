@@ -230,6 +230,11 @@ class PoolScaler:
     def _key(self) -> tuple[str, str]:
         return self.namespace, self.name
 
+    @property
+    def _arrival_key(self) -> str:
+        """The pool's name for its arrival queue on the shared connection."""
+        return f"{self.namespace}/{self.name}"
+
     def _policy(self, cached: CachedPool, pool: api.WorkerPool) -> scaling.ScalingPolicy:
         """The pool's policy, rebuilt only when the cache holds a new body."""
         if self._policy_of is None or self._policy_of[0] is not cached:
@@ -307,7 +312,7 @@ class PoolScaler:
             return
         await self._broker.wake_on_arrival(
             self._url,
-            key=f"{self.namespace}/{self.name}",
+            key=self._arrival_key,
             bindings=api.job_bindings(pool.spec),
             on_arrival=self._on_arrival,
             queue_type=pool.spec.rabbitmq.queue_type,
@@ -341,7 +346,7 @@ class PoolScaler:
 
     async def _stop_arrival_wake(self) -> None:
         if self._url is not None:
-            await self._broker.stop_waking(self._url, f"{self.namespace}/{self.name}")
+            await self._broker.stop_waking(self._url, self._arrival_key)
 
     async def _report(
         self, body: Mapping[str, Any], pool: api.WorkerPool, decision: scaling.Decision

@@ -79,11 +79,9 @@ class _Wake:
 
     def __init__(self) -> None:
         self.event = asyncio.Event()
-        self.arrival = False
         self.idle = False
 
     def on_arrival(self) -> None:
-        self.arrival = True
         self.event.set()
 
     def on_idle(self) -> None:
@@ -92,7 +90,7 @@ class _Wake:
 
     def clear(self) -> None:
         self.event.clear()
-        self.arrival = self.idle = False
+        self.idle = False
 
 
 async def _until(event: asyncio.Event, timeout: float) -> bool:

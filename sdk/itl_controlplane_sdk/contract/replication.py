@@ -28,6 +28,7 @@ This module only names things and builds declaration arguments: it imports no br
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from itl_controlplane_sdk.contract import topology
@@ -61,6 +62,14 @@ class Band:
     @property
     def unrouted_exchange(self) -> str:
         return f"{topology.UNROUTED_EXCHANGE}{self.suffix}"
+
+    def routes(self, bindings: Sequence[str]) -> tuple[tuple[str, str], ...]:
+        """(exchange, routing key) pairs a pool queue of this band is bound with: each
+        pattern on the band's job exchange, or, for the catch-all queue (no bindings), the
+        band's alternate exchange, which receives every job no bound queue claims."""
+        if bindings:
+            return tuple((self.exchange, pattern) for pattern in bindings)
+        return ((self.unrouted_exchange, ""),)
 
 
 HIGH = Band("high", 7, topology.MAX_PRIORITY, ".high")

@@ -51,10 +51,10 @@ async def declare_job_topology(
             topology.HEARTBEAT_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True
         )
         for band in replication.bands(queue_type):
-            unrouted = await channel.declare_exchange(
+            await channel.declare_exchange(
                 band.unrouted_exchange, aio_pika.ExchangeType.FANOUT, durable=True
             )
-            jobs = await channel.declare_exchange(
+            await channel.declare_exchange(
                 band.exchange,
                 aio_pika.ExchangeType.TOPIC,
                 durable=True,
@@ -65,11 +65,8 @@ async def declare_job_topology(
                 durable=True,
                 arguments=replication.job_queue_arguments(queue_type),
             )
-            if bindings:
-                for pattern in bindings:
-                    await queue.bind(jobs, routing_key=pattern)
-            else:
-                await queue.bind(unrouted, routing_key="")
+            for exchange, routing_key in band.routes(bindings):
+                await queue.bind(exchange, routing_key=routing_key)
 
 
 async def declare_results_stream(

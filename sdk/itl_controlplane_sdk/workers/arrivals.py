@@ -93,11 +93,8 @@ class ArrivalWatch:
             arguments=dict(ARRIVAL_QUEUE_ARGUMENTS),
         )
         for band in replication.bands(queue_type):
-            if bindings:
-                for pattern in bindings:
-                    await queue.bind(band.exchange, routing_key=pattern)
-            else:
-                await queue.bind(band.unrouted_exchange, routing_key="")
+            for exchange, routing_key in band.routes(bindings):
+                await queue.bind(exchange, routing_key=routing_key)
         watch = _Watch(channel, queue)
 
         async def arrived(message: AbstractIncomingMessage) -> None:

@@ -100,8 +100,7 @@ async def _start_when_broker_is_up(worker: ProviderWorker, stop: asyncio.Event) 
             return True
         except BrokerUnavailableError as exc:
             log.warning("%s; retrying in %.1fs", exc, backoff)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=backoff)
+            await _until(stop, backoff)
             backoff = min(backoff * 2, MAX_CONNECT_BACKOFF)
     return False
 
