@@ -41,6 +41,13 @@ latency counts from the scheduled time, so a client that falls behind shows up i
 figures instead of hiding. CPU per job is measured for the client process, the worker's
 process tree, the broker and (for the peers that use it) Redis.
 
+Half of each system's own peak puts them at different rates, so their tails are not
+comparable. ``--paced-rates`` adds open-loop rounds at rates common to every system, after
+the half-peak ones: numbers (jobs/s), ``slowest-half`` (the lowest half peak of the run's
+systems, a rate every one of them sustains) and ``ours-half`` (half of ours' peak, the rate
+the goal's p99 is judged at). ``--systems sdk --paced-rates 400,550,700,840`` is a ladder of
+one system.
+
 Run ``make bench`` (starts RabbitMQ, installs the peers first) or ``python
 bench/throughput.py``; ``--quick`` for a short run while developing. Everything it creates
 on the broker lives in a vhost of its own, deleted at the end.
@@ -163,6 +170,8 @@ class Summary:
 
     peak: list[Run] = field(default_factory=list)
     half: list[Run] = field(default_factory=list)
+    paced: dict[float, list[Run]] = field(default_factory=dict)
+    """Open-loop rounds at the ``--paced-rates``, by offered rate (jobs/s)."""
 
     @staticmethod
     def _median(runs: list[Run], key: Callable[[Run], float]) -> float:
@@ -199,9 +208,9 @@ class Summary:
         runs = [r for r in self.peak_runs if side in r.cpu]
         return self._median(runs, lambda r: r.cpu[side] / r.jobs * 1000)
 
-    def spread(self, runs: list[Run], key: Callable[[Run], float]) -> str:
+    def spread(self, runs: list[Run], key: Callable[[Run], float], digits: int = 0) -> str:
         values = [key(r) for r in runs]
-        return f"{min(values):.0f}-{max(values):.0f}" if values else "-"
+        return f"{min(values):.{digits}f}-{max(values):.{digits}f}" if values else "-"
 
     def as_dict(self) -> dict[str, Any]:
         def rounds(runs: list[Run]) -> list[dict[str, float | None]]:
@@ -234,6 +243,14 @@ class Summary:
             },
             "peak_rounds": rounds(self.peak),
             "half_rounds": rounds(self.half),
+            "paced": {
+                str(rate): {
+                    "p50_ms": round(self._median(runs, lambda r: r.p50_ms), 2),
+                    "p99_ms": round(self._median(runs, lambda r: r.p99_ms), 2),
+                    "rounds": rounds(runs),
+                }
+                for rate, runs in self.paced.items()
+            },
         }
 
 
@@ -736,6 +753,7 @@ class Options:
     paced_seconds: float
     raw_marker: bool = False
     client_loop: str = "uvloop"
+    paced_rates: list[str] = field(default_factory=list)
 
 
 def new_client_loop(kind: str) -> asyncio.AbstractEventLoop:
@@ -853,10 +871,10 @@ async def measure(
                 in_flight=in_flight,
             )
 
-        async def half(system: str, rate: float) -> Run:
+        async def half(system: str, rate: float, phase: str = "half") -> Run:
             PAUSES.reset()
             seconds, latencies = await clients[system].open(rate, options.paced_seconds)
-            run = Run(system, "half", len(latencies), seconds, latencies, round(rate, 1))
+            run = Run(system, phase, len(latencies), seconds, latencies, round(rate, 1))
             if isinstance(clients[system], InProcessClient):  # raw's and ours' client: here
                 run.pauses = PAUSES.summary()
             return run
@@ -889,6 +907,19 @@ async def measure(
                     + "".join(f"  {k} {v}" for k, v in run.pauses.items()),
                     flush=True,
                 )
+        rates = common_rates(options.paced_rates, summaries)
+        for round_no in range(1, options.rounds + 1):
+            for rate, system in itertools.product(rates, options.systems):
+                run = await half(system, rate, "paced")
+                workers[system].check_alive()
+                summaries[system].paced.setdefault(rate, []).append(run)
+                print(
+                    f"  paced round {round_no} {LABELS[system]:32} {rate:8.0f} jobs/s offered"
+                    f"  p50 {run.p50_ms:6.1f} ms  p99 {run.p99_ms:6.1f} ms  load "
+                    f"{os.getloadavg()[0]:.1f}"
+                    + "".join(f"  {k} {v}" for k, v in run.pauses.items()),
+                    flush=True,
+                )
     finally:
         for client in clients.values():
             with contextlib.suppress(Exception):
@@ -899,6 +930,28 @@ async def measure(
         if stream_target is not None:
             await delete_bench_objects(stream_target.url)
     return summaries
+
+
+PACED_RATE_NAMES = ("slowest-half", "ours-half")
+
+
+def common_rates(specs: list[str], summaries: dict[str, Summary]) -> list[float]:
+    """The ``--paced-rates`` in jobs/s, once the peaks they may name are measured:
+    ``slowest-half`` is the lowest half peak of the run's systems, ``ours-half`` half of
+    ours' (the SDK at its defaults; else ours over AMQP) peak. Duplicates are dropped."""
+    rates: list[float] = []
+    for spec in specs:
+        if spec == "slowest-half":
+            rate = min(s.throughput for s in summaries.values()) / 2
+        elif spec == "ours-half":
+            ours = next(o for o in OURS if o in summaries)
+            rate = summaries[ours].throughput / 2
+        else:
+            rate = float(spec)
+        rate = round(rate, 1)
+        if rate not in rates:
+            rates.append(rate)
+    return rates
 
 
 def report(summaries: dict[str, Summary], options: Options, header: dict[str, str]) -> list[str]:
@@ -918,6 +971,25 @@ def report(summaries: dict[str, Summary], options: Options, header: dict[str, st
             f"| {d['peak_p50_ms']:.1f} | {d['peak_p99_ms']:.1f} | {d['half_rate']:.0f} "
             f"| {d['half_p50_ms']:.1f} | {d['half_p99_ms']:.1f} |"
         )
+    rates = sorted({rate for s in summaries.values() for rate in s.paced})
+    if rates:
+        lines.append("")
+        lines.append("p50 / p99 ms at common paced rates (median of rounds; rounds' p99 min-max):")
+        lines.append("")
+        lines.append("| system | " + " | ".join(f"{rate:.0f} jobs/s" for rate in rates) + " |")
+        lines.append("|---|" + "---:|" * len(rates))
+        for system, s in summaries.items():
+            cells = []
+            for rate in rates:
+                d = s.as_dict()["paced"].get(str(rate))
+                runs = s.paced.get(rate, [])
+                cells.append(
+                    f"{d['p50_ms']:.1f} / {d['p99_ms']:.1f} "
+                    f"({s.spread(runs, lambda r: r.p99_ms, 1)})"
+                    if d
+                    else "-"
+                )
+            lines.append(f"| {LABELS[system]} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("Throughput by client load (jobs/s, median of rounds):")
     lines.append("")
@@ -1018,6 +1090,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, argparse.Namespa
     parser.add_argument("--rounds", type=int, default=5, help="rounds per phase (median)")
     parser.add_argument("--paced-seconds", type=float, default=8.0, help="seconds per half round")
     parser.add_argument(
+        "--paced-rates",
+        default="",
+        help="also pace every system at these common rates, comma-separated: jobs/s, "
+        "'slowest-half' (the lowest half peak in the run) or 'ours-half' (half ours' peak)",
+    )
+    parser.add_argument(
         "--vhost",
         default=DEFAULT_VHOST,
         help="vhost created (rabbitmqctl) and deleted for the run; '/' to use the default",
@@ -1058,6 +1136,21 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, argparse.Namespa
         parser.error(f"--concurrency takes comma-separated integers, not {args.concurrency!r}")
     if not loads or min(loads) < 1:
         parser.error("--concurrency needs at least one load of 1 or more jobs in flight")
+    paced_rates = [r.strip() for r in args.paced_rates.split(",") if r.strip()]
+    for spec in paced_rates:
+        if spec in PACED_RATE_NAMES:
+            continue
+        try:
+            valid = float(spec) > 0
+        except ValueError:
+            valid = False
+        if not valid:
+            parser.error(
+                f"--paced-rates takes positive jobs/s or {' or '.join(PACED_RATE_NAMES)}, "
+                f"not {spec!r}"
+            )
+    if "ours-half" in paced_rates and not set(OURS) & set(systems):
+        parser.error("--paced-rates ours-half needs sdk or sdk-amqp among the systems")
     missing = {"sdk", "raw", *GOAL_PEERS} - set(systems)
     if args.check and missing:
         parser.error(f"--check judges the goal, which needs {', '.join(sorted(missing))} too")
@@ -1070,6 +1163,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, argparse.Namespa
         paced_seconds=args.paced_seconds,
         raw_marker=args.raw_marker,
         client_loop=args.client_loop,
+        paced_rates=paced_rates,
     )
     return options, args
 
@@ -1092,7 +1186,13 @@ def main(argv: list[str] | None = None) -> int:
         "shape": (
             f"{options.rounds} rounds x {options.jobs} jobs at each of "
             f"{', '.join(map(str, options.concurrency))} jobs in flight, "
-            f"then {options.rounds} rounds x {options.paced_seconds:g}s at half peak; "
+            f"then {options.rounds} rounds x {options.paced_seconds:g}s at half peak"
+            + (
+                f" and at each of {', '.join(options.paced_rates)} jobs/s"
+                if options.paced_rates
+                else ""
+            )
+            + "; "
             f"worker concurrency {WORKER_CONCURRENCY}; clients on {options.client_loop}"
             + ("; raw worker sends processing markers" if options.raw_marker else "")
         ),
