@@ -63,6 +63,7 @@ import json
 import math
 import os
 import platform
+import re
 import socket
 import statistics
 import subprocess
@@ -122,6 +123,8 @@ LABELS = {
     **{name: peer.label for name, peer in PEERS.items()},
 }
 SIDES = ("client", "worker", "broker", "redis")
+SEGMENTS = ("segs_from_client", "segs_to_client", "segs_from_worker", "segs_to_worker")
+"""TCP data segments per job between the broker and each side (``tcp_segments``)."""
 PAUSES = Stamps()
 """Event-loop lag and GC pauses of this process, which runs raw's and ours' clients: the
 half-peak rounds report them beside their p99 (``latency_stages.py`` splits the tail)."""
@@ -199,7 +202,8 @@ class Summary:
         return self._median(self.peak_runs, lambda r: r.throughput)
 
     def broker_io_per_job(self, key: str) -> float:
-        """Broker socket/file syscalls or bytes written to disk per job at peak (median)."""
+        """Broker syscalls, bytes written to disk or TCP segments (``SEGMENTS``) per job at peak
+        (median)."""
         runs = [r for r in self.peak_runs if key in r.broker_io]
         return self._median(runs, lambda r: r.broker_io[key] / r.jobs)
 
@@ -239,8 +243,9 @@ class Summary:
             "half_p99_ms": round(self._median(self.half, lambda r: r.p99_ms), 2),
             "cpu_ms_per_job": {side: round(self.cpu_ms_per_job(side), 3) for side in SIDES},
             "broker_per_job": {
-                key: round(self.broker_io_per_job(key), 1) for key in ("syscalls", "disk_bytes")
-            },
+                key: round(self.broker_io_per_job(key), 2) for key in ("syscalls", "disk_bytes")
+            }
+            | {key: round(self.broker_io_per_job(key), 2) for key in SEGMENTS},
             "peak_rounds": rounds(self.peak),
             "half_rounds": rounds(self.half),
             "paced": {
@@ -559,20 +564,63 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU time of a process and every descendant alive now."""
+def tree_pids(pid: int) -> list[int]:
+    """A process and every descendant alive now."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError, IndexError, ValueError):
                 ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
                 children.setdefault(ppid, []).append(int(entry.name))
-    total, pending = 0.0, [pid]
+    found, pending = [], [pid]
     while pending:
         current = pending.pop()
-        total += process_cpu_seconds(current) or 0.0
+        found.append(current)
         pending.extend(children.get(current, []))
-    return total
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and every descendant alive now."""
+    return sum(process_cpu_seconds(p) or 0.0 for p in tree_pids(pid))
+
+
+SS_OWNER = re.compile(r"pid=(\d+)")
+SS_SEGMENTS = re.compile(r"\bdata_segs_(out|in):(\d+)")
+
+
+def tcp_segments(ports: tuple[int, ...]) -> dict[int, tuple[int, int]]:
+    """Per process: TCP segments with data it has sent to and received from ``ports`` so far.
+
+    Why: each segment the broker receives is a socket read in its Erlang VM, and each one it
+    sends is a write: broker CPU per job that frame counts alone do not show (a client can
+    write a job's frames in one segment or in three). Read from the kernel's counters of every
+    established connection to the broker (``ss -tinp``), so nothing is traced or slowed down.
+    """
+    filter_ = " or ".join(f"dport = :{port}" for port in ports)
+    try:
+        out = subprocess.run(
+            ["ss", "-tinpH", "state", "established", f"( {filter_} )"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    totals: dict[int, tuple[int, int]] = {}
+    owner: int | None = None
+    for line in out.splitlines():
+        if not line.startswith((" ", "\t")):  # a socket's first line names its process
+            match = SS_OWNER.search(line)
+            owner = int(match.group(1)) if match else None
+            continue
+        if owner is None:
+            continue
+        counts = {kind: int(n) for kind, n in SS_SEGMENTS.findall(line)}
+        sent, received = totals.get(owner, (0, 0))
+        totals[owner] = (sent + counts.get("out", 0), received + counts.get("in", 0))
+    return totals
 
 
 def broker_pid() -> int | None:
@@ -653,15 +701,29 @@ class CpuMeter:
             "disk_bytes": int(fields["write_bytes"]),
         }
 
+    def _segments(self) -> dict[str, float]:
+        """TCP data segments the client and the worker sent to the broker and got from it."""
+        per_pid = tcp_segments((PORT, STREAM_PORT))
+        sides = {
+            "client": [self._client_pid if self._client_pid is not None else os.getpid()],
+            "worker": tree_pids(self._worker_pid),
+        }
+        counts: dict[str, float] = {}
+        for side, pids in sides.items():
+            counts[f"segs_from_{side}"] = sum(per_pid.get(p, (0, 0))[0] for p in pids)
+            counts[f"segs_to_{side}"] = sum(per_pid.get(p, (0, 0))[1] for p in pids)
+        return counts
+
     def __enter__(self) -> CpuMeter:
         self._io_start = self._broker_io() if "broker" in self._pids else {}
+        self._io_start |= self._segments()
         self._start = self._now()
         self._started = time.perf_counter()
         return self
 
     def __exit__(self, *exc: object) -> None:
         end = self._now()
-        io_end = self._broker_io() if self._io_start else {}
+        io_end = (self._broker_io() if "broker" in self._pids else {}) | self._segments()
         self.broker_io = {k: io_end[k] - self._io_start[k] for k in io_end if k in self._io_start}
         self.used = {side: end[side] - self._start[side] for side in end if side in self._start}
         if "broker" in self.used:
@@ -1019,6 +1081,24 @@ def report(summaries: dict[str, Summary], options: Options, header: dict[str, st
             + f" | {sum(v for v in sides if not math.isnan(v)):.2f} "
             f"| {s.broker_io_per_job('syscalls'):.1f} "
             f"| {s.broker_io_per_job('disk_bytes') / 1024:.2f} |"
+        )
+    lines.append("")
+    lines.append(
+        "TCP segments with data per job at peak, between the broker (AMQP and stream ports) "
+        "and each side (median of rounds):"
+    )
+    lines.append("")
+    lines.append(
+        "| system | client -> broker | broker -> client | worker -> broker | broker -> worker "
+        "| into the broker |"
+    )
+    lines.append("|---|---:|---:|---:|---:|---:|")
+    for system, s in summaries.items():
+        segs = [s.broker_io_per_job(key) for key in SEGMENTS]
+        lines.append(
+            f"| {LABELS[system]} | "
+            + " | ".join(f"{v:.2f}" for v in segs)
+            + f" | {segs[0] + segs[2]:.2f} |"
         )
     lines.append("")
     lines.extend(verdicts(summaries))
