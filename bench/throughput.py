@@ -212,6 +212,12 @@ class Summary:
         runs = [r for r in self.peak_runs if side in r.cpu]
         return self._median(runs, lambda r: r.cpu[side] / r.jobs * 1000)
 
+    def paced_cpu_ms_per_job(self, rate: float, side: str) -> float:
+        """CPU one job costs ``side`` in the rounds paced at ``rate`` (median): at a rate
+        below the peak fewer jobs share a frame, a wake-up or a batch than at the peak."""
+        runs = [r for r in self.paced.get(rate, []) if side in r.cpu]
+        return self._median(runs, lambda r: r.cpu[side] / r.jobs * 1000)
+
     def spread(self, runs: list[Run], key: Callable[[Run], float], digits: int = 0) -> str:
         values = [key(r) for r in runs]
         return f"{min(values):.{digits}f}-{max(values):.{digits}f}" if values else "-"
@@ -252,6 +258,9 @@ class Summary:
                 str(rate): {
                     "p50_ms": round(self._median(runs, lambda r: r.p50_ms), 2),
                     "p99_ms": round(self._median(runs, lambda r: r.p99_ms), 2),
+                    "cpu_ms_per_job": {
+                        side: round(self.paced_cpu_ms_per_job(rate, side), 3) for side in SIDES
+                    },
                     "rounds": rounds(runs),
                 }
                 for rate, runs in self.paced.items()
@@ -934,9 +943,14 @@ async def measure(
             )
 
         async def half(system: str, rate: float, phase: str = "half") -> Run:
+            cpu_meter = meter(system)
+            await cpu_meter.sample_broker_idle()
             PAUSES.reset()
-            seconds, latencies = await clients[system].open(rate, options.paced_seconds)
-            run = Run(system, phase, len(latencies), seconds, latencies, round(rate, 1))
+            with cpu_meter as cpu:
+                seconds, latencies = await clients[system].open(rate, options.paced_seconds)
+            run = Run(
+                system, phase, len(latencies), seconds, latencies, round(rate, 1), cpu=cpu.used
+            )
             if isinstance(clients[system], InProcessClient):  # raw's and ours' client: here
                 run.pauses = PAUSES.summary()
             return run
@@ -978,7 +992,8 @@ async def measure(
                 print(
                     f"  paced round {round_no} {LABELS[system]:32} {rate:8.0f} jobs/s offered"
                     f"  p50 {run.p50_ms:6.1f} ms  p99 {run.p99_ms:6.1f} ms  load "
-                    f"{os.getloadavg()[0]:.1f}"
+                    f"{os.getloadavg()[0]:.1f}  CPU ms/job "
+                    + " ".join(f"{k} {v / run.jobs * 1000:.2f}" for k, v in run.cpu.items())
                     + "".join(f"  {k} {v}" for k, v in run.pauses.items()),
                     flush=True,
                 )
@@ -1050,6 +1065,23 @@ def report(summaries: dict[str, Summary], options: Options, header: dict[str, st
                     f"({s.spread(runs, lambda r: r.p99_ms, 1)})"
                     if d
                     else "-"
+                )
+            lines.append(f"| {LABELS[system]} | " + " | ".join(cells) + " |")
+        lines.append("")
+        lines.append(
+            "CPU per job at the common paced rates (ms, median of rounds): client / worker"
+        )
+        lines.append("/ broker (+ redis) = total")
+        lines.append("")
+        lines.append("| system | " + " | ".join(f"{rate:.0f} jobs/s" for rate in rates) + " |")
+        lines.append("|---|" + "---:|" * len(rates))
+        for system, s in summaries.items():
+            cells = []
+            for rate in rates:
+                sides = [s.paced_cpu_ms_per_job(rate, side) for side in SIDES]
+                known = [v for v in sides if not math.isnan(v)]
+                cells.append(
+                    " / ".join(f"{v:.2f}" for v in known) + f" = {sum(known):.2f}" if known else "-"
                 )
             lines.append(f"| {LABELS[system]} | " + " | ".join(cells) + " |")
     lines.append("")
