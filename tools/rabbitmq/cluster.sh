@@ -16,7 +16,9 @@
 # 127.0.0.1) on its AMQP port minus 120 (5581..5583: the SDK's default stream port of each
 # node's URL), and is named itl-cluster-N@localhost (ITL_CLUSTER_NODE_PREFIX replaces
 # itl-cluster, for a second cluster beside it). A node running from before the stream plugin
-# was part of this script gets it when it is next started.
+# was part of this script gets it when it is next started. As rabbitmq.sh, the nodes run their
+# Erlang schedulers unbound (RABBITMQ_SCHEDULER_BIND_TYPE=u unless set): three nodes on the
+# same cores would otherwise each pin a scheduler to every core.
 set -euo pipefail
 
 ITL_RABBITMQ_CLUSTER_HOME=${ITL_RABBITMQ_CLUSTER_HOME:-${XDG_STATE_HOME:-$HOME/.local/state}/itl-workers/rabbitmq-cluster}
@@ -47,6 +49,7 @@ with_node() {
     RABBITMQ_PID_FILE=$dir/rabbitmq.pid \
     RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins \
     RABBITMQ_CONFIG_FILE=$dir/rabbitmq \
+    RABBITMQ_SCHEDULER_BIND_TYPE=${RABBITMQ_SCHEDULER_BIND_TYPE:-u} \
     "$@"
 }
 

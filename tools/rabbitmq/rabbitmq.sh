@@ -14,6 +14,9 @@
 # 120, so 5552 for 5672 and a port of its own for every other node); when that default port is
 # taken, the node starts without it (a port set explicitly must be free). A node that runs
 # already without it gets it enabled in place by `up`, without a restart.
+# The Erlang schedulers run unbound (RABBITMQ_SCHEDULER_BIND_TYPE=u, unless set) and, as
+# RabbitMQ starts them by default, without busy waiting; see "The broker's Erlang runtime"
+# in docs/operations.md. Both take effect when the node starts.
 set -euo pipefail
 
 ITL_RABBITMQ_HOME=${ITL_RABBITMQ_HOME:-${XDG_STATE_HOME:-$HOME/.local/state}/itl-workers/rabbitmq}
@@ -21,6 +24,9 @@ export RABBITMQ_NODENAME=${RABBITMQ_NODENAME:-itl@localhost}
 export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
 export RABBITMQ_NODE_PORT=${RABBITMQ_NODE_PORT:-5672}
 export RABBITMQ_DIST_PORT=${RABBITMQ_DIST_PORT:-25672}
+# RabbitMQ pins one scheduler to each core (db); on a machine the broker shares with its
+# clients and workers a pinned scheduler waits for its own core while the other may be idle.
+export RABBITMQ_SCHEDULER_BIND_TYPE=${RABBITMQ_SCHEDULER_BIND_TYPE:-u}
 STREAM_PORT_SET=${ITL_RABBITMQ_STREAM_PORT:+yes}
 ITL_RABBITMQ_STREAM_PORT=${ITL_RABBITMQ_STREAM_PORT:-$((RABBITMQ_NODE_PORT - 120))}
 export ERL_EPMD_ADDRESS=127.0.0.1
