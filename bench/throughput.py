@@ -124,7 +124,8 @@ LABELS = {
 }
 SIDES = ("client", "worker", "broker", "redis")
 SEGMENTS = ("segs_from_client", "segs_to_client", "segs_from_worker", "segs_to_worker")
-"""TCP data segments per job between the broker and each side (``tcp_segments``)."""
+"""TCP data segments per job between the broker and each side (``tcp_segments``); the same
+keys prefixed ``stream_`` count those on the stream protocol's port alone."""
 PAUSES = Stamps()
 """Event-loop lag and GC pauses of this process, which runs raw's and ours' clients: the
 half-peak rounds report them beside their p99 (``latency_stages.py`` splits the tail)."""
@@ -251,7 +252,10 @@ class Summary:
             "broker_per_job": {
                 key: round(self.broker_io_per_job(key), 2) for key in ("syscalls", "disk_bytes")
             }
-            | {key: round(self.broker_io_per_job(key), 2) for key in SEGMENTS},
+            | {
+                key: round(self.broker_io_per_job(key), 2)
+                for key in (*SEGMENTS, *(f"stream_{k}" for k in SEGMENTS))
+            },
             "peak_rounds": rounds(self.peak),
             "half_rounds": rounds(self.half),
             "paced": {
@@ -598,8 +602,8 @@ SS_OWNER = re.compile(r"pid=(\d+)")
 SS_SEGMENTS = re.compile(r"\bdata_segs_(out|in):(\d+)")
 
 
-def tcp_segments(ports: tuple[int, ...]) -> dict[int, tuple[int, int]]:
-    """Per process: TCP segments with data it has sent to and received from ``ports`` so far.
+def tcp_segments(ports: tuple[int, ...]) -> dict[tuple[int, int], tuple[int, int]]:
+    """Per (process, broker port): TCP segments with data sent to and received from it so far.
 
     Why: each segment the broker receives is a socket read in its Erlang VM, and each one it
     sends is a write: broker CPU per job that frame counts alone do not show (a client can
@@ -617,12 +621,14 @@ def tcp_segments(ports: tuple[int, ...]) -> dict[int, tuple[int, int]]:
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return {}
-    totals: dict[int, tuple[int, int]] = {}
-    owner: int | None = None
+    totals: dict[tuple[int, int], tuple[int, int]] = {}
+    owner: tuple[int, int] | None = None
     for line in out.splitlines():
-        if not line.startswith((" ", "\t")):  # a socket's first line names its process
+        if not line.startswith((" ", "\t")):  # a socket's first line: addresses, process
             match = SS_OWNER.search(line)
-            owner = int(match.group(1)) if match else None
+            columns = line.split()
+            port = int(columns[3].rsplit(":", 1)[1]) if len(columns) > 3 else 0
+            owner = (int(match.group(1)), port) if match else None
             continue
         if owner is None:
             continue
@@ -712,15 +718,17 @@ class CpuMeter:
 
     def _segments(self) -> dict[str, float]:
         """TCP data segments the client and the worker sent to the broker and got from it."""
-        per_pid = tcp_segments((PORT, STREAM_PORT))
+        per_socket = tcp_segments((PORT, STREAM_PORT))
         sides = {
             "client": [self._client_pid if self._client_pid is not None else os.getpid()],
             "worker": tree_pids(self._worker_pid),
         }
         counts: dict[str, float] = {}
         for side, pids in sides.items():
-            counts[f"segs_from_{side}"] = sum(per_pid.get(p, (0, 0))[0] for p in pids)
-            counts[f"segs_to_{side}"] = sum(per_pid.get(p, (0, 0))[1] for p in pids)
+            for prefix, ports in (("", (PORT, STREAM_PORT)), ("stream_", (STREAM_PORT,))):
+                sockets = [per_socket.get((p, port), (0, 0)) for p in pids for port in ports]
+                counts[f"{prefix}segs_from_{side}"] = sum(sent for sent, _ in sockets)
+                counts[f"{prefix}segs_to_{side}"] = sum(got for _, got in sockets)
         return counts
 
     def __enter__(self) -> CpuMeter:
@@ -1117,7 +1125,7 @@ def report(summaries: dict[str, Summary], options: Options, header: dict[str, st
     lines.append("")
     lines.append(
         "TCP segments with data per job at peak, between the broker (AMQP and stream ports) "
-        "and each side (median of rounds):"
+        "and each side (median of rounds; in brackets: of those, on the stream port):"
     )
     lines.append("")
     lines.append(
@@ -1127,9 +1135,13 @@ def report(summaries: dict[str, Summary], options: Options, header: dict[str, st
     lines.append("|---|---:|---:|---:|---:|---:|")
     for system, s in summaries.items():
         segs = [s.broker_io_per_job(key) for key in SEGMENTS]
+        stream = [s.broker_io_per_job(f"stream_{key}") for key in SEGMENTS]
         lines.append(
             f"| {LABELS[system]} | "
-            + " | ".join(f"{v:.2f}" for v in segs)
+            + " | ".join(
+                f"{v:.2f}" + (f" ({w:.2f})" if w > 0 else "")
+                for v, w in zip(segs, stream, strict=True)
+            )
             + f" | {segs[0] + segs[2]:.2f} |"
         )
     lines.append("")
