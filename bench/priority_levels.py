@@ -52,21 +52,30 @@ IDLE_SAMPLE_SECONDS = 0.5
 
 @dataclass(frozen=True)
 class Variant:
-    """One queue shape: its ``x-max-priority`` (None: no priorities)."""
+    """One queue shape: its ``x-max-priority`` (None: no priorities) and its classic queue
+    version (RabbitMQ 3.10's CQv2 index and store with ``2``; a policy's ``queue-version``
+    does the same to existing queues)."""
 
     max_priority: int | None
+    version: int | None = None
 
     @property
     def name(self) -> str:
-        return "none" if self.max_priority is None else str(self.max_priority)
+        name = "none" if self.max_priority is None else str(self.max_priority)
+        return name if self.version is None else f"{name}/v{self.version}"
 
     @property
     def queue(self) -> str:
-        return f"bench.priority.{self.name}"
+        return f"bench.priority.{self.name.replace('/', '.')}"
 
     @property
     def arguments(self) -> dict[str, Any]:
-        return {} if self.max_priority is None else {"x-max-priority": self.max_priority}
+        arguments: dict[str, Any] = {}
+        if self.max_priority is not None:
+            arguments["x-max-priority"] = self.max_priority
+        if self.version is not None:
+            arguments["x-queue-version"] = self.version
+        return arguments
 
 
 @dataclass
@@ -201,7 +210,7 @@ async def measure(
                 f.syscalls_per_job.append((io_after[0] - io_before[0]) / args.jobs)
                 f.disk_kib_per_job.append((io_after[1] - io_before[1]) / args.jobs / 1024)
                 print(
-                    f"  round {round_no + 1} x-max-priority {variant.name:>4}: "
+                    f"  round {round_no + 1} x-max-priority {variant.name:>7}: "
                     f"{args.jobs / seconds:6.0f} jobs/s  broker "
                     f"{f.broker_ms_per_job[-1]:.3f} ms/job  "
                     f"{f.syscalls_per_job[-1]:.1f} syscalls/job",
@@ -213,12 +222,18 @@ async def measure(
 
 
 def parse_variant(text: str) -> Variant:
-    return Variant(None if text == "none" else int(text))
+    """``10``, ``none``, ``10/v2``: x-max-priority, then optionally the queue version."""
+    priority, _, version = text.partition("/v")
+    return Variant(None if priority == "none" else int(priority), int(version) if version else None)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variants", default="10,5,2,none", help="x-max-priority values")
+    parser.add_argument(
+        "--variants",
+        default="10,5,2,none",
+        help="x-max-priority values (none: no priorities), each optionally /v2 (CQv2)",
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=5000, help="jobs per round")
     parser.add_argument("--warmup", type=int, default=1000, help="warm-up jobs per variant")
