@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import statistics
 import sys
 import time
@@ -40,11 +41,17 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
-import uvloop
 from _loops import closed_loop
 from _peer_request import REQUEST
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
-from throughput import broker_pid, private_vhost, process_cpu_seconds
+from throughput import (
+    PORT,
+    broker_pid,
+    new_client_loop,
+    private_vhost,
+    process_cpu_seconds,
+    tcp_segments,
+)
 
 EXCHANGE = "bench.priority.exchange"
 IDLE_SAMPLE_SECONDS = 0.5
@@ -85,6 +92,7 @@ class Figures:
     jobs_per_s: list[float] = field(default_factory=list)
     broker_ms_per_job: list[float] = field(default_factory=list)
     syscalls_per_job: list[float] = field(default_factory=list)
+    segments_per_job: list[float] = field(default_factory=list)
     disk_kib_per_job: list[float] = field(default_factory=list)
 
     def median(self) -> dict[str, float]:
@@ -92,14 +100,19 @@ class Figures:
             "jobs_per_s": statistics.median(self.jobs_per_s),
             "broker_ms_per_job": statistics.median(self.broker_ms_per_job),
             "syscalls_per_job": statistics.median(self.syscalls_per_job),
+            "segments_per_job": statistics.median(self.segments_per_job),
             "disk_kib_per_job": statistics.median(self.disk_kib_per_job),
         }
 
 
-def broker_io(pid: int) -> tuple[int, int]:
-    """(read + write system calls, bytes written to disk) of the broker so far."""
+def broker_io(pid: int) -> tuple[int, int, int]:
+    """(read + write system calls, bytes written to disk) of the broker so far, and the TCP
+    segments with data this process has sent it."""
     fields = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())
-    return int(fields["syscr"]) + int(fields["syscw"]), int(fields["write_bytes"])
+    segments = sum(
+        sent for (owner, _), (sent, _) in tcp_segments((PORT,)).items() if owner == os.getpid()
+    )
+    return int(fields["syscr"]) + int(fields["syscw"]), int(fields["write_bytes"]), segments
 
 
 class JobLeg:
@@ -209,11 +222,13 @@ async def measure(
                 f.broker_ms_per_job.append(max(0.0, cpu) / args.jobs * 1000)
                 f.syscalls_per_job.append((io_after[0] - io_before[0]) / args.jobs)
                 f.disk_kib_per_job.append((io_after[1] - io_before[1]) / args.jobs / 1024)
+                f.segments_per_job.append((io_after[2] - io_before[2]) / args.jobs)
                 print(
                     f"  round {round_no + 1} x-max-priority {variant.name:>7}: "
                     f"{args.jobs / seconds:6.0f} jobs/s  broker "
                     f"{f.broker_ms_per_job[-1]:.3f} ms/job  "
-                    f"{f.syscalls_per_job[-1]:.1f} syscalls/job",
+                    f"{f.syscalls_per_job[-1]:.1f} syscalls/job  "
+                    f"{f.segments_per_job[-1]:.2f} segments in/job",
                     flush=True,
                 )
     finally:
@@ -242,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--priorities", default="5", help="message priorities, used in turn (the SDK's default: 5)"
     )
+    parser.add_argument(
+        "--client-loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="this process's event loop: uvloop writes once per loop iteration, asyncio per frame",
+    )
     parser.add_argument("--vhost", default="bench-priority")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
@@ -249,22 +270,26 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with (
         private_vhost(args.vhost) as target,
-        asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+        asyncio.Runner(loop_factory=lambda: new_client_loop(args.client_loop)) as runner,
     ):
         figures = runner.run(measure(target.url, variants, args))
     print(
         f"\n{args.rounds} rounds x {args.jobs} jobs, {args.in_flight} in flight, prefetch "
-        f"{args.prefetch}, priorities {args.priorities}; {time.monotonic() - started:.0f}s\n"
+        f"{args.prefetch}, priorities {args.priorities}, client loop {args.client_loop}; "
+        f"{time.monotonic() - started:.0f}s\n"
     )
-    print("| x-max-priority | jobs/s | broker CPU ms/job | broker syscalls/job | disk KiB/job |")
-    print("|---|---:|---:|---:|---:|")
+    print(
+        "| x-max-priority | jobs/s | broker CPU ms/job | broker syscalls/job | disk KiB/job "
+        "| TCP segments into the broker/job |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
     medians = {name: f.median() for name, f in figures.items()}
     for name, m in medians.items():
         spread = figures[name].broker_ms_per_job
         print(
             f"| {name} | {m['jobs_per_s']:.0f} | {m['broker_ms_per_job']:.3f} "
             f"({min(spread):.3f}-{max(spread):.3f}) | {m['syscalls_per_job']:.1f} "
-            f"| {m['disk_kib_per_job']:.2f} |"
+            f"| {m['disk_kib_per_job']:.2f} | {m['segments_per_job']:.2f} |"
         )
     if args.json is not None:
         args.json.write_text(
