@@ -1077,9 +1077,9 @@ def report(summaries: dict[str, Summary], options: Options, header: dict[str, st
             lines.append(f"| {LABELS[system]} | " + " | ".join(cells) + " |")
         lines.append("")
         lines.append(
-            "CPU per job at the common paced rates (ms, median of rounds): client / worker"
+            "CPU per job at the common paced rates (ms, median of rounds; "
+            "client / worker / broker [/ redis] = total):"
         )
-        lines.append("/ broker (+ redis) = total")
         lines.append("")
         lines.append("| system | " + " | ".join(f"{rate:.0f} jobs/s" for rate in rates) + " |")
         lines.append("|---|" + "---:|" * len(rates))
