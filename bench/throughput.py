@@ -228,6 +228,7 @@ class Summary:
             return [
                 {
                     "jobs": r.jobs,
+                    "latencies": len(r.latencies),
                     "seconds": round(r.seconds, 3),
                     "jobs_per_s": round(r.throughput, 1),
                     "p50_ms": round(r.p50_ms, 2),
