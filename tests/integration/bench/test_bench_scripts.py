@@ -43,24 +43,30 @@ RUN_TIMEOUT = 180
 SIDES = ("client", "worker", "broker")
 SEGMENTS = ("segs_from_client", "segs_to_client", "segs_from_worker", "segs_to_worker")
 
-IMPORTS_OURS = re.compile(
-    r"^(?:from|import) (?:itl_controlplane_sdk|workerpool_operator|itl_harness|localcluster"
-    r"|throughput)\b",
-    re.MULTILINE,
-)
-"""A bench/ module that imports the SDK, the operator or the harness, directly or through
-the throughput benchmark's module."""
-IMPORTING = sorted(
-    path.name
-    for path in BENCH.glob("*.py")
-    if path.name != "throughput.py" and IMPORTS_OURS.search(path.read_text())
-)
-SCRIPTS = [name for name in IMPORTING if not name.startswith("_")]
-HELPERS = [name.removesuffix(".py") for name in IMPORTING if name.startswith("_")]
-"""Modules a script starts (worker, client, providers), not a user: imported, not run."""
+OURS = ("itl_controlplane_sdk", "workerpool_operator", "itl_harness", "localcluster")
+
+
+def importing_ours() -> list[str]:
+    """bench/ modules that import the SDK, the operator or the harness, directly or through
+    another bench/ module (the throughput benchmark's parts, say)."""
+    sources = {path.stem: path.read_text() for path in BENCH.glob("*.py")}
+    found: set[str] = set()
+    while True:
+        names = "|".join(re.escape(name) for name in (*OURS, *sorted(found)))
+        imports = re.compile(rf"^(?:from|import) (?:{names})\b", re.MULTILINE)
+        more = {stem for stem, text in sources.items() if imports.search(text)} - found
+        if not more:
+            return sorted(found)
+        found |= more
+
+
+IMPORTING = [name for name in importing_ours() if name != "throughput"]
+SCRIPTS = [f"{name}.py" for name in IMPORTING if not name.startswith("_")]
+HELPERS = [name for name in IMPORTING if name.startswith("_")]
+"""Modules that scripts import or start (parts, workers, clients, providers): imported only."""
 
 # One interpreter for every script, so the SDK and the operator are imported once (about
-# 1.5 s in all instead of 6 s for a process per script).
+# 1.5-2 s in all instead of 6 s for a process per script).
 HELP_EACH = textwrap.dedent(
     """
     import contextlib, importlib, io, json, runpy, sys
