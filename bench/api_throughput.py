@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from throughput import BrokerTarget, broker_reachable, percentile, private_vhost
+from _broker import BrokerTarget, broker_reachable, private_vhost
+from _figures import percentile
 
 from itl_controlplane_sdk.workers import JobQueue
 

@@ -44,26 +44,13 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+from _broker import DEFAULT_VHOST, BrokerTarget, broker_pid, private_vhost, rabbitmqctl
+from _counters import process_cpu_seconds
+from _figures import percentile
 from _loops import closed_loop, on_schedule
 from _stage_probe import Stamps, wrap_async
-from throughput import (
-    BENCH_DIR,
-    DEFAULT_VHOST,
-    RESULT_TIMEOUT,
-    SDK_QUEUE,
-    BrokerTarget,
-    SdkClient,
-    WorkerProcess,
-    broker_pid,
-    delete_bench_objects,
-    new_client_loop,
-    percentile,
-    private_vhost,
-    process_cpu_seconds,
-    rabbitmqctl,
-    sdk_worker_env,
-    wait_consumers,
-)
+from _systems import RESULT_TIMEOUT, SDK_QUEUE, SdkClient, delete_bench_objects, new_client_loop
+from _workers import BENCH_DIR, WorkerProcess, sdk_worker_env, wait_consumers
 
 from itl_controlplane_sdk.workers import JobStatus
 from itl_controlplane_sdk.workers.queue import JobQueue

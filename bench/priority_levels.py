@@ -41,17 +41,12 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+from _broker import PORT, broker_pid, private_vhost
+from _counters import process_cpu_seconds, tcp_segments
 from _loops import closed_loop
 from _peer_request import REQUEST
+from _systems import new_client_loop
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
-from throughput import (
-    PORT,
-    broker_pid,
-    new_client_loop,
-    private_vhost,
-    process_cpu_seconds,
-    tcp_segments,
-)
 
 EXCHANGE = "bench.priority.exchange"
 IDLE_SAMPLE_SECONDS = 0.5

@@ -29,20 +29,11 @@ import time
 from pathlib import Path
 
 import uvloop
+from _broker import BrokerTarget, broker_pid, private_vhost
+from _counters import process_cpu_seconds, tree_cpu_seconds
+from _systems import SDK_QUEUE, delete_bench_objects
+from _workers import SDK_WORKER_ARGV, WorkerProcess, sdk_worker_env, wait_consumers
 from peers import Peer, PeerClient
-from throughput import (
-    SDK_QUEUE,
-    SDK_WORKER_ARGV,
-    BrokerTarget,
-    WorkerProcess,
-    broker_pid,
-    delete_bench_objects,
-    private_vhost,
-    process_cpu_seconds,
-    sdk_worker_env,
-    tree_cpu_seconds,
-    wait_consumers,
-)
 
 from itl_controlplane_sdk.contract.settings import RESULTS_PROTOCOLS, ResultsProtocol
 
