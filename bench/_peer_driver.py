@@ -18,6 +18,7 @@ Standard library only (it runs beside any peer's dependencies).
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -59,6 +60,10 @@ async def serve(peer: Peer) -> None:
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     sys.stdout = sys.stderr
     await peer.start()
+    # As the benchmark's own process does for raw's and ours' clients once they are connected
+    # (and the SDK's processes at start-up): start-up objects out of the collector's sight.
+    gc.collect()
+    gc.freeze()
     loop = asyncio.get_running_loop()
     closed = getattr(peer, "closed", None) or partial(closed_loop, getattr(peer, "one_job", None))
     open_ = getattr(peer, "open", None) or partial(open_loop, getattr(peer, "one_job", None))
