@@ -18,9 +18,8 @@ import pytest
 from itl_controlplane_sdk.contract import topology
 from itl_controlplane_sdk.workers import JobQueue
 from itl_harness.workers import WorkerProcess
-from tests.chaos.broker import ChaosBroker
 from tests.chaos.recorder import NAMESPACE
-from tests.support.services import require_rabbitmq
+from tests.support.own_broker import OwnBroker, running
 
 pytestmark = pytest.mark.chaos
 
@@ -28,16 +27,9 @@ BINDINGS = (f"provider.{NAMESPACE}.#",)
 
 
 @pytest.fixture(scope="session")
-def chaos_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosBroker]:
-    broker = ChaosBroker(tmp_path_factory.mktemp("chaos-broker"))
-    try:
-        broker.up()
-    except Exception as exc:
-        broker.down()
-        require_rabbitmq(broker.url)  # skips (fails under CI) with the reason
-        raise AssertionError(f"the chaos broker did not start: {exc}") from exc
-    yield broker
-    broker.down()
+def chaos_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnBroker]:
+    with running(OwnBroker(tmp_path_factory.mktemp("chaos-broker"), "itl-chaos")) as broker:
+        yield broker
 
 
 @pytest.fixture
@@ -48,7 +40,7 @@ def record_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def queue_name(chaos_broker: ChaosBroker) -> AsyncIterator[str]:
+async def queue_name(chaos_broker: OwnBroker) -> AsyncIterator[str]:
     name = f"chaos.jobs.{uuid.uuid4().hex[:8]}"
     yield name
     try:
@@ -72,7 +64,7 @@ def results_protocol() -> str:
 
 @pytest.fixture
 async def producer(
-    chaos_broker: ChaosBroker, queue_name: str, results_protocol: str
+    chaos_broker: OwnBroker, queue_name: str, results_protocol: str
 ) -> AsyncIterator[JobQueue]:
     queue = JobQueue(
         chaos_broker.url,
@@ -92,7 +84,7 @@ WorkerFactory = Callable[..., WorkerProcess]
 
 @pytest.fixture
 def workers(
-    chaos_broker: ChaosBroker,
+    chaos_broker: OwnBroker,
     queue_name: str,
     record_dir: Path,
     tmp_path: Path,

@@ -19,7 +19,6 @@ import pytest
 
 from itl_controlplane_sdk.workers import JobQueue, JobStatus
 from itl_controlplane_sdk.workers.envelope import JobEnvelope, new_job_id
-from tests.chaos.broker import ChaosBroker
 from tests.chaos.conftest import WorkerFactory
 from tests.chaos.harness import (
     PacedProducer,
@@ -33,6 +32,7 @@ from tests.chaos.harness import (
     wait_until,
 )
 from tests.chaos.recorder import NAMESPACE, RESOURCE_TYPE
+from tests.support.own_broker import OwnBroker
 
 pytestmark = pytest.mark.chaos
 
@@ -121,7 +121,7 @@ def poison_corpus() -> list[tuple[bytes, str | None]]:
 
 
 async def test_poison_corpus_interleaved_with_good_jobs(
-    producer: JobQueue, workers: WorkerFactory, record_dir: Path, chaos_broker: ChaosBroker
+    producer: JobQueue, workers: WorkerFactory, record_dir: Path, chaos_broker: OwnBroker
 ) -> None:
     worker = workers("poisoned", MAX_CONCURRENT_JOBS="2")
     corpus = poison_corpus()
@@ -191,7 +191,7 @@ async def test_sigkill_storm_loses_nothing(
 
 @both_protocols
 async def test_broker_stop_start_and_kill_under_a_paced_producer(
-    producer: JobQueue, workers: WorkerFactory, record_dir: Path, chaos_broker: ChaosBroker
+    producer: JobQueue, workers: WorkerFactory, record_dir: Path, chaos_broker: OwnBroker
 ) -> None:
     fleet = [workers(f"outage-{n}", MAX_CONCURRENT_JOBS="10") for n in range(2)]
     paced = PacedProducer(producer, interval=0.05, longest=0.2)

@@ -12,10 +12,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
-import shutil
-import subprocess
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from itl_harness.workers import free_port
-from tests.support.services import RABBITMQ_SCRIPT
+from tests.support.own_broker import OwnBroker
 
 Key = ec.EllipticCurvePrivateKey
 
@@ -143,14 +139,11 @@ class TlsFiles:
 
 
 class TlsBroker:
-    """One RabbitMQ node on free ports: plain AMQP and AMQPS, both on 127.0.0.1."""
+    """One RabbitMQ node of the test's own: plain AMQP and AMQPS, both on 127.0.0.1."""
 
     def __init__(self, home: Path) -> None:
-        self.home = home
         self.tls = TlsFiles.generate(home / "certs")
-        self.node_port = free_port()
         self.tls_port = free_port()
-        self.nodename = f"itl-tls-{uuid.uuid4().hex[:8]}@localhost"
         extra = home / "tls.conf"
         extra.write_text(
             f"listeners.ssl.default = 127.0.0.1:{self.tls_port}\n"
@@ -160,14 +153,7 @@ class TlsBroker:
             "ssl_options.verify = verify_peer\n"
             "ssl_options.fail_if_no_peer_cert = true\n"
         )
-        self.env = {
-            **os.environ,
-            "RABBITMQ_NODENAME": self.nodename,
-            "RABBITMQ_NODE_PORT": str(self.node_port),
-            "RABBITMQ_DIST_PORT": str(free_port()),
-            "ITL_RABBITMQ_HOME": str(home / "node"),
-            "ITL_RABBITMQ_EXTRA_CONF": str(extra),
-        }
+        self.node = OwnBroker(home / "node", "itl-tls", extra_conf=extra)
 
     @property
     def url(self) -> str:
@@ -176,23 +162,4 @@ class TlsBroker:
 
     @property
     def plain_url(self) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.node_port}/"
-
-    def _script(self, *args: str, timeout: float = 180) -> None:
-        subprocess.run(
-            ["bash", str(RABBITMQ_SCRIPT), *args],
-            env=self.env,
-            check=True,
-            capture_output=True,
-            timeout=timeout,
-        )
-
-    def start(self) -> TlsBroker:
-        self._script("up")
-        return self
-
-    def stop(self) -> None:
-        try:
-            self._script("down", timeout=60)
-        finally:
-            shutil.rmtree(self.home / "node", ignore_errors=True)
+        return self.node.url

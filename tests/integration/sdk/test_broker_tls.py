@@ -4,8 +4,6 @@ and used by the SDK, a worker process, an API process and the operator's autosca
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +15,7 @@ from itl_controlplane_sdk.errors import BrokerUnavailableError
 from itl_controlplane_sdk.workers import JobQueue
 from itl_harness.workers import WorkerProcess
 from tests.integration.api.apiprocess import ApiProcess
-from tests.support.services import unavailable
+from tests.support.own_broker import running
 from tests.support.tls_broker import TlsBroker
 from workerpool_operator.autoscaler.broker import BrokerHub
 from workerpool_operator.autoscaler.observe import QueueReading
@@ -27,16 +25,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
-    if shutil.which("rabbitmq-server", path="/usr/lib/rabbitmq/bin:/usr/sbin") is None:
-        unavailable("RabbitMQ", "rabbitmq-server is not installed (make install)")
     node = TlsBroker(tmp_path_factory.mktemp("tls-broker"))
-    try:
-        node.start()
-    except subprocess.CalledProcessError as exc:
-        node.stop()
-        unavailable("RabbitMQ TLS node", f"{exc.stdout!r} {exc.stderr!r}")
-    yield node
-    node.stop()
+    with running(node.node):
+        yield node
 
 
 def client_tls(broker: TlsBroker, *, ca: Path | None = None, cert: bool = True) -> BrokerTls:
