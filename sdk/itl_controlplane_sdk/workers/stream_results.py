@@ -44,13 +44,14 @@ from rstream import (
     RawMessage,
 )
 from rstream.client import Addr
+from rstream.exceptions import StreamNotAvailable
 from rstream.recovery import BackOffRecoveryStrategy, IReliableEntity, RecoveryStrategy
 from yarl import URL
 
 from itl_controlplane_sdk.contract.settings import STREAM_PORT_OFFSET
 from itl_controlplane_sdk.errors import JobSubmissionError
 from itl_controlplane_sdk.workers import amqp10
-from itl_controlplane_sdk.workers.result_store import RecordHandler
+from itl_controlplane_sdk.workers.result_store import RecordHandler, StreamNotReadableError
 
 log = logging.getLogger(__name__)
 
@@ -364,7 +365,12 @@ class StreamSubscription:
         )
 
     async def open(self, since: float) -> StreamSubscription:
-        """Starts reading at the chunk holding ``since`` (epoch seconds)."""
+        """Starts reading at the chunk holding ``since`` (epoch seconds).
+
+        Raises ``StreamNotReadableError`` when the node has no stream member to serve it yet
+        or does not answer in time: right after a rolling restart a node may take longer than
+        rstream's request timeout to answer a subscribe. The reader then keeps trying.
+        """
         try:
             await self._endpoints.start(self._consumer)
             await self._consumer.subscribe(
@@ -374,6 +380,11 @@ class StreamSubscription:
                     OffsetType.TIMESTAMP, max(0, int(since * 1000))
                 ),
             )
+        except (StreamNotAvailable, TimeoutError) as exc:
+            await self.close()
+            raise StreamNotReadableError(
+                f"{self._endpoints.current}: {type(exc).__name__} {exc}".rstrip()
+            ) from None
         except BaseException:
             await self.close()
             raise
