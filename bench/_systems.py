@@ -36,6 +36,26 @@ RESULT_TIMEOUT = 30.0
 STREAM_PREFETCH = 500
 
 
+def raw_job_message(job_id: str, priority: int = 5) -> aio_pika.Message:
+    """The job raw aio-pika publishes: the SDK's envelope, persistent, at ``priority``."""
+    body = {
+        "version": 1,
+        "job_id": job_id,
+        "operation": "create",
+        "request": REQUEST,
+        "priority": priority,
+        "attempt": 1,
+        "submitted_at": datetime.now(UTC).isoformat(),
+    }
+    return aio_pika.Message(
+        json.dumps(body).encode(),
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        priority=priority,
+        message_id=job_id,
+    )
+
+
 class RawClient:
     """Hand-written aio-pika producer and stream reader: what the SDK's client does, bare."""
 
@@ -66,27 +86,10 @@ class RawClient:
     async def one_job(self) -> None:
         assert self._exchange is not None
         job_id = str(uuid.uuid4())
-        body = {
-            "version": 1,
-            "job_id": job_id,
-            "operation": "create",
-            "request": REQUEST,
-            "priority": 5,
-            "attempt": 1,
-            "submitted_at": datetime.now(UTC).isoformat(),
-        }
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[job_id] = future
         await self._exchange.publish(
-            aio_pika.Message(
-                json.dumps(body).encode(),
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                priority=5,
-                message_id=job_id,
-            ),
-            routing_key=RAW_ROUTING_KEY,
-            mandatory=True,
+            raw_job_message(job_id), routing_key=RAW_ROUTING_KEY, mandatory=True
         )
         await asyncio.wait_for(future, RESULT_TIMEOUT)
 

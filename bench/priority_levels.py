@@ -36,7 +36,6 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +43,7 @@ import aio_pika
 from _broker import PORT, broker_pid, private_vhost
 from _counters import process_cpu_seconds, tcp_segments
 from _loops import closed_loop
-from _peer_request import REQUEST
-from _systems import new_client_loop
+from _systems import new_client_loop, raw_job_message
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 
 EXCHANGE = "bench.priority.exchange"
@@ -148,26 +146,10 @@ class JobLeg:
     async def one_job(self, variant: Variant) -> None:
         assert self._exchange is not None
         job_id = str(uuid.uuid4())
-        priority = next(self._priorities)
-        body = {
-            "version": 1,
-            "job_id": job_id,
-            "operation": "create",
-            "request": REQUEST,
-            "priority": priority,
-            "attempt": 1,
-            "submitted_at": datetime.now(UTC).isoformat(),
-        }
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting[job_id] = future
         await self._exchange.publish(
-            aio_pika.Message(
-                json.dumps(body).encode(),
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                priority=priority,
-                message_id=job_id,
-            ),
+            raw_job_message(job_id, next(self._priorities)),
             routing_key=variant.queue,
             mandatory=True,
         )
