@@ -17,9 +17,10 @@ import pytest
 
 from itl_controlplane_sdk.contract import topology
 from itl_controlplane_sdk.workers import JobQueue
+from itl_harness.rabbitmq_node import RabbitmqNode
 from itl_harness.workers import WorkerProcess
 from tests.chaos.recorder import NAMESPACE
-from tests.support.own_broker import OwnBroker, running
+from tests.support.own_broker import own_node, running
 
 pytestmark = pytest.mark.chaos
 
@@ -27,8 +28,8 @@ BINDINGS = (f"provider.{NAMESPACE}.#",)
 
 
 @pytest.fixture(scope="session")
-def chaos_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnBroker]:
-    with running(OwnBroker(tmp_path_factory.mktemp("chaos-broker"), "itl-chaos")) as broker:
+def chaos_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitmqNode]:
+    with running(own_node(tmp_path_factory.mktemp("chaos-broker"), "itl-chaos")) as broker:
         yield broker
 
 
@@ -40,11 +41,11 @@ def record_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def queue_name(chaos_broker: OwnBroker) -> AsyncIterator[str]:
+async def queue_name(chaos_broker: RabbitmqNode) -> AsyncIterator[str]:
     name = f"chaos.jobs.{uuid.uuid4().hex[:8]}"
     yield name
     try:
-        connection = await aio_pika.connect(chaos_broker.url, timeout=30)
+        connection = await aio_pika.connect(chaos_broker.amqp_url, timeout=30)
     except Exception:
         return  # the broker is down after a failed scenario; the node is removed anyway
     async with connection:
@@ -64,10 +65,10 @@ def results_protocol() -> str:
 
 @pytest.fixture
 async def producer(
-    chaos_broker: OwnBroker, queue_name: str, results_protocol: str
+    chaos_broker: RabbitmqNode, queue_name: str, results_protocol: str
 ) -> AsyncIterator[JobQueue]:
     queue = JobQueue(
-        chaos_broker.url,
+        chaos_broker.amqp_url,
         queue_name=queue_name,
         bindings=BINDINGS,
         publish_timeout=5,
@@ -84,7 +85,7 @@ WorkerFactory = Callable[..., WorkerProcess]
 
 @pytest.fixture
 def workers(
-    chaos_broker: OwnBroker,
+    chaos_broker: RabbitmqNode,
     queue_name: str,
     record_dir: Path,
     tmp_path: Path,
@@ -96,7 +97,7 @@ def workers(
     def start(worker_id: str, *, wait_healthy: float = 60.0, **env: str) -> WorkerProcess:
         worker = WorkerProcess(
             worker_id,
-            chaos_broker.url,
+            chaos_broker.amqp_url,
             tmp_path,
             env={
                 "JOB_QUEUE": queue_name,

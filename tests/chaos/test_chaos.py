@@ -19,6 +19,7 @@ import pytest
 
 from itl_controlplane_sdk.workers import JobQueue, JobStatus
 from itl_controlplane_sdk.workers.envelope import JobEnvelope, new_job_id
+from itl_harness.rabbitmq_node import RabbitmqNode
 from tests.chaos.conftest import WorkerFactory
 from tests.chaos.harness import (
     PacedProducer,
@@ -32,7 +33,6 @@ from tests.chaos.harness import (
     wait_until,
 )
 from tests.chaos.recorder import NAMESPACE, RESOURCE_TYPE
-from tests.support.own_broker import OwnBroker
 
 pytestmark = pytest.mark.chaos
 
@@ -121,12 +121,12 @@ def poison_corpus() -> list[tuple[bytes, str | None]]:
 
 
 async def test_poison_corpus_interleaved_with_good_jobs(
-    producer: JobQueue, workers: WorkerFactory, record_dir: Path, chaos_broker: OwnBroker
+    producer: JobQueue, workers: WorkerFactory, record_dir: Path, chaos_broker: RabbitmqNode
 ) -> None:
     worker = workers("poisoned", MAX_CONCURRENT_JOBS="2")
     corpus = poison_corpus()
     names = [f"good-{n}" for n in range(150)]
-    connection = await aio_pika.connect(chaos_broker.url)
+    connection = await aio_pika.connect(chaos_broker.amqp_url)
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
         poison = iter(enumerate(corpus))
@@ -191,7 +191,7 @@ async def test_sigkill_storm_loses_nothing(
 
 @both_protocols
 async def test_broker_stop_start_and_kill_under_a_paced_producer(
-    producer: JobQueue, workers: WorkerFactory, record_dir: Path, chaos_broker: OwnBroker
+    producer: JobQueue, workers: WorkerFactory, record_dir: Path, chaos_broker: RabbitmqNode
 ) -> None:
     fleet = [workers(f"outage-{n}", MAX_CONCURRENT_JOBS="10") for n in range(2)]
     paced = PacedProducer(producer, interval=0.05, longest=0.2)

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from itl_harness.workers import free_port
-from tests.support.own_broker import OwnBroker
+from tests.support.own_broker import own_node
 
 Key = ec.EllipticCurvePrivateKey
 
@@ -153,7 +153,7 @@ class TlsBroker:
             "ssl_options.verify = verify_peer\n"
             "ssl_options.fail_if_no_peer_cert = true\n"
         )
-        self.node = OwnBroker(home / "node", "itl-tls", extra_conf=extra)
+        self.node = own_node(home / "node", "itl-tls", extra_conf=extra)
 
     @property
     def url(self) -> str:
@@ -162,4 +162,4 @@ class TlsBroker:
 
     @property
     def plain_url(self) -> str:
-        return self.node.url
+        return self.node.amqp_url

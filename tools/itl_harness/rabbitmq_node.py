@@ -1,9 +1,11 @@
-"""A RabbitMQ node of one run, next to the shared broker, with the management API.
+"""A RabbitMQ node of one run or test, next to the shared broker.
 
-Benchmarks that must not load the shared broker (hundreds of queues polled every few
-seconds), or that need the management plugin (KEDA's MessageRate mode reads the HTTP API),
-start their own node with ``tools/rabbitmq/rabbitmq.sh`` under another node name, free
-ports and a temporary data directory, and remove it at the end.
+``tools/rabbitmq/rabbitmq.sh`` starts it under another node name, on free loopback ports (AMQP,
+distribution, stream protocol) and with a data directory of its own, so the shared broker on
+5672 is never touched. Tests that stop, kill or reconfigure a broker use one
+(``tests/support/own_broker.py``), and so do benchmarks that must not load the shared broker
+(hundreds of queues polled every few seconds) or that need the management plugin (KEDA's
+MessageRate mode reads the HTTP API): ``own_broker()``.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,24 +29,42 @@ from localcluster import ports, wait_until
 RABBITMQ_SCRIPT = Path(__file__).resolve().parents[1] / "rabbitmq" / "rabbitmq.sh"
 
 
-@dataclass
-class Broker:
-    """Where the node listens and the environment ``rabbitmq.sh`` needs to reach it."""
+class RabbitmqNode:
+    """One node of ``rabbitmq.sh``: its ports, its data directory and the script's commands.
 
-    home: Path
-    amqp_port: int
-    http_port: int
-    env: dict[str, str] = field(default_factory=dict)
+    ``base_env`` is the environment the script runs with (default: this process's);
+    ``extra_conf`` a file of ``rabbitmq.conf`` lines appended to the node's configuration.
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        name: str,
+        *,
+        extra_conf: Path | None = None,
+        plugins: str | None = None,
+        base_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.home = home
+        self.amqp_port, dist_port, self.stream_port = ports.free_ports(3)
+        self.env = {
+            **(os.environ if base_env is None else base_env),
+            "RABBITMQ_NODENAME": f"{name}-{uuid.uuid4().hex[:8]}@localhost",
+            "RABBITMQ_NODE_PORT": str(self.amqp_port),
+            "RABBITMQ_DIST_PORT": str(dist_port),
+            "ITL_RABBITMQ_HOME": str(home),
+            "ITL_RABBITMQ_STREAM_PORT": str(self.stream_port),
+        }
+        if extra_conf is not None:
+            self.env["ITL_RABBITMQ_EXTRA_CONF"] = str(extra_conf)
+        if plugins is not None:
+            self.env["ITL_RABBITMQ_PLUGINS"] = plugins
 
     @property
     def amqp_url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/"
 
-    @property
-    def http_url(self) -> str:
-        return f"http://guest:guest@127.0.0.1:{self.http_port}/"
-
-    def ctl(self, *args: str) -> str:
+    def ctl(self, *args: str, timeout: float = 300) -> str:
         """``rabbitmq.sh ARGS`` against this node (``up``, ``down``, ``ctl list_queues``...)."""
         done = subprocess.run(
             ["bash", str(RABBITMQ_SCRIPT), *args],
@@ -51,9 +72,53 @@ class Broker:
             check=True,
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=timeout,
         )
         return done.stdout
+
+    def eval(self, expression: str) -> str:
+        """An Erlang expression evaluated in the running node (``rabbitmqctl eval``)."""
+        return self.ctl("ctl", "-q", "eval", expression, timeout=60).strip()
+
+    def up(self) -> None:
+        self.ctl("up")
+
+    def stop_app(self) -> None:
+        """A clean broker stop: connections closed, the node stays."""
+        self.ctl("ctl", "stop_app")
+
+    def start_app(self) -> None:
+        self.ctl("ctl", "start_app")
+        self.ctl("ctl", "await_startup", "--timeout", "120")
+
+    def kill(self) -> None:
+        """SIGKILL to the broker's own process (its pid file), as a crash would."""
+        pid = int((self.home / "rabbitmq.pid").read_text().strip())
+        os.kill(pid, signal.SIGKILL)
+        (self.home / "rabbitmq.pid").unlink(missing_ok=True)
+
+    def down(self) -> None:
+        """Stops the node and deletes its data."""
+        try:
+            self.ctl("down", timeout=120)
+        finally:
+            shutil.rmtree(self.home, ignore_errors=True)
+
+
+class Broker(RabbitmqNode):
+    """A node with the management plugin on a loopback HTTP port of its own."""
+
+    def __init__(self, home: Path, name: str) -> None:
+        (self.http_port,) = ports.free_ports(1)
+        management = home / "management.conf"
+        management.write_text(
+            f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {self.http_port}\n"
+        )
+        super().__init__(home, name, extra_conf=management, plugins="rabbitmq_management")
+
+    @property
+    def http_url(self) -> str:
+        return f"http://guest:guest@127.0.0.1:{self.http_port}/"
 
     def queue(self, name: str) -> dict[str, Any]:
         """The management API's view of a queue (counters such as ``redeliver``)."""
@@ -68,28 +133,14 @@ class Broker:
 
 @contextlib.contextmanager
 def own_broker() -> Iterator[Broker]:
-    """Start a node of this run, yield it, then stop it and delete its data."""
-    amqp, dist, http = ports.free_ports(3)
-    home = Path(tempfile.mkdtemp(prefix="itl-rabbitmq-node-"))
-    broker = Broker(home, amqp, http)
-    extra_conf = home / "management.conf"
-    extra_conf.write_text(f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {http}\n")
-    broker.env = {
-        **os.environ,
-        "ITL_RABBITMQ_HOME": str(home),
-        "RABBITMQ_NODENAME": f"itlbench{os.getpid()}@localhost",
-        "RABBITMQ_NODE_PORT": str(amqp),
-        "RABBITMQ_DIST_PORT": str(dist),
-        "ITL_RABBITMQ_PLUGINS": "rabbitmq_management",
-        "ITL_RABBITMQ_EXTRA_CONF": str(extra_conf),
-    }
+    """Start a node of this run with the management API, yield it, then remove it."""
+    broker = Broker(Path(tempfile.mkdtemp(prefix="itl-rabbitmq-node-")), "itlbench")
     try:
-        broker.ctl("up")
-        wait_until(_http_ok(http), timeout=120, what="RabbitMQ management API")
+        broker.up()
+        wait_until(_http_ok(broker.http_port), timeout=120, what="RabbitMQ management API")
         yield broker
     finally:
-        broker.ctl("down")
-        shutil.rmtree(home, ignore_errors=True)
+        broker.down()
 
 
 def _http_ok(port: int) -> Callable[[], bool]:

@@ -15,22 +15,23 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.own_broker import OwnBroker, running
+from itl_harness.rabbitmq_node import RabbitmqNode
+from tests.support.own_broker import own_node, running
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnBroker]:
-    with running(OwnBroker(tmp_path_factory.mktemp("runtime-broker"), "itl-runtime")) as broker:
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitmqNode]:
+    with running(own_node(tmp_path_factory.mktemp("runtime-broker"), "itl-runtime")) as broker:
         yield broker
 
 
-def test_the_broker_schedulers_are_unbound(node: OwnBroker) -> None:
+def test_the_broker_schedulers_are_unbound(node: RabbitmqNode) -> None:
     assert node.eval("erlang:system_info(scheduler_bind_type).") == "unbound"
 
 
-def test_the_broker_schedulers_do_not_busy_wait(node: OwnBroker) -> None:
+def test_the_broker_schedulers_do_not_busy_wait(node: RabbitmqNode) -> None:
     # The emulator's own flags as the VM received them; a flag given twice takes its last value.
     quoted = node.eval('string:join(erlang:system_info(emu_args), " ").')
     args = quoted.strip('"').split()
