@@ -16,6 +16,8 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 
@@ -40,6 +42,18 @@ class BrokerTarget:
     def celery_url(self) -> str:
         """kombu's form, where the default vhost is spelled ``//``."""
         return f"amqp://guest:guest@{HOST}:{PORT}/{self.vhost}"
+
+
+def stream_client_options(url: str, port: int) -> dict[str, Any]:
+    """rstream's ``Producer``/``Consumer`` arguments for the broker and vhost of an AMQP URL."""
+    parts = urlsplit(url)
+    return {
+        "host": parts.hostname or HOST,
+        "port": port,
+        "vhost": unquote(parts.path[1:]) or "/",
+        "username": unquote(parts.username or "guest"),
+        "password": unquote(parts.password or "guest"),
+    }
 
 
 def rabbitmqctl(*args: str) -> bool:

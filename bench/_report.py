@@ -18,6 +18,7 @@ GOAL_PEERS = ("dramatiq", "taskiq", "celery", "faststream")
 
 LABELS = {
     "raw": "raw aio-pika",
+    "raw-stream": "raw aio-pika + rstream",
     "sdk": "ours (JobQueue+ProviderWorker)",
     "sdk-amqp": "ours, results over AMQP",
     **{name: peer.label for name, peer in PEERS.items()},

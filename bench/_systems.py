@@ -11,10 +11,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
-from _broker import STREAM_PORT
+from _broker import STREAM_PORT, stream_client_options
 from _loops import closed_loop, open_loop
 from _peer_request import REQUEST
 from aio_pika.abc import AbstractIncomingMessage
+from rstream import Consumer, ConsumerOffsetSpecification, MessageContext, OffsetType
 
 from itl_controlplane_sdk.contract.replication import job_queue_arguments
 from itl_controlplane_sdk.contract.settings import ResultsProtocol
@@ -26,9 +27,12 @@ RAW_EXCHANGE = "bench.raw.exchange"
 RAW_QUEUE = "bench.raw.jobs"
 RAW_RESULTS = "bench.raw.results"
 RAW_ROUTING_KEY = "bench.raw.ITL.Bench.Job.create"
+RAW_STREAM_QUEUE = "bench.rawstream.jobs"
+RAW_STREAM_RESULTS = "bench.rawstream.results"
+RAW_STREAM_ROUTING_KEY = "bench.rawstream.ITL.Bench.Job.create"
 SDK_QUEUE = "bench.sdk.jobs"
 SDK_BINDING = "provider.ITL.Bench.#"
-BENCH_QUEUES = (RAW_QUEUE, RAW_RESULTS, SDK_QUEUE)
+BENCH_QUEUES = (RAW_QUEUE, RAW_RESULTS, RAW_STREAM_QUEUE, RAW_STREAM_RESULTS, SDK_QUEUE)
 BENCH_EXCHANGES = (RAW_EXCHANGE,)
 
 WORKER_CONCURRENCY = 10
@@ -57,7 +61,14 @@ def raw_job_message(job_id: str, priority: int = 5) -> aio_pika.Message:
 
 
 class RawClient:
-    """Hand-written aio-pika producer and stream reader: what the SDK's client does, bare."""
+    """Hand-written aio-pika producer and stream reader: what the SDK's client does, bare.
+
+    Results are read over AMQP 0.9.1 (a stream consumer); ``RawStreamClient`` reads them over
+    the stream protocol.
+    """
+
+    routing_key = RAW_ROUTING_KEY
+    results_stream = RAW_RESULTS
 
     def __init__(self, url: str) -> None:
         self._url = url
@@ -69,14 +80,20 @@ class RawClient:
         self._connection = await aio_pika.connect(self._url)
         channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         self._exchange = await channel.get_exchange(RAW_EXCHANGE)
+        await self._start_reader()
+
+    async def _start_reader(self) -> None:
+        assert self._connection is not None
         reader = await self._connection.channel()
         await reader.set_qos(prefetch_count=STREAM_PREFETCH)
-        stream = await reader.get_queue(RAW_RESULTS)
+        stream = await reader.get_queue(self.results_stream)
         await stream.consume(self._on_result, arguments={"x-stream-offset": "next"})
 
     async def _on_result(self, message: AbstractIncomingMessage) -> None:
         await message.ack()
-        result = json.loads(message.body)
+        self._resolve(json.loads(message.body))
+
+    def _resolve(self, result: dict[str, Any]) -> None:
         if result["status"] == "processing":
             return  # a marker (--raw-marker), like the SDK's reader keeps aside
         future = self._waiting.pop(result["job_id"], None)
@@ -89,13 +106,40 @@ class RawClient:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[job_id] = future
         await self._exchange.publish(
-            raw_job_message(job_id), routing_key=RAW_ROUTING_KEY, mandatory=True
+            raw_job_message(job_id), routing_key=self.routing_key, mandatory=True
         )
         await asyncio.wait_for(future, RESULT_TIMEOUT)
 
     async def close(self) -> None:
         if self._connection is not None:
             await self._connection.close()
+
+
+class RawStreamClient(RawClient):
+    """The raw client reading results over RabbitMQ's stream protocol (rstream), as ours does
+    at its defaults: the broker sends chunks, and rstream grants the credit for them."""
+
+    routing_key = RAW_STREAM_ROUTING_KEY
+    results_stream = RAW_STREAM_RESULTS
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._consumer = Consumer(**stream_client_options(url, STREAM_PORT))
+
+    async def _start_reader(self) -> None:
+        await self._consumer.start()
+        await self._consumer.subscribe(
+            self.results_stream,
+            self._on_record,
+            offset_specification=ConsumerOffsetSpecification(OffsetType.NEXT, None),
+        )
+
+    async def _on_record(self, body: bytes, _context: MessageContext) -> None:
+        self._resolve(json.loads(body))
+
+    async def close(self) -> None:
+        await self._consumer.close()
+        await super().close()
 
 
 class SdkClient:
@@ -179,26 +223,31 @@ async def delete_bench_objects(url: str) -> None:
 
 
 async def declare_raw_topology(url: str) -> None:
-    """The raw system's exchange, priority queue and results stream, as the SDK declares its own."""
+    """The raw systems' exchange, priority queues and results streams, as the SDK declares its
+    own: ``raw`` and ``raw-stream`` each have a job queue and a results stream of their own."""
     connection = await aio_pika.connect(url)
     try:
         channel = await connection.channel()
         exchange = await channel.declare_exchange(
             RAW_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
         )
-        queue = await channel.declare_queue(
-            RAW_QUEUE, durable=True, arguments=job_queue_arguments("classic")
-        )
-        await queue.bind(exchange, routing_key="bench.raw.#")
-        await channel.declare_queue(
-            RAW_RESULTS,
-            durable=True,
-            arguments={
-                "x-queue-type": "stream",
-                "x-max-age": "600s",
-                "x-max-length-bytes": RESULTS_MAX_BYTES,
-                "x-stream-max-segment-size-bytes": RESULTS_SEGMENT_BYTES,
-            },
-        )
+        for job_queue, results, binding in (
+            (RAW_QUEUE, RAW_RESULTS, "bench.raw.#"),
+            (RAW_STREAM_QUEUE, RAW_STREAM_RESULTS, "bench.rawstream.#"),
+        ):
+            queue = await channel.declare_queue(
+                job_queue, durable=True, arguments=job_queue_arguments("classic")
+            )
+            await queue.bind(exchange, routing_key=binding)
+            await channel.declare_queue(
+                results,
+                durable=True,
+                arguments={
+                    "x-queue-type": "stream",
+                    "x-max-age": "600s",
+                    "x-max-length-bytes": RESULTS_MAX_BYTES,
+                    "x-stream-max-segment-size-bytes": RESULTS_SEGMENT_BYTES,
+                },
+            )
     finally:
         await connection.close()

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import aio_pika
 from _broker import STREAM_PORT, BrokerTarget
-from _systems import RAW_QUEUE, RAW_RESULTS, SDK_BINDING, SDK_QUEUE, WORKER_CONCURRENCY
+from _systems import (
+    RAW_QUEUE,
+    RAW_RESULTS,
+    RAW_STREAM_QUEUE,
+    RAW_STREAM_RESULTS,
+    SDK_BINDING,
+    SDK_QUEUE,
+    WORKER_CONCURRENCY,
+)
 from peers import PEERS, peers_python
 
 from itl_controlplane_sdk.contract.settings import ResultsProtocol
@@ -99,21 +107,30 @@ def start_workers(
 ) -> dict[str, WorkerProcess]:
     """Starts one worker process per system; each only consumes its own ``bench.*`` queue."""
     workers: dict[str, WorkerProcess] = {}
-    if "raw" in systems:
-        workers["raw"] = WorkerProcess(
-            "raw",
-            [
-                sys.executable,
-                str(BENCH_DIR / "_raw_worker.py"),
-                target.url,
-                RAW_QUEUE,
-                RAW_RESULTS,
-                str(WORKER_CONCURRENCY),
-                *(["marker"] if raw_marker else []),
-            ],
-            {},
-            log_dir,
-        )
+    raw_workers = {
+        "raw": (RAW_QUEUE, RAW_RESULTS, ["--marker"] if raw_marker else []),
+        "raw-stream": (
+            RAW_STREAM_QUEUE,
+            RAW_STREAM_RESULTS,
+            ["--stream-port", str(STREAM_PORT)],
+        ),
+    }
+    for system, (job_queue, results, options) in raw_workers.items():
+        if system in systems:
+            workers[system] = WorkerProcess(
+                system,
+                [
+                    sys.executable,
+                    str(BENCH_DIR / "_raw_worker.py"),
+                    target.url,
+                    job_queue,
+                    results,
+                    str(WORKER_CONCURRENCY),
+                    *options,
+                ],
+                {},
+                log_dir,
+            )
     if "sdk" in systems:
         workers["sdk"] = WorkerProcess("sdk", SDK_WORKER_ARGV, sdk_worker_env(target), log_dir)
     if "sdk-amqp" in systems:

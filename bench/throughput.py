@@ -14,6 +14,10 @@ raw
     ``mandatory``, publisher confirm); one worker process with prefetch 10 publishes a
     persistent, confirmed result to a stream and then acks; the client tails the stream.
     The same broker work as ours with nothing on top: the practical limit.
+raw-stream
+    the same with the results over RabbitMQ's stream protocol (rstream): the worker's
+    ``send_wait`` per result, the client's ``subscribe``. What ours does at its defaults,
+    written the plainest way aio-pika and rstream allow: the SDK's own overhead is the gap.
 sdk
     ``JobQueue.submit_job`` + ``JobQueue.get_result`` against one
     ``python -m itl_controlplane_sdk.workers`` process (MAX_CONCURRENT_JOBS=10) running the
@@ -95,10 +99,12 @@ from _report import GOAL_PEERS, LABELS, OURS, PACED_RATE_NAMES, common_rates, go
 from _stage_probe import Stamps
 from _systems import (
     RAW_QUEUE,
+    RAW_STREAM_QUEUE,
     SDK_QUEUE,
     WORKER_CONCURRENCY,
     InProcessClient,
     RawClient,
+    RawStreamClient,
     SdkClient,
     declare_raw_topology,
     delete_bench_objects,
@@ -137,7 +143,7 @@ async def measure(
     await delete_bench_objects(url)
     if stream_target is not None:
         await delete_bench_objects(stream_target.url)
-    if "raw" in options.systems:
+    if {"raw", "raw-stream"} & set(options.systems):
         await declare_raw_topology(url)
     workers = start_workers(
         target,
@@ -152,6 +158,7 @@ async def measure(
     try:
         ready = {
             "raw": RAW_QUEUE,
+            "raw-stream": RAW_STREAM_QUEUE,
             "sdk": SDK_QUEUE,
             **{name: peer.queue for name, peer in PEERS.items()},
         }
@@ -164,6 +171,8 @@ async def measure(
         for system in options.systems:
             if system == "raw":
                 clients[system] = InProcessClient(RawClient(url))
+            elif system == "raw-stream":
+                clients[system] = InProcessClient(RawStreamClient(url))
             elif system == "sdk":
                 clients[system] = InProcessClient(SdkClient(url))
             elif system == "sdk-amqp":

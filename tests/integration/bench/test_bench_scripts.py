@@ -30,7 +30,7 @@ from tests.support.services import REPO
 pytestmark = pytest.mark.integration
 
 BENCH = REPO / "bench"
-SYSTEMS = ("raw", "sdk")
+SYSTEMS = ("raw", "raw-stream", "sdk")
 """The systems that run from the project's own environment; the peers need the virtualenv
 of ``make bench-peers``, which the suite does not install."""
 JOBS = 200
