@@ -46,6 +46,16 @@ def common_rates(specs: list[str], summaries: dict[str, Summary]) -> list[float]
     return rates
 
 
+def table(columns: list[str], rows: dict[str, list[str]]) -> list[str]:
+    """A Markdown table with one row per system (its label first, then ``columns``), numbers
+    right-aligned, as docs/performance.md records them."""
+    return [
+        "| system | " + " | ".join(columns) + " |",
+        "|---|" + "---:|" * len(columns),
+        *(f"| {LABELS[system]} | " + " | ".join(cells) + " |" for system, cells in rows.items()),
+    ]
+
+
 def report(
     summaries: dict[str, Summary], concurrency: list[int], header: dict[str, str]
 ) -> list[str]:
@@ -53,107 +63,120 @@ def report(
     ``concurrency`` is the run's client loads (jobs in flight)."""
     lines = [f"{key}: {value}" for key, value in header.items()]
     lines.append("")
-    lines.append(
-        "| system | peak jobs/s (median; rounds min-max) | in flight @peak | p50 ms @peak "
-        "| p99 ms @peak | half-peak rate jobs/s | p50 ms @half | p99 ms @half |"
-    )
-    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    peak_and_half: dict[str, list[str]] = {}
     for system, s in summaries.items():
         d = s.as_dict()
-        lines.append(
-            f"| {LABELS[system]} | {d['peak_jobs_per_s']:.0f} "
-            f"({s.spread(s.peak_runs, lambda r: r.throughput)}) | {d['peak_in_flight']} "
-            f"| {d['peak_p50_ms']:.1f} | {d['peak_p99_ms']:.1f} | {d['half_rate']:.0f} "
-            f"| {d['half_p50_ms']:.1f} | {d['half_p99_ms']:.1f} |"
-        )
+        peak_and_half[system] = [
+            f"{d['peak_jobs_per_s']:.0f} ({s.spread(s.peak_runs, lambda r: r.throughput)})",
+            f"{d['peak_in_flight']}",
+            f"{d['peak_p50_ms']:.1f}",
+            f"{d['peak_p99_ms']:.1f}",
+            f"{d['half_rate']:.0f}",
+            f"{d['half_p50_ms']:.1f}",
+            f"{d['half_p99_ms']:.1f}",
+        ]
+    lines += table(
+        [
+            "peak jobs/s (median; rounds min-max)",
+            "in flight @peak",
+            "p50 ms @peak",
+            "p99 ms @peak",
+            "half-peak rate jobs/s",
+            "p50 ms @half",
+            "p99 ms @half",
+        ],
+        peak_and_half,
+    )
     rates = sorted({rate for s in summaries.values() for rate in s.paced})
     if rates:
-        lines.append("")
-        lines.append("p50 / p99 ms at common paced rates (median of rounds; rounds' p99 min-max):")
-        lines.append("")
-        lines.append("| system | " + " | ".join(f"{rate:.0f} jobs/s" for rate in rates) + " |")
-        lines.append("|---|" + "---:|" * len(rates))
+        rate_columns = [f"{rate:.0f} jobs/s" for rate in rates]
+        latencies: dict[str, list[str]] = {}
+        cpu: dict[str, list[str]] = {}
         for system, s in summaries.items():
-            cells = []
+            latencies[system] = []
+            cpu[system] = []
             for rate in rates:
                 d = s.as_dict()["paced"].get(str(rate))
                 runs = s.paced.get(rate, [])
-                cells.append(
+                latencies[system].append(
                     f"{d['p50_ms']:.1f} / {d['p99_ms']:.1f} "
                     f"({s.spread(runs, lambda r: r.p99_ms, 1)})"
                     if d
                     else "-"
                 )
-            lines.append(f"| {LABELS[system]} | " + " | ".join(cells) + " |")
-        lines.append("")
+                sides = [s.paced_cpu_ms_per_job(rate, side) for side in SIDES]
+                known = [v for v in sides if not math.isnan(v)]
+                cpu[system].append(
+                    " / ".join(f"{v:.2f}" for v in known) + f" = {sum(known):.2f}" if known else "-"
+                )
+        lines += ["", "p50 / p99 ms at common paced rates (median of rounds; rounds' p99 min-max):"]
+        lines += ["", *table(rate_columns, latencies), ""]
         lines.append(
             "CPU per job at the common paced rates (ms, median of rounds; "
             "client / worker / broker [/ redis] = total):"
         )
-        lines.append("")
-        lines.append("| system | " + " | ".join(f"{rate:.0f} jobs/s" for rate in rates) + " |")
-        lines.append("|---|" + "---:|" * len(rates))
-        for system, s in summaries.items():
-            cells = []
-            for rate in rates:
-                sides = [s.paced_cpu_ms_per_job(rate, side) for side in SIDES]
-                known = [v for v in sides if not math.isnan(v)]
-                cells.append(
-                    " / ".join(f"{v:.2f}" for v in known) + f" = {sum(known):.2f}" if known else "-"
-                )
-            lines.append(f"| {LABELS[system]} | " + " | ".join(cells) + " |")
-    lines.append("")
-    lines.append("Throughput by client load (jobs/s, median of rounds):")
-    lines.append("")
-    lines.append("| system | " + " | ".join(f"{n} in flight" for n in concurrency) + " |")
-    lines.append("|---|" + "---:|" * len(concurrency))
-    for system, s in summaries.items():
-        lines.append(
-            f"| {LABELS[system]} | "
-            + " | ".join(f"{s.throughput_at(n):.0f}" for n in concurrency)
-            + " |"
-        )
+        lines += ["", *table(rate_columns, cpu)]
+    lines += ["", "Throughput by client load (jobs/s, median of rounds):", ""]
+    lines += table(
+        [f"{n} in flight" for n in concurrency],
+        {
+            system: [f"{s.throughput_at(n):.0f}" for n in concurrency]
+            for system, s in summaries.items()
+        },
+    )
     lines.append("")
     lines.append(
         "CPU per job at peak (ms, median of rounds; broker: minus its idle rate before the round):"
     )
     lines.append("")
-    lines.append(
-        "| system | client | worker | broker | redis | total "
-        "| broker read+write syscalls/job | broker disk KiB/job |"
-    )
-    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    cpu_at_peak: dict[str, list[str]] = {}
     for system, s in summaries.items():
         sides = [s.cpu_ms_per_job(side) for side in SIDES]
-        lines.append(
-            f"| {LABELS[system]} | "
-            + " | ".join("-" if math.isnan(v) else f"{v:.2f}" for v in sides)
-            + f" | {sum(v for v in sides if not math.isnan(v)):.2f} "
-            f"| {s.broker_io_per_job('syscalls'):.1f} "
-            f"| {s.broker_io_per_job('disk_bytes') / 1024:.2f} |"
-        )
+        cpu_at_peak[system] = [
+            *("-" if math.isnan(v) else f"{v:.2f}" for v in sides),
+            f"{sum(v for v in sides if not math.isnan(v)):.2f}",
+            f"{s.broker_io_per_job('syscalls'):.1f}",
+            f"{s.broker_io_per_job('disk_bytes') / 1024:.2f}",
+        ]
+    lines += table(
+        [
+            "client",
+            "worker",
+            "broker",
+            "redis",
+            "total",
+            "broker read+write syscalls/job",
+            "broker disk KiB/job",
+        ],
+        cpu_at_peak,
+    )
     lines.append("")
     lines.append(
         "TCP segments with data per job at peak, between the broker (AMQP and stream ports) "
         "and each side (median of rounds; in brackets: of those, on the stream port):"
     )
     lines.append("")
-    lines.append(
-        "| system | client -> broker | broker -> client | worker -> broker | broker -> worker "
-        "| into the broker |"
-    )
-    lines.append("|---|---:|---:|---:|---:|---:|")
+    segments: dict[str, list[str]] = {}
     for system, s in summaries.items():
         segs = [s.broker_io_per_job(key) for key in SEGMENTS]
         stream = [s.broker_io_per_job(f"stream_{key}") for key in SEGMENTS]
-        lines.append(
-            f"| {LABELS[system]} | "
-            + " | ".join(
+        segments[system] = [
+            *(
                 f"{v:.2f}" + (f" ({w:.2f})" if w > 0 else "")
                 for v, w in zip(segs, stream, strict=True)
-            )
-            + f" | {segs[0] + segs[2]:.2f} |"
-        )
+            ),
+            f"{segs[0] + segs[2]:.2f}",
+        ]
+    lines += table(
+        [
+            "client -> broker",
+            "broker -> client",
+            "worker -> broker",
+            "broker -> worker",
+            "into the broker",
+        ],
+        segments,
+    )
     lines.append("")
     lines.extend(verdicts(summaries))
     return lines
