@@ -10,8 +10,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from itl_harness.rabbitmq_node import RABBITMQ_SCRIPT
+
 REPO = Path(__file__).resolve().parents[2]
-RABBITMQ_SCRIPT = REPO / "tools" / "rabbitmq" / "rabbitmq.sh"
 
 
 def in_ci() -> bool:

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 from itl_controlplane_sdk import tracing
 from itl_harness import stack
+from itl_harness.rabbitmq_node import RABBITMQ_SCRIPT
 from itl_harness.story import Snapshot, Story, pool_body
 from localcluster import Cluster, WaitTimeout, discover, wait_until
 from localcluster.existing import context_allowed, existing_cluster, recorded_cluster
@@ -79,7 +80,7 @@ def ensure_rabbitmq() -> None:
     if reachable(RABBITMQ_URL):
         return
     say("starting the local RabbitMQ (tools/rabbitmq/rabbitmq.sh up)")
-    run("bash", str(REPO / "tools" / "rabbitmq" / "rabbitmq.sh"), "up")
+    run("bash", str(RABBITMQ_SCRIPT), "up")
 
 
 # -- cluster -----------------------------------------------------------------------------

@@ -29,7 +29,6 @@ from tests.support.services import REPO, rabbitmqctl
 pytestmark = pytest.mark.integration
 
 TOOL = REPO / "tools" / "rabbitmq" / "broker_users.py"
-CTL = REPO / "tools" / "rabbitmq" / "rabbitmq.sh"
 QUEUE_A = "provider.jobs.team-a.compute"
 QUEUE_B = "provider.jobs.team-b.storage"
 
