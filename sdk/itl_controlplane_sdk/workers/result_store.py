@@ -31,7 +31,8 @@ started, or delivered twice, may get a second terminal result, and every reader 
 the same one. ``processing`` markers (see ``cancellation``) are kept in a second bounded map so
 an API can tell a started job from a waiting one.
 
-The cache holds each result's message body as it came, with its arrival time, and decodes it
+The cache holds each result's message body as it came, with the time it was stored (as the
+stream protocol reports it; over AMQP 0.9.1, its arrival), and decodes it
 only when asked: a reader sees every result of the system (an API process, most of them for
 jobs nobody there waits for), so it should not pay to decode them, and bytes and floats are
 invisible to Python's garbage collector. Ten thousand decoded results were ~50 000 tracked
@@ -100,9 +101,10 @@ def _stream_offset(epoch_seconds: float) -> datetime:
     return datetime.fromtimestamp(max(0.0, epoch_seconds), UTC)
 
 
-RecordHandler = Callable[[str | None, str | None, bytes, int | None], Awaitable[bool]]
-"""Called per record of the stream with (message id, message type, body, stream offset);
-returns True to stop reading (the subscription then ignores whatever still arrives)."""
+RecordHandler = Callable[[str | None, str | None, bytes, int | None, float | None], Awaitable[bool]]
+"""Called per record of the stream with (message id, message type, body, stream offset, when
+the broker stored it in epoch seconds, or None where the protocol does not say); returns True
+to stop reading (the subscription then ignores whatever still arrives)."""
 
 
 class StreamNotReadableError(Exception):
@@ -169,7 +171,9 @@ class AmqpSubscription:
         if self._unacked >= TAIL_ACK_EVERY:
             self._unacked = 0
             await message.ack(multiple=True)
-        if await self._on_record(message.message_id, message.type, message.body, _offset(message)):
+        # AMQP 0.9.1 deliveries of a stream carry its offset but not when it was stored.
+        record = (message.message_id, message.type, message.body, _offset(message), None)
+        if await self._on_record(*record):
             self._stopped = True
 
     async def close(self) -> None:
@@ -193,7 +197,7 @@ class ResultReader:
         self._subscribe = subscribe
         self._cache_size = cache_size
         self._lookback = lookback_seconds
-        # job id -> (message body, arrival time): terminal results, decoded on demand.
+        # job id -> (message body, time stored): terminal results, decoded on demand.
         self._cache: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
         # job id -> time a processing marker arrived.
         self._progress: OrderedDict[str, float] = OrderedDict()
@@ -209,6 +213,8 @@ class ResultReader:
         # ``_history_left`` resolves (and is replaced) whenever one leaves.
         self._history: dict[str, float] = {}
         self._history_left: asyncio.Future[None] | None = None
+        self.scans_started = 0
+        """Look-ups the cache could not vouch for, which read the stream's history."""
 
     async def start(self) -> None:
         """Starts the tail; on a node whose stream member is not running yet, keeps trying in
@@ -296,6 +302,7 @@ class ResultReader:
         if needs_scan:
             since = (submitted or time.time() - 86400 * 365) - CLOCK_SKEW_SECONDS
             self._history[job_id] = since
+            self.scans_started += 1
             scan = asyncio.create_task(
                 self._scan(job_id, since, self._tail_offset, future, stop_scan)
             )
@@ -348,7 +355,12 @@ class ResultReader:
         self._scans.pop(scan, None)
 
     async def _on_tail_record(
-        self, job_id: str | None, message_type: str | None, body: bytes, offset: int | None
+        self,
+        job_id: str | None,
+        message_type: str | None,
+        body: bytes,
+        offset: int | None,
+        stored: float | None,
     ) -> bool:
         self._tail_offset = offset
         if message_type == PROCESSING_MESSAGE_TYPE and job_id:
@@ -370,21 +382,26 @@ class ResultReader:
         if job_id in self._cache:
             return False  # the first terminal result wins (module docstring)
         self._progress.pop(job_id, None)
-        self._remember(job_id, body)
+        self._remember(job_id, body, stored)
         if result is not None:
             for future in self._waiters.pop(job_id, []):
                 if not future.done():
                     future.set_result(result)
         return False
 
-    def _remember(self, job_id: str, body: bytes) -> None:
-        self._cache[job_id] = (body, time.time())
+    def _remember(self, job_id: str, body: bytes, stored: float | None) -> None:
+        # When the broker stored the result; where the protocol does not say, when it arrived
+        # (later, so look-ups scan more often than they need to, never less).
+        self._cache[job_id] = (body, time.time() if stored is None else stored)
         self._cache.move_to_end(job_id)
         while len(self._cache) > self._cache_size:
-            _, (_, arrived) = self._cache.popitem(last=False)
-            # Results older than the evicted one may be gone from the cache too: later
-            # look-ups for jobs submitted before it arrived must scan the stream.
-            self._complete_since = max(self._complete_since, arrived)
+            _, (_, stored_at) = self._cache.popitem(last=False)
+            # Results stored before the evicted one may be gone from the cache too: later
+            # look-ups for jobs submitted before it was stored must scan the stream. Jobs
+            # submitted after it have their results later in the stream, so still cached.
+            # Its arrival time would be as safe, but a reader that starts by reading a busy
+            # minute of history would then scan for every job of its first seconds.
+            self._complete_since = max(self._complete_since, stored_at)
 
     def _remember_progress(self, job_id: str) -> None:
         self._progress[job_id] = time.time()
@@ -409,7 +426,11 @@ class ResultReader:
             read = 0
 
             async def on_record(
-                message_id: str | None, _type: str | None, body: bytes, offset: int | None
+                message_id: str | None,
+                _type: str | None,
+                body: bytes,
+                offset: int | None,
+                _stored: float | None,
             ) -> bool:
                 nonlocal read
                 if done.done():

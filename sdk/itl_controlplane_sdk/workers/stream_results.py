@@ -398,7 +398,9 @@ class StreamSubscription:
         except ValueError as exc:
             log.warning("skipping undecodable record in %s: %s", self._stream, exc)
             return
-        if await self._on_record(message_id, message_type, body, context.offset):
+        # The chunk's timestamp: when the stream's leader stored the record (epoch ms).
+        stored = context.timestamp / 1000
+        if await self._on_record(message_id, message_type, body, context.offset, stored):
             self._stopped = True
 
     async def close(self) -> None:

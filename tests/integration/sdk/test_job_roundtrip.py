@@ -22,6 +22,7 @@ from itl_controlplane_sdk.workers import (
     JobStatus,
     JobSubmissionError,
     ProviderWorker,
+    result_store,
 )
 from itl_controlplane_sdk.workers.envelope import new_job_id
 from itl_controlplane_sdk.workers.queue import AUTO_PROBE_TIMEOUT
@@ -169,6 +170,54 @@ async def test_result_cache_is_bounded_and_evicted_results_are_still_found(
         await queue.disconnect()
 
     assert first is not None and first.job_id == job_ids[0]
+
+
+async def test_a_reader_that_starts_on_a_busy_history_answers_new_jobs_from_its_tail(
+    rabbitmq_url: str,
+    rabbitmq_stream_port: int,
+    queue_name: str,
+    start_worker: StartWorker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An API process that starts on a busy system reads more results of its look-back window
+    # than its cache holds. Evicting them must not make it scan the stream's history for the
+    # jobs submitted after they were stored: each scan reads thousands of records.
+    monkeypatch.setattr(result_store, "CLOCK_SKEW_SECONDS", 1.0)  # one clock here
+    options: dict[str, Any] = {
+        "results_protocol": "stream",
+        "results_stream_port": rabbitmq_stream_port,
+    }
+    require_rabbitmq_stream(rabbitmq_url, rabbitmq_stream_port)
+    await start_worker(max_concurrent_jobs=10)
+    producer = JobQueue(rabbitmq_url, queue_name=queue_name, bindings=ALL_JOBS, **options)
+    await producer.connect()
+    observer = JobQueue(
+        rabbitmq_url, queue_name=queue_name, bindings=ALL_JOBS, result_cache_size=5, **options
+    )
+    try:
+        history = [
+            await producer.submit_job("ITL.Demo", "Job", "create", demo_request(f"h{i}"))
+            for i in range(20)
+        ]
+        assert all(await asyncio.gather(*(producer.get_result(j, timeout=15) for j in history)))
+        # Older than the clock skew the reader allows for, so the cache can vouch for later jobs.
+        await asyncio.sleep(1.5)
+        await observer.connect()
+        reader = await observer._result_reader()
+        deadline = time.monotonic() + 15
+        while reader.peek(history[-1]) is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert reader.peek(history[-1]) is not None, "the reader never read the history"
+        assert reader.cached == 5
+
+        job_id = await producer.submit_job("ITL.Demo", "Job", "create", demo_request("new"))
+        result = await observer.get_result(job_id, timeout=15)
+    finally:
+        await observer.disconnect()
+        await producer.disconnect()
+
+    assert result is not None and result.status is JobStatus.COMPLETED
+    assert reader.scans_started == 0
 
 
 @both_protocols

@@ -60,7 +60,9 @@ async def test_a_node_that_cannot_serve_a_subscribe_yet_reads_as_not_readable(
 ) -> None:
     endpoints = StreamEndpoints([StreamEndpoint.from_amqp_url("amqp://g:g@127.0.0.1:5701/")])
 
-    async def no_record(message_id: str | None, kind: str | None, body: bytes, offset: int) -> bool:
+    async def no_record(
+        message_id: str | None, kind: str | None, body: bytes, offset: int, stored: float | None
+    ) -> bool:
         return False
 
     subscription = StreamSubscription(endpoints, "provider.results", no_record, name="test")
