@@ -102,6 +102,7 @@ def start_workers(
     log_dir: Path,
     *,
     raw_marker: bool = False,
+    raw_stream_batched: bool = False,
     redis_url: str | None = None,
     stream_target: BrokerTarget | None = None,
 ) -> dict[str, WorkerProcess]:
@@ -112,7 +113,7 @@ def start_workers(
         "raw-stream": (
             RAW_STREAM_QUEUE,
             RAW_STREAM_RESULTS,
-            ["--stream-port", str(STREAM_PORT)],
+            ["--stream-port", str(STREAM_PORT), *(["--batch"] if raw_stream_batched else [])],
         ),
     }
     for system, (job_queue, results, options) in raw_workers.items():

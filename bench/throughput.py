@@ -18,6 +18,9 @@ raw-stream
     the same with the results over RabbitMQ's stream protocol (rstream): the worker's
     ``send_wait`` per result, the client's ``subscribe``. What ours does at its defaults,
     written the plainest way aio-pika and rstream allow: the SDK's own overhead is the gap.
+    With ``--raw-stream-batched`` its worker sends the results of one event-loop iteration in
+    one frame and acks a run of jobs with one ``multiple`` ack: the floor of broker work per
+    job with the same guarantees, for the broker CPU the design could save at best.
 sdk
     ``JobQueue.submit_job`` + ``JobQueue.get_result`` against one
     ``python -m itl_controlplane_sdk.workers`` process (MAX_CONCURRENT_JOBS=10) running the
@@ -127,6 +130,7 @@ class Options:
     rounds: int
     paced_seconds: float
     raw_marker: bool = False
+    raw_stream_batched: bool = False
     client_loop: str = "uvloop"
     paced_rates: list[str] = field(default_factory=list)
 
@@ -150,6 +154,7 @@ async def measure(
         options.systems,
         log_dir,
         raw_marker=options.raw_marker,
+        raw_stream_batched=options.raw_stream_batched,
         redis_url=redis.url if redis else None,
         stream_target=stream_target,
     )
@@ -317,6 +322,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, argparse.Namespa
         help="raw worker also sends the SDK's unconfirmed 'processing' marker per job",
     )
     parser.add_argument(
+        "--raw-stream-batched",
+        action="store_true",
+        help="raw-stream worker sends the results of one loop iteration in one frame and acks "
+        "them with one multiple ack: the floor of broker work per job",
+    )
+    parser.add_argument(
         "--client-loop",
         choices=("uvloop", "asyncio"),
         default="uvloop",
@@ -373,6 +384,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, argparse.Namespa
         rounds=args.rounds,
         paced_seconds=args.paced_seconds,
         raw_marker=args.raw_marker,
+        raw_stream_batched=args.raw_stream_batched,
         client_loop=args.client_loop,
         paced_rates=paced_rates,
     )
@@ -406,6 +418,11 @@ def main(argv: list[str] | None = None) -> int:
             + "; "
             f"worker concurrency {WORKER_CONCURRENCY}; clients on {options.client_loop}"
             + ("; raw worker sends processing markers" if options.raw_marker else "")
+            + (
+                "; raw-stream worker batches results and acks per iteration"
+                if options.raw_stream_batched
+                else ""
+            )
         ),
     }
     print("measuring (" + header["shape"] + ")", flush=True)

@@ -134,6 +134,8 @@ def test_throughput_quick_run_gives_every_system_real_figures(
             f"--paced-rates={PACED_RATE}",
             f"--vhost={vhost}",
             f"--json={figures_path}",
+            # The floor's batching worker, so that its confirms and multiple acks are run too.
+            "--raw-stream-batched",
         ],
         env,
     )
@@ -144,6 +146,7 @@ def test_throughput_quick_run_gives_every_system_real_figures(
     figures = json.loads(figures_path.read_text())
     # Its own vhost, never the shared default one where other suites' queues take jobs.
     assert figures["header"]["vhost"] == vhost
+    assert "raw-stream worker batches results and acks per iteration" in figures["header"]["shape"]
     assert set(figures["systems"]) == set(SYSTEMS)
     for system, got in figures["systems"].items():
         check_figures(system, got)
