@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractMessage
-from aio_pika.exceptions import ChannelPreconditionFailed, DeliveryError
+import aiormq
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractMessage
+from aio_pika.exceptions import ChannelInvalidStateError, ChannelPreconditionFailed, DeliveryError
 from pamqp.commands import Basic
 
 from itl_controlplane_sdk.contract import replication, topology
@@ -117,7 +118,8 @@ class PublishNackedError(JobSubmissionError):
 
 
 async def publish_confirmed(
-    exchange: AbstractExchange,
+    channel: AbstractChannel,
+    exchange_name: str,
     message: AbstractMessage,
     routing_key: str,
     *,
@@ -129,17 +131,33 @@ async def publish_confirmed(
     The channel must have publisher confirms and ``on_return_raises``: a message no queue
     accepts raises ``JobSubmissionError`` and one the broker nacks ``PublishNackedError``,
     instead of vanishing.
+
+    The publish goes straight to the channel underneath with ``wait=False``: it queues the
+    frames and waits for the confirm, not for the socket write. aio-pika's
+    ``Exchange.publish`` waits for the write while it holds the channel's lock, so concurrent
+    publishes on one channel leave one per event-loop round, each in its own write; without
+    the wait they share writes and the lock is held only to number them. The confirm is what
+    says the broker has the message, so the guarantee is the same (docs/reliability.md).
     """
+    if channel.is_closed:
+        raise ChannelInvalidStateError(f"{channel!r} is closed")
+    underlay = cast(aiormq.Channel, await channel.get_underlay_channel())
     try:
-        confirmation = await exchange.publish(
-            message, routing_key=routing_key, mandatory=True, timeout=timeout
+        confirmation = await underlay.basic_publish(
+            message.body,
+            exchange=exchange_name,
+            routing_key=routing_key,
+            properties=message.properties,
+            mandatory=True,
+            timeout=timeout,
+            wait=False,
         )
     except DeliveryError as exc:
         if exc.message is None:
             raise PublishNackedError(f"{what} was not confirmed by the broker") from None
         raise JobSubmissionError(
             f"{what} was returned by the broker: no queue is bound for routing key "
-            f"{routing_key!r} on exchange {exchange.name!r}"
+            f"{routing_key!r} on exchange {exchange_name!r}"
         ) from None
     if not isinstance(confirmation, Basic.Ack):
         raise PublishNackedError(f"{what} was not confirmed by the broker ({confirmation!r})")

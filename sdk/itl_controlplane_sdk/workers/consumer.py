@@ -20,7 +20,6 @@ import aio_pika
 from aio_pika.abc import (
     AbstractChannel,
     AbstractConnection,
-    AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
 )
@@ -345,7 +344,8 @@ class JobConsumer:
                 await amqp.declare_retry_queue(self._channel, lane, delay_ms, self._queue_type)
                 self._retry_queues.add((lane, delay_ms))
             await amqp.publish_confirmed(
-                self._channel.default_exchange,
+                self._channel,
+                "",
                 aio_pika.Message(
                     retried.to_json(),
                     content_type="application/json",
@@ -391,11 +391,9 @@ class JobConsumer:
 
             async def publish() -> None:
                 assert self._channel is not None
-                dlx: AbstractExchange = await self._channel.get_exchange(
-                    topology.DEAD_LETTER_EXCHANGE, ensure=False
-                )
                 await amqp.publish_confirmed(
-                    dlx,
+                    self._channel,
+                    topology.DEAD_LETTER_EXCHANGE,
                     aio_pika.Message(
                         message.body,
                         content_type=message.content_type,

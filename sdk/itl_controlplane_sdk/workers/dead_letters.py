@@ -158,20 +158,19 @@ async def _republish(
     original = headers.get(HEADER_QUEUE) or (death["queue"] if death else None)
     fresh = envelope.model_copy(update={"attempt": 1})
     routes = [
-        (channel.default_exchange, str(original or topology.DEFAULT_JOB_QUEUE)),
+        ("", str(original or topology.DEFAULT_JOB_QUEUE)),
         (
-            await channel.get_exchange(
-                replication.band_of(envelope.priority, queue_type).exchange, ensure=False
-            ),
+            replication.band_of(envelope.priority, queue_type).exchange,
             topology.job_routing_key(
                 envelope.provider_namespace, envelope.resource_type, envelope.operation
             ),
         ),
     ]
-    for exchange, routing_key in routes:
+    for exchange_name, routing_key in routes:
         try:
             await amqp.publish_confirmed(
-                exchange,
+                channel,
+                exchange_name,
                 aio_pika.Message(
                     fresh.to_json(),
                     content_type="application/json",

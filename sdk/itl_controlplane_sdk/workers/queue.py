@@ -337,10 +337,10 @@ class JobQueue:
         deadline = time.monotonic() + self._publish_timeout
         while True:
             _, channel = self._require_connection()
-            exchange = await channel.get_exchange(exchange_name, ensure=False)
             try:
                 await amqp.publish_confirmed(
-                    exchange,
+                    channel,
+                    exchange_name,
                     message,
                     routing_key,
                     timeout=max(0.1, deadline - time.monotonic()),
@@ -436,7 +436,8 @@ class JobQueue:
             await self._appender.append(result.job_id, body)
             return
         await amqp.publish_confirmed(
-            self._stream_channel(topology.RESULTS_STREAM).default_exchange,
+            self._stream_channel(topology.RESULTS_STREAM),
+            "",
             aio_pika.Message(
                 body,
                 content_type="application/json",
@@ -483,7 +484,8 @@ class JobQueue:
         record = JobResult(job_id, status, error=reason)
         try:
             await amqp.publish_confirmed(
-                self._stream_channel(topology.CANCELLATIONS_STREAM).default_exchange,
+                self._stream_channel(topology.CANCELLATIONS_STREAM),
+                "",
                 aio_pika.Message(
                     cancellation.cancel_message_body(record),
                     content_type="application/json",
