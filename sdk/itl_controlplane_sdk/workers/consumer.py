@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import aio_pika
 from aio_pika.abc import (
     AbstractChannel,
     AbstractConnection,
@@ -346,13 +345,9 @@ class JobConsumer:
             await amqp.publish_confirmed(
                 self._channel,
                 "",
-                aio_pika.Message(
-                    retried.to_json(),
-                    content_type="application/json",
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    priority=message.priority,
-                    message_id=envelope.job_id,
-                    headers=dict(message.headers or {}),
+                retried.to_json(),
+                amqp.persistent_properties(
+                    envelope.job_id, priority=message.priority, headers=message.headers
                 ),
                 topology.retry_queue_name(lane, delay_ms),
                 timeout=self._publish_timeout,
@@ -394,12 +389,11 @@ class JobConsumer:
                 await amqp.publish_confirmed(
                     self._channel,
                     topology.DEAD_LETTER_EXCHANGE,
-                    aio_pika.Message(
-                        message.body,
+                    message.body,
+                    amqp.persistent_properties(
+                        message.message_id,
                         content_type=message.content_type,
-                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                         priority=message.priority,
-                        message_id=message.message_id,
                         headers=headers,
                     ),
                     topology.DEAD_LETTER_ROUTING_KEY,

@@ -10,7 +10,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from itl_controlplane_sdk.contract import replication, topology
@@ -171,12 +170,10 @@ async def _republish(
             await amqp.publish_confirmed(
                 channel,
                 exchange_name,
-                aio_pika.Message(
-                    fresh.to_json(),
-                    content_type="application/json",
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                fresh.to_json(),
+                amqp.persistent_properties(
+                    envelope.job_id,
                     priority=envelope.priority,
-                    message_id=envelope.job_id,
                     headers={
                         k: v
                         for k, v in headers.items()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from pamqp.commands import Basic
 from yarl import URL
 
 from itl_controlplane_sdk import tracing
@@ -302,18 +303,17 @@ class JobQueue:
         routing_key = topology.job_routing_key(provider_namespace, resource_type, operation)
         attributes = {**job_attributes(envelope), "messaging.destination.name": routing_key}
         with tracing.span("submit_job", attributes, kind="PRODUCER"):
-            message = aio_pika.Message(
-                envelope.to_json(),
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            properties = amqp.persistent_properties(
+                envelope.job_id,
                 priority=priority,
-                message_id=envelope.job_id,
                 timestamp=envelope.submitted_at,
                 headers=tracing.inject({}),
             )
             band = replication.band_of(priority, self.queue_type)
             try:
-                await self._publish_job(band.exchange, message, routing_key, envelope.job_id)
+                await self._publish_job(
+                    band.exchange, envelope.to_json(), properties, routing_key, envelope.job_id
+                )
             except JobSubmissionError:
                 raise
             except Exception as exc:
@@ -323,7 +323,12 @@ class JobQueue:
         return envelope.job_id
 
     async def _publish_job(
-        self, exchange_name: str, message: aio_pika.Message, routing_key: str, job_id: str
+        self,
+        exchange_name: str,
+        body: bytes,
+        properties: Basic.Properties,
+        routing_key: str,
+        job_id: str,
     ) -> None:
         """Publishes a job, holding it up to ``publish_timeout`` while the broker nacks it.
 
@@ -341,7 +346,8 @@ class JobQueue:
                 await amqp.publish_confirmed(
                     channel,
                     exchange_name,
-                    message,
+                    body,
+                    properties,
                     routing_key,
                     timeout=max(0.1, deadline - time.monotonic()),
                     what=f"job {job_id}",
@@ -438,12 +444,8 @@ class JobQueue:
         await amqp.publish_confirmed(
             self._stream_channel(topology.RESULTS_STREAM),
             "",
-            aio_pika.Message(
-                body,
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                message_id=result.job_id,
-            ),
+            body,
+            amqp.persistent_properties(result.job_id),
             topology.RESULTS_STREAM,
             timeout=self._publish_timeout,
             what=f"result of job {result.job_id}",
@@ -486,12 +488,8 @@ class JobQueue:
             await amqp.publish_confirmed(
                 self._stream_channel(topology.CANCELLATIONS_STREAM),
                 "",
-                aio_pika.Message(
-                    cancellation.cancel_message_body(record),
-                    content_type="application/json",
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    message_id=job_id,
-                ),
+                cancellation.cancel_message_body(record),
+                amqp.persistent_properties(job_id),
                 topology.CANCELLATIONS_STREAM,
                 timeout=self._publish_timeout,
                 what=f"cancellation of job {job_id}",

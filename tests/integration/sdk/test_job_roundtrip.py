@@ -290,6 +290,30 @@ async def test_job_that_no_queue_accepts_raises_instead_of_vanishing(
         await restore.disconnect()
 
 
+async def test_a_job_waits_in_its_queue_as_a_persistent_message_named_by_its_id(
+    rabbitmq_url: str, queue_name: str, producer: JobQueue
+) -> None:
+    # What survives a broker restart and what a redrive or an operator reading the queue sees:
+    # persistent, the job id as message id, the priority and the submit time as properties.
+    import aio_pika
+
+    before = int(time.time())
+    job_id = await producer.submit_job("ITL.Demo", "Job", "create", demo_request(), priority=7)
+
+    connection = await aio_pika.connect(rabbitmq_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(queue_name)
+        message = await queue.get(no_ack=True, timeout=5)
+    assert message.delivery_mode is aio_pika.DeliveryMode.PERSISTENT
+    assert message.message_id == job_id
+    assert message.priority == 7
+    assert message.content_type == "application/json"
+    assert message.timestamp is not None
+    assert before <= message.timestamp.timestamp() <= time.time() + 1
+    assert json.loads(message.body)["job_id"] == job_id
+
+
 async def test_invalid_priority_and_operation_are_rejected(producer: JobQueue) -> None:
     with pytest.raises(ValueError, match="priority must be between 0 and 10"):
         await producer.submit_job("ITL.Demo", "Job", "create", demo_request(), priority=11)
