@@ -118,10 +118,6 @@ class PublishNackedError(JobSubmissionError):
     """
 
 
-PERSISTENT = 2
-"""AMQP 0.9.1 ``delivery-mode`` of a message the broker writes to disk."""
-
-
 def persistent_properties(
     message_id: str | None,
     *,
@@ -137,7 +133,7 @@ def persistent_properties(
     """
     return Basic.Properties(
         content_type=content_type,
-        delivery_mode=PERSISTENT,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         priority=priority,
         message_id=message_id,
         timestamp=timestamp,
