@@ -127,6 +127,10 @@ def choose(requested: str) -> tuple[str, str]:
     if requested != "auto":
         return requested, "asked for"
     context = current_context()
+    if context == f"kind-{KIND_CLUSTER}" and kind_unusable() is None:
+        # The demo's own cluster from an earlier run: reused as kind, so the broker gets the
+        # image built here again (as "current" it would be pulled from a registry and never come).
+        return "kind", f"the demo's own kind cluster {KIND_CLUSTER!r} is the current context"
     if context and context_allowed(context):
         return "current", f"current context {context!r} looks disposable"
     if context:
