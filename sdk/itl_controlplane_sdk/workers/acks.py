@@ -27,13 +27,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from aio_pika.abc import AbstractIncomingMessage
     from aiormq.abc import AbstractChannel
 
 log = logging.getLogger(__name__)
+
+
+class Delivery(Protocol):
+    """What the batcher needs of a delivery: aiormq's ``DeliveredMessage`` or aio-pika's
+    ``IncomingMessage``."""
+
+    @property
+    def channel(self) -> AbstractChannel: ...
+
+    @property
+    def delivery_tag(self) -> int | None: ...
+
 
 AckFrames = list[tuple[int, bool]]
 """(delivery tag, multiple) pairs, in the order they must be sent."""
@@ -74,25 +85,26 @@ class AckBatcher:
         self._frames: deque[tuple[AbstractChannel, int, bool]] = deque()
         self._sender: asyncio.Task[None] | None = None
 
-    def track(self, message: AbstractIncomingMessage) -> None:
+    def track(self, message: Delivery) -> None:
         """Records a new delivery; call it before the job starts."""
         assert message.delivery_tag is not None
         self._unsettled.setdefault(message.channel, {})[message.delivery_tag] = False
 
-    async def nack(self, message: AbstractIncomingMessage, *, requeue: bool) -> None:
+    async def nack(self, message: Delivery, *, requeue: bool) -> None:
         """Settles a delivery by nack (``requeue=False`` dead-letters it through the DLX).
 
         The tag leaves the window only once the nack frame is written (or failed with the
         channel), so no ``multiple`` ack planned meanwhile can claim it first.
         """
+        assert message.delivery_tag is not None
         try:
-            await message.nack(requeue=requeue)
+            await message.channel.basic_nack(message.delivery_tag, requeue=requeue)
         finally:
             tags = self._unsettled.get(message.channel)
             if tags is not None and message.delivery_tag is not None:
                 tags.pop(message.delivery_tag, None)
 
-    def ack(self, message: AbstractIncomingMessage) -> None:
+    def ack(self, message: Delivery) -> None:
         """Marks a delivery done; its ack goes out at the end of this loop iteration."""
         assert message.delivery_tag is not None
         if message.channel.is_closed:
@@ -102,7 +114,7 @@ class AckBatcher:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
-    def is_open(self, message: AbstractIncomingMessage) -> bool:
+    def is_open(self, message: Delivery) -> bool:
         """Whether a delivery is tracked and neither acked nor nacked yet."""
         tags = self._unsettled.get(message.channel)
         return tags is not None and tags.get(message.delivery_tag or 0) is False

@@ -9,20 +9,15 @@ it to another worker (at-least-once delivery).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from aio_pika.abc import (
-    AbstractChannel,
-    AbstractConnection,
-    AbstractIncomingMessage,
-    AbstractQueue,
-)
+from aio_pika.abc import AbstractConnection, AbstractRobustChannel
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+from aiormq.abc import DeliveredMessage
 
 from itl_controlplane_sdk import logs, tracing
 from itl_controlplane_sdk.contract import replication, topology
@@ -30,6 +25,7 @@ from itl_controlplane_sdk.contract.settings import DEFAULT_MAX_JOB_BYTES
 from itl_controlplane_sdk.errors import JobSubmissionError, RetryableJobError, UndecodableJobError
 from itl_controlplane_sdk.workers import amqp
 from itl_controlplane_sdk.workers.acks import AckBatcher
+from itl_controlplane_sdk.workers.deliveries import DirectConsumers
 from itl_controlplane_sdk.workers.envelope import JobEnvelope, decode_delivery, job_attributes
 from itl_controlplane_sdk.workers.results import JobResult, JobStatus
 from itl_controlplane_sdk.workers.slots import PrioritySlots
@@ -111,7 +107,6 @@ class JobConsumer:
         self._queue_type = queue_type
         # One consumer per priority band (one band in classic mode), highest first.
         self._lanes = replication.band_queues(queue_name, queue_type)
-        self._lane_of: dict[str, str] = {}
         self._slots = PrioritySlots(prefetch, len(self._lanes)) if len(self._lanes) > 1 else None
         self._callback = callback
         self._prefetch = prefetch
@@ -121,8 +116,8 @@ class JobConsumer:
         self._publish_result = results
         self._max_job_bytes = max_job_bytes
         self._on_idle = on_idle
-        self._channel: AbstractChannel | None = None
-        self._consumers: list[tuple[AbstractQueue, str]] = []
+        self._channel: AbstractRobustChannel | None = None
+        self._consumers: DirectConsumers | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._acks = AckBatcher()
         self._closing = False
@@ -155,30 +150,27 @@ class JobConsumer:
         return max(0, self._acks.open - len(self._tasks))
 
     async def start(self) -> None:
-        self._channel = await self._connection.channel(
-            publisher_confirms=True, on_return_raises=True
-        )
+        channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        assert isinstance(channel, AbstractRobustChannel), "JobQueue connects robustly"
+        self._channel = channel
         # Classic: the prefetch is the concurrency. Bands: each band's consumer may hold one
         # job more than the slots, so when a job of a band ends, the next one of that band is
         # already here and the freed slot does not go to a lower band for want of it.
         lookahead = 1 if self._slots is not None else 0
         await self._channel.set_qos(prefetch_count=self._prefetch + lookahead)
-        for rank, lane in enumerate(self._lanes):
-            queue = await self._channel.declare_queue(
+        for lane in self._lanes:
+            # Declared through aio-pika, which declares them again when the channel reopens.
+            await channel.declare_queue(
                 lane, durable=True, arguments=replication.job_queue_arguments(self._queue_type)
             )
-            tag = await queue.consume(functools.partial(self._on_message, rank=rank))
-            self._lane_of[tag] = lane
-            self._consumers.append((queue, tag))
+        self._consumers = DirectConsumers(channel, self._lanes, self._on_message)
+        await self._consumers.start()
 
     async def drain(self, timeout: float) -> int:
         """Stops taking jobs, waits up to ``timeout`` for in-flight ones, requeues the rest."""
         self._closing = True
-        for queue, tag in self._consumers:
-            try:
-                await queue.cancel(tag)
-            except TRANSIENT_ERRORS:
-                log.warning("could not cancel the consumer cleanly; closing the channel instead")
+        if self._consumers is not None:
+            await self._consumers.cancel()
         pending: set[asyncio.Task[None]] = set()
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
@@ -191,16 +183,18 @@ class JobConsumer:
             await self._channel.close()
         return len(pending)
 
-    def _lane(self, message: AbstractIncomingMessage) -> str:
+    def _lane(self, message: DeliveredMessage) -> str:
         """The queue (band) a delivery came from: its retries and dead letters name it."""
-        return self._lane_of.get(message.consumer_tag or "", self._queue_name)
+        lane = self._consumers.queue_of(message) if self._consumers is not None else None
+        return lane or self._queue_name
 
-    async def _on_message(self, message: AbstractIncomingMessage, *, rank: int = 0) -> None:
+    async def _on_message(self, message: DeliveredMessage, rank: int) -> None:
+        assert message.delivery_tag is not None
         if self._closing:
-            await message.nack(requeue=True)
+            await message.channel.basic_nack(message.delivery_tag, requeue=True)
             return
-        # aio-pika already runs each delivery in a task of its own: handle the job in it
-        # (no second task per job) and keep it for draining.
+        # aiormq runs each delivery in a task of its own: handle the job in it and keep it
+        # for draining.
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
@@ -219,7 +213,7 @@ class JobConsumer:
             if not self._tasks and self._on_idle is not None:
                 self._on_idle()
 
-    async def _handle_in_band(self, message: AbstractIncomingMessage, rank: int) -> None:
+    async def _handle_in_band(self, message: DeliveredMessage, rank: int) -> None:
         """Waits for a job slot (``PrioritySlots``: highest band first), then handles."""
         assert self._slots is not None
         try:
@@ -235,9 +229,11 @@ class JobConsumer:
         finally:
             self._slots.release()
 
-    async def _settle_after_bug(self, message: AbstractIncomingMessage, exc: BaseException) -> None:
+    async def _settle_after_bug(self, message: DeliveredMessage, exc: BaseException) -> None:
         """Dead-letters a delivery whose handling broke, or rejects it to the queue's DLX."""
-        log.error("handling of message %s failed", message.message_id, exc_info=exc)
+        log.error(
+            "handling of message %s failed", message.header.properties.message_id, exc_info=exc
+        )
         if not self._acks.is_open(message):
             return  # already settled before the failure
         reason = f"worker error while handling the message: {type(exc).__name__}: {exc}"
@@ -246,31 +242,42 @@ class JobConsumer:
         except asyncio.CancelledError:
             raise
         except BaseException:
-            log.exception("could not dead-letter %s; rejecting it instead", message.message_id)
+            log.exception(
+                "could not dead-letter %s; rejecting it instead",
+                message.header.properties.message_id,
+            )
             if self._acks.is_open(message):
                 try:
                     await self._acks.nack(message, requeue=False)
                 except TRANSIENT_ERRORS:
                     log.warning(
-                        "could not reject %s; the broker will redeliver it", message.message_id
+                        "could not reject %s; the broker will redeliver it",
+                        message.header.properties.message_id,
                     )
 
-    async def _handle(self, message: AbstractIncomingMessage) -> None:
+    async def _handle(self, message: DeliveredMessage) -> None:
         try:
             envelope = decode_delivery(
                 message.body,
-                content_type=message.content_type,
-                content_encoding=message.content_encoding,
+                content_type=message.header.properties.content_type,
+                content_encoding=message.header.properties.content_encoding,
                 max_bytes=self._max_job_bytes,
             )
         except UndecodableJobError as exc:
-            log.error("dead-lettering undecodable message %s: %s", message.message_id, exc)
+            log.error(
+                "dead-lettering undecodable message %s: %s",
+                message.header.properties.message_id,
+                exc,
+            )
             await self._settle(message, dead_letter_reason=str(exc))
             return
         with (
             logs.job_context(envelope.job_id),
             tracing.span(
-                "process_job", job_attributes(envelope), kind="CONSUMER", headers=message.headers
+                "process_job",
+                job_attributes(envelope),
+                kind="CONSUMER",
+                headers=message.header.properties.headers,
             ) as current,
         ):
             outcome = await self._process(message, envelope)
@@ -278,7 +285,7 @@ class JobConsumer:
             if outcome == JobStatus.FAILED.value:
                 tracing.mark_error(current, "job failed")
 
-    async def _process(self, message: AbstractIncomingMessage, envelope: JobEnvelope) -> str:
+    async def _process(self, message: DeliveredMessage, envelope: JobEnvelope) -> str:
         """Runs one attempt and records its outcome; returns it (completed, failed, retry...)."""
         try:
             outcome = await self._callback(envelope.job_id, envelope.model_dump(mode="json"))
@@ -306,7 +313,7 @@ class JobConsumer:
         return result.status.value
 
     async def _record(
-        self, message: AbstractIncomingMessage, envelope: JobEnvelope, result: JobResult
+        self, message: DeliveredMessage, envelope: JobEnvelope, result: JobResult
     ) -> None:
         deadline = time.monotonic() + RECORD_DEADLINE_SECONDS
         try:
@@ -324,7 +331,7 @@ class JobConsumer:
         await self._settle(message, dead_letter_reason=reason, attempts=envelope.attempt)
 
     async def _retry(
-        self, message: AbstractIncomingMessage, envelope: JobEnvelope, exc: Exception
+        self, message: DeliveredMessage, envelope: JobEnvelope, exc: Exception
     ) -> None:
         delay_ms = retry_delay_ms(envelope.attempt, self._retry_base_delay)
         lane = self._lane(message)
@@ -347,7 +354,9 @@ class JobConsumer:
                 "",
                 retried.to_json(),
                 amqp.persistent_properties(
-                    envelope.job_id, priority=message.priority, headers=message.headers
+                    envelope.job_id,
+                    priority=message.header.properties.priority,
+                    headers=message.header.properties.headers,
                 ),
                 topology.retry_queue_name(lane, delay_ms),
                 timeout=self._publish_timeout,
@@ -369,11 +378,11 @@ class JobConsumer:
         self._ack(message)
 
     async def _settle(
-        self, message: AbstractIncomingMessage, *, dead_letter_reason: str | None, attempts: int = 1
+        self, message: DeliveredMessage, *, dead_letter_reason: str | None, attempts: int = 1
     ) -> None:
         """Acks the message, first copying it to the DLQ with the reason when it failed."""
         if dead_letter_reason is not None:
-            headers = dict(message.headers or {})
+            headers = dict(message.header.properties.headers or {})
             headers.update(
                 {
                     HEADER_REASON: dead_letter_reason[:1000],
@@ -391,34 +400,40 @@ class JobConsumer:
                     topology.DEAD_LETTER_EXCHANGE,
                     message.body,
                     amqp.persistent_properties(
-                        message.message_id,
-                        content_type=message.content_type,
-                        priority=message.priority,
+                        message.header.properties.message_id,
+                        content_type=message.header.properties.content_type,
+                        priority=message.header.properties.priority,
                         headers=headers,
                     ),
                     topology.DEAD_LETTER_ROUTING_KEY,
                     timeout=self._publish_timeout,
-                    what=f"dead letter {message.message_id}",
+                    what=f"dead letter {message.header.properties.message_id}",
                 )
 
             try:
                 await publish_until_recorded(
                     publish,
-                    what=f"dead letter {message.message_id}",
+                    what=f"dead letter {message.header.properties.message_id}",
                     deadline=time.monotonic() + RECORD_DEADLINE_SECONDS,
                 )
             except (JobSubmissionError, *TRANSIENT_ERRORS):
-                log.exception("could not dead-letter %s; rejecting it instead", message.message_id)
+                log.exception(
+                    "could not dead-letter %s; rejecting it instead",
+                    message.header.properties.message_id,
+                )
                 await self._acks.nack(message, requeue=False)
                 return
             self.dead_lettered += 1
         self._ack(message)
 
-    def _ack(self, message: AbstractIncomingMessage) -> None:
+    def _ack(self, message: DeliveredMessage) -> None:
         self._acks.ack(message)
 
-    async def _requeue(self, message: AbstractIncomingMessage) -> None:
+    async def _requeue(self, message: DeliveredMessage) -> None:
         try:
             await self._acks.nack(message, requeue=True)
         except TRANSIENT_ERRORS:
-            log.warning("could not requeue %s; the broker will redeliver it", message.message_id)
+            log.warning(
+                "could not requeue %s; the broker will redeliver it",
+                message.header.properties.message_id,
+            )

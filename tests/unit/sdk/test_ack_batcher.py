@@ -45,16 +45,16 @@ class ModelChannel:
         if wait:
             await self.drain()
 
+    async def basic_nack(self, delivery_tag: int, requeue: bool = True) -> None:
+        await self.drain()  # whatever the client does before the frame is queued
+        self.settle(delivery_tag, multiple=False, what="nack")
+        await self.drain()
+
 
 @dataclass(eq=False)
 class ModelMessage:
     channel: ModelChannel
     delivery_tag: int
-
-    async def nack(self, requeue: bool = True) -> None:
-        await self.channel.drain()  # whatever the client does before the frame is queued
-        self.channel.settle(self.delivery_tag, multiple=False, what="nack")
-        await self.channel.drain()
 
 
 async def run_jobs(
