@@ -24,7 +24,8 @@ raw-stream
 sdk
     ``JobQueue.submit_job`` + ``JobQueue.get_result`` against one
     ``python -m itl_controlplane_sdk.workers`` process (MAX_CONCURRENT_JOBS=10) running the
-    SDK's no-op provider (``SimulatedWorkProvider`` with an empty body), at the SDK's defaults:
+    benchmark's no-op provider (``_sdk_providers.NoOpJob``: the peers' answer, the resource
+    name and a status, in the SDK's response model), at the SDK's defaults:
     ``RESULTS_PROTOCOL=auto``, so results over RabbitMQ's stream protocol when the broker
     offers it (the ``rabbitmq_stream`` plugin on ``ITL_BENCH_RABBITMQ_STREAM_PORT``, default
     the AMQP port minus 120 as ``tools/rabbitmq/rabbitmq.sh`` sets it); the run prints which.

@@ -152,3 +152,19 @@ async def test_metrics_keep_the_reference_names() -> None:
     assert 'worker_jobs_processed{worker_id="pod\\"1"} 0' in text
     assert 'worker_running{worker_id="pod\\"1"} 1' in text
     assert "worker_jobs_processed_total" not in text
+
+
+async def test_job_durations_are_counted_per_operation_and_outcome() -> None:
+    worker = EchoWorker("pod-1")
+    await worker.start()
+    metrics = WorkerMetrics(worker.worker_id, "team/pool")
+    for operation, status in [("create", "completed")] * 3 + [("delete", "failed")]:
+        metrics.observe_job(operation, status, 0.02)
+    text = metrics.render(worker).decode()
+
+    def count(operation: str, status: str) -> str:
+        labels = f'operation="{operation}",pool="team/pool",status="{status}",worker_id="pod-1"'
+        return f"worker_job_duration_seconds_count{{{labels}}}"
+
+    assert f"{count('create', 'completed')} 3.0" in text
+    assert f"{count('delete', 'failed')} 1.0" in text
