@@ -8,9 +8,11 @@ connected and idle while its queue fills.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import aio_pika
 import pytest
@@ -50,16 +52,33 @@ async def connection(rabbitmq_url: str) -> AsyncIterator[AbstractRobustConnectio
         yield connection
 
 
-async def _consumed(
-    connection: AbstractRobustConnection, names: list[str], received: Received
-) -> tuple[AbstractRobustChannel, DirectConsumers]:
+@dataclass
+class Consumed:
+    names: list[str]
+    received: Received
+    channel: AbstractRobustChannel
+    consumers: DirectConsumers
+
+
+@contextlib.asynccontextmanager
+async def consumed(
+    connection: AbstractRobustConnection, rabbitmq_url: str, *bands: str
+) -> AsyncIterator[Consumed]:
+    """Fresh queues (one per band, or one), consumed by ``DirectConsumers``; deleted after."""
+    prefix = f"test.direct.{uuid.uuid4().hex[:8]}"
+    names = [f"{prefix}.{band}" for band in bands] or [prefix]
+    received = Received()
     channel = await connection.channel()
     assert isinstance(channel, AbstractRobustChannel)
     for name in names:
         await channel.declare_queue(name, auto_delete=False)
     consumers = DirectConsumers(channel, names, received)
     await consumers.start()
-    return channel, consumers
+    try:
+        yield Consumed(names, received, channel, consumers)
+    finally:
+        await consumers.cancel()
+        await _delete(rabbitmq_url, *names)
 
 
 async def _publish(connection: AbstractRobustConnection, queue: str, body: bytes) -> None:
@@ -81,28 +100,19 @@ async def _delete(rabbitmq_url: str, *names: str) -> None:
 async def test_each_queue_delivers_with_its_rank(
     connection: AbstractRobustConnection, rabbitmq_url: str
 ) -> None:
-    names = [f"test.direct.{uuid.uuid4().hex[:8]}.{band}" for band in ("high", "low")]
-    received = Received()
-    _, consumers = await _consumed(connection, names, received)
-    try:
-        assert consumers.consuming == 2
-        await _publish(connection, names[1], b"low")
-        await _publish(connection, names[0], b"high")
-        assert await received.wait_for(b"low") == 1
-        assert await received.wait_for(b"high") == 0
-    finally:
-        await consumers.cancel()
-        await _delete(rabbitmq_url, *names)
+    async with consumed(connection, rabbitmq_url, "high", "low") as queues:
+        assert queues.consumers.consuming == 2
+        await _publish(connection, queues.names[1], b"low")
+        await _publish(connection, queues.names[0], b"high")
+        assert await queues.received.wait_for(b"low") == 1
+        assert await queues.received.wait_for(b"high") == 0
 
 
 async def test_consumers_come_back_after_the_broker_closes_their_channel(
     connection: AbstractRobustConnection, rabbitmq_url: str
 ) -> None:
-    name = f"test.direct.{uuid.uuid4().hex[:8]}"
-    received = Received()
-    channel, consumers = await _consumed(connection, [name], received)
-    try:
-        underlay = await channel.get_underlay_channel()
+    async with consumed(connection, rabbitmq_url) as queues:
+        underlay = await queues.channel.get_underlay_channel()
         # An ack of a tag never delivered is a channel error: the broker closes the channel
         # (PRECONDITION_FAILED) and the robust channel opens a new one.
         await underlay.basic_ack(999_999)
@@ -110,55 +120,41 @@ async def test_consumers_come_back_after_the_broker_closes_their_channel(
         while not underlay.is_closed and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         assert underlay.is_closed
-        await _publish(connection, name, b"after the channel error")
-        await received.wait_for(b"after the channel error")
-        assert await channel.get_underlay_channel() is not underlay
-        assert consumers.consuming == 1
-    finally:
-        await consumers.cancel()
-        await _delete(rabbitmq_url, name)
+        await _publish(connection, queues.names[0], b"after the channel error")
+        await queues.received.wait_for(b"after the channel error")
+        assert await queues.channel.get_underlay_channel() is not underlay
+        assert queues.consumers.consuming == 1
 
 
 async def test_a_queue_deleted_under_its_consumer_is_declared_and_consumed_again(
     connection: AbstractRobustConnection, rabbitmq_url: str
 ) -> None:
-    name = f"test.direct.{uuid.uuid4().hex[:8]}"
-    received = Received()
-    _, consumers = await _consumed(connection, [name], received)
-    try:
-        await _delete(rabbitmq_url, name)  # the broker cancels the consumer
+    async with consumed(connection, rabbitmq_url) as queues:
+        await _delete(rabbitmq_url, *queues.names)  # the broker cancels the consumer
         deadline = time.monotonic() + 15
-        while not any(body == b"after the delete" for body, _ in received.bodies):
+        while not any(body == b"after the delete" for body, _ in queues.received.bodies):
             assert time.monotonic() < deadline, "the queue was not consumed again within 15s"
             # Dropped while the queue is gone, taken once aio-pika has declared it again.
-            await _publish(connection, name, b"after the delete")
+            await _publish(connection, queues.names[0], b"after the delete")
             await asyncio.sleep(0.2)
-        assert consumers.consuming == 1
-    finally:
-        await consumers.cancel()
-        await _delete(rabbitmq_url, name)
+        assert queues.consumers.consuming == 1
 
 
 async def test_cancel_stops_deliveries(
     connection: AbstractRobustConnection, rabbitmq_url: str
 ) -> None:
-    name = f"test.direct.{uuid.uuid4().hex[:8]}"
-    received = Received()
-    _, consumers = await _consumed(connection, [name], received)
-    try:
-        await consumers.cancel()
-        assert consumers.consuming == 0
-        await _publish(connection, name, b"nobody takes it")
+    async with consumed(connection, rabbitmq_url) as queues:
+        await queues.consumers.cancel()
+        assert queues.consumers.consuming == 0
+        await _publish(connection, queues.names[0], b"nobody takes it")
         probe = await connection.channel()
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
-            queue = await probe.declare_queue(name, passive=True)
+            queue = await probe.declare_queue(queues.names[0], passive=True)
             if queue.declaration_result.message_count == 1:
                 break
             await asyncio.sleep(0.05)
         assert queue.declaration_result.message_count == 1
         assert queue.declaration_result.consumer_count == 0
-        assert received.bodies == []
+        assert queues.received.bodies == []
         await probe.close()
-    finally:
-        await _delete(rabbitmq_url, name)
