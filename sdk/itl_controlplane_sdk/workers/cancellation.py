@@ -75,10 +75,6 @@ async def declare_cancellations_stream(
         log.warning("stream %s exists with other settings; keeping them", CANCELLATIONS_STREAM)
 
 
-def cancel_message_body(result: JobResult) -> bytes:
-    return json.dumps(result.to_dict()).encode()
-
-
 class CancellationWatcher:
     """Tails the cancellations stream into a bounded map of job id -> terminal result."""
 
@@ -101,7 +97,7 @@ class CancellationWatcher:
         await self._queue.consume(self._on_message, arguments={"x-stream-offset": "first"})
         marker = JobResult(self._sync_marker, JobStatus.CANCELLED, error="sync marker")
         await channel.default_exchange.publish(
-            aio_pika.Message(cancel_message_body(marker), message_id=self._sync_marker),
+            aio_pika.Message(marker.to_json(), message_id=self._sync_marker),
             routing_key=CANCELLATIONS_STREAM,
         )
         try:

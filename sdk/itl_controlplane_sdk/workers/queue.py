@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import ssl
 import time
@@ -437,7 +436,7 @@ class JobQueue:
     async def publish_result(self, result: JobResult) -> None:
         """Appends a result to the results stream (confirmed)."""
         self._require_connection()
-        body = json.dumps(result.to_dict()).encode()
+        body = result.to_json()
         if self._appender is not None:
             await self._appender.append(result.job_id, body)
             return
@@ -488,7 +487,7 @@ class JobQueue:
             await amqp.publish_confirmed(
                 self._stream_channel(topology.CANCELLATIONS_STREAM),
                 "",
-                cancellation.cancel_message_body(record),
+                record.to_json(),
                 amqp.persistent_properties(job_id),
                 topology.CANCELLATIONS_STREAM,
                 timeout=self._publish_timeout,
@@ -514,7 +513,7 @@ class JobQueue:
         Markers only help an API refuse to cancel running jobs; losing one is harmless, so the
         hot path does not pay for a confirm round trip.
         """
-        body = json.dumps(JobResult(job_id, JobStatus.PROCESSING).to_dict()).encode()
+        body = JobResult(job_id, JobStatus.PROCESSING).to_json()
         if self._appender is not None:
             await self._appender.append(
                 job_id, body, message_type=PROCESSING_MESSAGE_TYPE, confirm=False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -43,6 +44,10 @@ class JobResult:
             "error": self.error,
             "timestamp": self.timestamp.isoformat(),
         }
+
+    def to_json(self) -> bytes:
+        """The record's body as every writer stores it: compact JSON, no spaces to store."""
+        return json.dumps(self.to_dict(), separators=(",", ":")).encode()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobResult:

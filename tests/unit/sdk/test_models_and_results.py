@@ -49,6 +49,16 @@ def test_job_result_round_trips_through_dict_and_json() -> None:
     assert original.timestamp.tzinfo is UTC
 
 
+def test_a_result_record_is_compact_json_that_reads_back_the_same() -> None:
+    original = JobResult("123", JobStatus.FAILED, result={"id": "rg 1"}, error="no: quota")
+
+    record = original.to_json()
+
+    assert JobResult.from_dict(json.loads(record)) == original
+    assert b'": ' not in record and b', "' not in record  # no space after a key or an item
+    assert b'"error":"no: quota"' in record  # spaces inside values stay
+
+
 def test_provisioning_state_is_json_serialisable() -> None:
     response = ResourceResponse(id="x", provisioning_state=ProvisioningState.CREATING)
 
