@@ -101,7 +101,7 @@ class AckBatcher:
             await message.channel.basic_nack(message.delivery_tag, requeue=requeue)
         finally:
             tags = self._unsettled.get(message.channel)
-            if tags is not None and message.delivery_tag is not None:
+            if tags is not None:
                 tags.pop(message.delivery_tag, None)
 
     def ack(self, message: Delivery) -> None:

@@ -231,9 +231,8 @@ class JobConsumer:
 
     async def _settle_after_bug(self, message: DeliveredMessage, exc: BaseException) -> None:
         """Dead-letters a delivery whose handling broke, or rejects it to the queue's DLX."""
-        log.error(
-            "handling of message %s failed", message.header.properties.message_id, exc_info=exc
-        )
+        message_id = message.header.properties.message_id
+        log.error("handling of message %s failed", message_id, exc_info=exc)
         if not self._acks.is_open(message):
             return  # already settled before the failure
         reason = f"worker error while handling the message: {type(exc).__name__}: {exc}"
@@ -242,42 +241,30 @@ class JobConsumer:
         except asyncio.CancelledError:
             raise
         except BaseException:
-            log.exception(
-                "could not dead-letter %s; rejecting it instead",
-                message.header.properties.message_id,
-            )
+            log.exception("could not dead-letter %s; rejecting it instead", message_id)
             if self._acks.is_open(message):
                 try:
                     await self._acks.nack(message, requeue=False)
                 except TRANSIENT_ERRORS:
-                    log.warning(
-                        "could not reject %s; the broker will redeliver it",
-                        message.header.properties.message_id,
-                    )
+                    log.warning("could not reject %s; the broker will redeliver it", message_id)
 
     async def _handle(self, message: DeliveredMessage) -> None:
+        properties = message.header.properties
         try:
             envelope = decode_delivery(
                 message.body,
-                content_type=message.header.properties.content_type,
-                content_encoding=message.header.properties.content_encoding,
+                content_type=properties.content_type,
+                content_encoding=properties.content_encoding,
                 max_bytes=self._max_job_bytes,
             )
         except UndecodableJobError as exc:
-            log.error(
-                "dead-lettering undecodable message %s: %s",
-                message.header.properties.message_id,
-                exc,
-            )
+            log.error("dead-lettering undecodable message %s: %s", properties.message_id, exc)
             await self._settle(message, dead_letter_reason=str(exc))
             return
         with (
             logs.job_context(envelope.job_id),
             tracing.span(
-                "process_job",
-                job_attributes(envelope),
-                kind="CONSUMER",
-                headers=message.header.properties.headers,
+                "process_job", job_attributes(envelope), kind="CONSUMER", headers=properties.headers
             ) as current,
         ):
             outcome = await self._process(message, envelope)
@@ -382,7 +369,8 @@ class JobConsumer:
     ) -> None:
         """Acks the message, first copying it to the DLQ with the reason when it failed."""
         if dead_letter_reason is not None:
-            headers = dict(message.header.properties.headers or {})
+            properties = message.header.properties
+            headers = dict(properties.headers or {})
             headers.update(
                 {
                     HEADER_REASON: dead_letter_reason[:1000],
@@ -400,26 +388,25 @@ class JobConsumer:
                     topology.DEAD_LETTER_EXCHANGE,
                     message.body,
                     amqp.persistent_properties(
-                        message.header.properties.message_id,
-                        content_type=message.header.properties.content_type,
-                        priority=message.header.properties.priority,
+                        properties.message_id,
+                        content_type=properties.content_type,
+                        priority=properties.priority,
                         headers=headers,
                     ),
                     topology.DEAD_LETTER_ROUTING_KEY,
                     timeout=self._publish_timeout,
-                    what=f"dead letter {message.header.properties.message_id}",
+                    what=f"dead letter {properties.message_id}",
                 )
 
             try:
                 await publish_until_recorded(
                     publish,
-                    what=f"dead letter {message.header.properties.message_id}",
+                    what=f"dead letter {properties.message_id}",
                     deadline=time.monotonic() + RECORD_DEADLINE_SECONDS,
                 )
             except (JobSubmissionError, *TRANSIENT_ERRORS):
                 log.exception(
-                    "could not dead-letter %s; rejecting it instead",
-                    message.header.properties.message_id,
+                    "could not dead-letter %s; rejecting it instead", properties.message_id
                 )
                 await self._acks.nack(message, requeue=False)
                 return
